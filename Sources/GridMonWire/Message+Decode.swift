@@ -1,0 +1,112 @@
+import CGridMonProto
+
+/// Decoding a frame payload (a serialized `gridmon.v1.Frame`) into a `Message`, via protobuf-c.
+///
+/// protobuf-c parses into C structs on the heap; they are copied into Swift values and freed
+/// before returning, on every path (`defer`), so no C memory outlives the call.
+extension Message {
+    /// Decodes one frame payload.
+    ///
+    /// - Throws: `WireError.unparseableProtobuf` when protobuf-c rejects the bytes (bad
+    ///   varint, wrong wire type, truncated field), `.missingBody` for a `Frame` with nothing
+    ///   set, `.unknownBody` when it holds a message number this build does not know.
+    public init(payload: UnsafeRawBufferPointer) throws(WireError) {
+        // protobuf-c reads nothing when the length is 0, but wants a pointer all the same.
+        var empty: UInt8 = 0
+        let frame = withUnsafePointer(to: &empty) { emptyPointer in
+            gridmon__v1__frame__unpack(
+                nil, payload.count, payload.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? emptyPointer)
+        }
+        guard let frame else { throw .unparseableProtobuf(length: payload.count) }
+        defer { gridmon__v1__frame__free_unpacked(frame, nil) }
+
+        let f = frame.pointee
+        switch f.body_case {
+        case GRIDMON__V1__FRAME__BODY_HELLO: self = .hello(Hello(f.hello.pointee))
+        case GRIDMON__V1__FRAME__BODY_WELCOME: self = .welcome(Welcome(f.welcome.pointee))
+        case GRIDMON__V1__FRAME__BODY_SAMPLES: self = .samples(SampleBatch(f.samples.pointee))
+        case GRIDMON__V1__FRAME__BODY_ACK: self = .ack(Ack(f.ack.pointee))
+        case GRIDMON__V1__FRAME__BODY_PING: self = .ping(Ping(nonce: f.ping.pointee.nonce))
+        case GRIDMON__V1__FRAME__BODY_PONG: self = .pong(Pong(nonce: f.pong.pointee.nonce))
+        case GRIDMON__V1__FRAME__BODY_GOODBYE: self = .goodbye(Goodbye(reason: string(f.goodbye.pointee.reason)))
+        case GRIDMON__V1__FRAME__BODY_ERROR:
+            let e = f.error.pointee
+            self = .error(ErrorMessage(code: StatusCode(rawValue: e.code), message: string(e.message), streamID: e.stream_id))
+        default:
+            // Every field of Frame is in the oneof, so any field protobuf-c kept as unknown is
+            // a body member from a newer schema.
+            if f.base.n_unknown_fields > 0, let unknown = f.base.unknown_fields {
+                throw .unknownBody(fieldNumber: unknown[0].tag)
+            }
+            throw .missingBody
+        }
+    }
+}
+
+/// A Swift string from a protobuf-c string field (never NULL after unpack; tolerated anyway).
+/// Invalid UTF-8 is repaired with U+FFFD rather than rejected.
+@inline(__always)
+private func string(_ pointer: UnsafePointer<CChar>?) -> String {
+    pointer.map { String(cString: $0) } ?? ""
+}
+
+/// The elements of a protobuf-c repeated message field (`n_x`, `x`), converted.
+@inline(__always)
+private func repeated<C, T>(_ count: Int, _ items: UnsafeMutablePointer<UnsafeMutablePointer<C>?>?, _ convert: (C) -> T) -> [T] {
+    guard count > 0, let items else { return [] }
+    var result: [T] = []
+    result.reserveCapacity(count)
+    for i in 0..<count {
+        if let item = items[i] { result.append(convert(item.pointee)) }
+    }
+    return result
+}
+
+extension Hello {
+    init(_ c: Gridmon__V1__Hello) {
+        self.init(
+            protocolVersion: c.protocol_version, nodeID: string(c.node_id),
+            agentVersion: string(c.agent_version),
+            labels: repeated(c.n_labels, c.labels) { Label(key: string($0.key), value: string($0.value)) },
+            authToken: string(c.auth_token), streamID: c.stream_id)
+    }
+}
+
+extension Welcome {
+    init(_ c: Gridmon__V1__Welcome) {
+        self.init(
+            streamID: c.stream_id, accepted: c.accepted != 0, serverID: string(c.server_id),
+            durableSeq: c.durable_seq,
+            limits: c.limits.map {
+                ServerLimits(
+                    maxFrameBytes: $0.pointee.max_frame_bytes,
+                    keepaliveIntervalMs: $0.pointee.keepalive_interval_ms,
+                    maxStreams: $0.pointee.max_streams)
+            },
+            message: string(c.message))
+    }
+}
+
+extension SampleBatch {
+    init(_ c: Gridmon__V1__SampleBatch) {
+        self.init(
+            streamID: c.stream_id,
+            samples: repeated(c.n_samples, c.samples) { s in
+                Sample(
+                    seq: s.seq, timestampNs: s.timestamp_ns, cpuPercent: s.cpu_percent,
+                    memoryPercent: s.memory_percent, diskPercent: s.disk_percent, load1: s.load1,
+                    netRxBytesPerSec: s.net_rx_bytes_per_s, netTxBytesPerSec: s.net_tx_bytes_per_s,
+                    diskReadBytesPerSec: s.disk_read_bytes_per_s,
+                    diskWriteBytesPerSec: s.disk_write_bytes_per_s,
+                    extra: repeated(s.n_extra, s.extra) { Gauge(name: string($0.name), value: $0.value) })
+            })
+    }
+}
+
+extension Ack {
+    init(_ c: Gridmon__V1__Ack) {
+        self.init(
+            streamID: c.stream_id, durableSeq: c.durable_seq,
+            anomalies: repeated(c.n_anomalies, c.anomalies) { Verdict(seq: $0.seq, score: $0.score) })
+    }
+}

@@ -1,0 +1,35 @@
+// gridmon-bench: release-build micro-benchmarks, driven by the Tools/bench-* scripts.
+//
+//   gridmon-bench codec [--rounds N] [--millis M]
+//
+// Prints one line per measurement: `swift <case> ns_per_op=<median CPU ns> ops=<count>`,
+// the same format as Tools/bench/codec_baseline.c, so a script can put both side by side.
+import Glibc
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard let command = arguments.first else {
+    fputs("usage: gridmon-bench codec [--rounds N] [--millis M]\n")
+    exit(2)
+}
+var rounds = 7
+var millis = 300
+var i = 1
+while i < arguments.count {
+    switch arguments[i] {
+    case "--rounds" where i + 1 < arguments.count: rounds = Int(arguments[i + 1]) ?? rounds; i += 2
+    case "--millis" where i + 1 < arguments.count: millis = Int(arguments[i + 1]) ?? millis; i += 2
+    default: fputs("gridmon-bench: unknown argument \(arguments[i])\n"); exit(2)
+    }
+}
+
+switch command {
+case "codec": CodecBenchmark(rounds: rounds, millis: millis).run()
+default:
+    fputs("gridmon-bench: unknown benchmark \(command)\n")
+    exit(2)
+}
+
+func fputs(_ text: String) {
+    var text = text
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
