@@ -35,7 +35,8 @@ let package = Package(
         ),
         .testTarget(
             name: "GridMonWireTests",
-            dependencies: ["GridMonWire"]
+            dependencies: ["GridMonWire"],
+            exclude: ["Interop"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -25,8 +25,10 @@ ensure_packages() {
 BUILD_PACKAGES=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libcurl4-openssl-dev pkg-config)
 
 ensure_pyvenv() {
-  local dir=$1; shift
+  local dir
+  mkdir -p "$1" && dir=$(cd "$1" && pwd); shift
   if [ ! -x "$dir/bin/python" ]; then
+    python3 -m venv --help >/dev/null 2>&1 || ensure_packages python3 python3-venv
     log "creating Python venv $dir"
     python3 -m venv "$dir" >&2
   fi
