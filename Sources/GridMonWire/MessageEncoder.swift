@@ -22,11 +22,13 @@ public final class MessageEncoder {
         let size = gridmon__v1__frame__get_packed_size(frame)
         precondition(size <= Int(UInt32.max), "a frame payload must fit a 32-bit length")
         let start = out.count
-        out.append(FrameFormat.uncompressed)
-        withUnsafeBytes(of: UInt32(size).bigEndian) { out.append(contentsOf: $0) }
-        out.append(contentsOf: repeatElement(0, count: size))
+        // One append of the whole frame, then header and payload written in place.
+        out.append(contentsOf: repeatElement(0, count: FrameFormat.headerSize + size))
         out.withUnsafeMutableBufferPointer { buffer in
-            let written = gridmon__v1__frame__pack(frame, buffer.baseAddress! + start + FrameFormat.headerSize)
+            let frameStart = buffer.baseAddress! + start
+            frameStart[0] = FrameFormat.uncompressed
+            UnsafeMutableRawPointer(frameStart + 1).storeBytes(of: UInt32(size).bigEndian, as: UInt32.self)
+            let written = gridmon__v1__frame__pack(frame, frameStart + FrameFormat.headerSize)
             assert(written == size)
         }
         return FrameFormat.headerSize + size
