@@ -6,6 +6,8 @@
 //   CProtobufC     system library: the protobuf-c runtime (libprotobuf-c-dev)
 //   CGridMonProto  C: protobuf-c code generated from Proto/ by Tools/gen-proto (committed, never edited)
 //   GridMonWire    pure Swift core: message model, frame codec, protobuf-c bridge; no syscalls
+//   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers and accept4, which Glibc's module lacks
+//   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor
 //   gridmon-bench  release-build benchmarks printed by Tools/bench-*
 import PackageDescription
 
@@ -13,6 +15,7 @@ let package = Package(
     name: "GridMon",
     products: [
         .library(name: "GridMonWire", targets: ["GridMonWire"]),
+        .library(name: "GridMonPosix", targets: ["GridMonPosix"]),
         .executable(name: "gridmon-bench", targets: ["gridmon-bench"]),
     ],
     targets: [
@@ -29,6 +32,11 @@ let package = Package(
             name: "GridMonWire",
             dependencies: ["CGridMonProto"]
         ),
+        .target(name: "CGridMonPosix"),
+        .target(
+            name: "GridMonPosix",
+            dependencies: ["CGridMonPosix"]
+        ),
         .executableTarget(
             name: "gridmon-bench",
             dependencies: ["GridMonWire", "CGridMonProto"]
@@ -37,6 +45,10 @@ let package = Package(
             name: "GridMonWireTests",
             dependencies: ["GridMonWire"],
             exclude: ["Interop"]
+        ),
+        .testTarget(
+            name: "GridMonPosixTests",
+            dependencies: ["GridMonPosix"]
         ),
     ],
     swiftLanguageModes: [.v6]
