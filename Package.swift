@@ -8,6 +8,8 @@
 //   GridMonWire    pure Swift core: message model, frame codec, protobuf-c bridge; no syscalls
 //   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers and accept4, which Glibc's module lacks
 //   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor
+//   GridMonServer  the server's protocol logic (sessions, nodes, auth, scoring hook, stats) and its epoll edge
+//   gridmon-stream-server  the daemon
 //   gridmon-bench  release-build benchmarks printed by Tools/bench-*
 import PackageDescription
 
@@ -16,7 +18,11 @@ let package = Package(
     products: [
         .library(name: "GridMonWire", targets: ["GridMonWire"]),
         .library(name: "GridMonPosix", targets: ["GridMonPosix"]),
+        .executable(name: "gridmon-stream-server", targets: ["gridmon-stream-server"]),
         .executable(name: "gridmon-bench", targets: ["gridmon-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         .systemLibrary(
@@ -37,6 +43,14 @@ let package = Package(
             name: "GridMonPosix",
             dependencies: ["CGridMonPosix"]
         ),
+        .target(
+            name: "GridMonServer",
+            dependencies: ["GridMonWire", "GridMonPosix"]
+        ),
+        .executableTarget(
+            name: "gridmon-stream-server",
+            dependencies: ["GridMonServer", "GridMonPosix", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "gridmon-bench",
             dependencies: ["GridMonWire", "CGridMonProto"]
@@ -45,6 +59,10 @@ let package = Package(
             name: "GridMonWireTests",
             dependencies: ["GridMonWire"],
             exclude: ["Interop"]
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["GridMonWire", "GridMonPosix"]
         ),
         .testTarget(
             name: "GridMonPosixTests",

@@ -1,0 +1,151 @@
+import GridMonPosix
+import GridMonWire
+
+/// One agent connection on a reactor: socket bytes → `FrameDecoder` → `ServerSession`, and
+/// the session's replies → a bounded output buffer → socket.
+///
+/// Backpressure: while more than `Server.maxOutputBytes` wait to be written (a peer that does
+/// not read its acks), the connection stops reading, so it cannot make the server buffer
+/// without bound; keepalive then closes it if it stays silent.
+/// Threading: confined to its reactor's thread. Ownership: owns `fd` and closes it.
+final class ServerConnection: EventHandler {
+    let fd: Int32
+    let peer: SocketAddress
+    let session: ServerSession
+    let acceptedAtNs: UInt64
+    var lastInputNs: UInt64
+    var pingSentNs: UInt64 = 0
+    private unowned let server: Server
+    private var decoder: FrameDecoder
+    private var output: [UInt8] = []
+    private var outputOffset = 0
+    private var watching: IOEvents = .readable
+    private(set) var isClosed = false
+
+    /// Reads per readiness event before yielding to other connections (fairness).
+    private static let readsPerEvent = 4
+
+    init(fd: Int32, peer: SocketAddress, server: Server, session: ServerSession, maxFrameBytes: Int) {
+        self.fd = fd
+        self.peer = peer
+        self.server = server
+        self.session = session
+        self.decoder = FrameDecoder(maxFrameSize: maxFrameBytes)
+        self.acceptedAtNs = Clock.monotonicNanos()
+        self.lastInputNs = acceptedAtNs
+        output.append(contentsOf: Preface.bytes)
+        session.onUnpromptedOutput = { [unowned self] in self.sendOutgoing() }
+    }
+
+    var pendingOutput: Int { output.count - outputOffset }
+
+    func handleEvents(_ events: IOEvents) {
+        if !events.isDisjoint(with: [.readable, .hangup, .error]) && watching.contains(.readable) { readAvailable() }
+        if !isClosed && events.contains(.writable) { flush() }
+    }
+
+    /// Queues the session's messages and writes what the socket takes.
+    func sendOutgoing() {
+        for message in session.takeOutgoing() {
+            server.encoder.appendFrame(message, to: &output)
+            server.stats.framesOut += 1
+        }
+        flush()
+    }
+
+    /// Closes at once, without flushing.
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        session.closed()
+        server.connectionClosed(self)
+        Socket.close(fd)
+    }
+
+    private func readAvailable() {
+        let nowNs = Clock.unixNanos()
+        for _ in 0..<Self.readsPerEvent {
+            let result: IOResult<Int>
+            do {
+                result = try Socket.read(fd, into: server.readBuffer)
+            } catch {
+                Log.debug("read_failed", ["peer": peer, "error": error])
+                return close()
+            }
+            guard case .done(let count) = result else { break }
+            if count == 0 {
+                do { try decoder.finish() } catch let error as WireError { server.stats.decodeErrors[error.kind, default: 0] += 1 } catch {}
+                return close()
+            }
+            lastInputNs = Clock.monotonicNanos()
+            server.stats.bytesIn += UInt64(count)
+            decode(UnsafeRawBufferPointer(rebasing: server.readBuffer[..<count]), nowNs: nowNs)
+            if session.closeReason != nil || count < server.readBuffer.count { break }
+        }
+        session.flushAcks()
+        sendOutgoing()
+    }
+
+    private func decode(_ chunk: UnsafeRawBufferPointer, nowNs: Int64) {
+        struct Stop: Error {}
+        do {
+            try decoder.decode(chunk) { payload in
+                server.stats.framesIn += 1
+                session.receive(try Message(payload: payload), nowNs: nowNs)
+                if session.closeReason != nil { throw Stop() }
+            }
+        } catch let error as WireError {
+            server.stats.decodeErrors[error.kind, default: 0] += 1
+            Log.info("bad_input", ["peer": peer, "kind": error.kind, "error": error])
+            let code: StatusCode = switch error {
+            case .oversizeFrame: .resourceExhausted
+            case .unknownBody, .unsupportedVersion: .unimplemented
+            default: .invalidArgument
+            }
+            session.fail(code, error.description, reason: error.kind)
+        } catch {
+            // Stop: the session decided to close; its reason is logged on close.
+        }
+    }
+
+    private func flush() {
+        while outputOffset < output.count {
+            let result: IOResult<Int>
+            do {
+                result = try output.withUnsafeBytes { try Socket.write(fd, UnsafeRawBufferPointer(rebasing: $0[outputOffset...])) }
+            } catch {
+                Log.debug("write_failed", ["peer": peer, "error": error])
+                return close()
+            }
+            guard case .done(let written) = result else { break }
+            outputOffset += written
+            server.stats.bytesOut += UInt64(written)
+        }
+        if outputOffset == output.count {
+            output.removeAll(keepingCapacity: output.capacity <= 256 * 1024)
+            outputOffset = 0
+            if let reason = session.closeReason {
+                Log.debug("connection_closed", ["peer": peer, "reason": reason])
+                return close()
+            }
+        }
+        updateInterest()
+    }
+
+    /// Watch writability while output is pending; stop reading while too much is.
+    private func updateInterest() {
+        var wanted: IOEvents = []
+        if pendingOutput > 0 { wanted.insert(.writable) }
+        if session.closeReason == nil && pendingOutput <= server.maxOutputBytes { wanted.insert(.readable) }
+        if pendingOutput > server.maxOutputBytes && watching.contains(.readable) {
+            server.stats.violations["output_buffer_full", default: 0] += 1
+        }
+        guard wanted != watching else { return }
+        do {
+            try server.reactor.modify(fd, events: wanted)
+            watching = wanted
+        } catch {
+            close()
+        }
+    }
+}

@@ -1,0 +1,244 @@
+import GridMonWire
+
+/// Limits and identity one server applies to every connection.
+public struct SessionConfig: Sendable {
+    public var serverID: String = "gridmon"
+    public var maxStreamsPerConnection: Int = 1024
+    public var maxFrameBytes: Int = FrameFormat.defaultMaxFrameSize
+    public var keepaliveIntervalMs: UInt32 = 15_000
+    public init() {}
+}
+
+/// The protocol state of one agent connection, without any I/O: decoded messages go in,
+/// messages to send and a close decision come out.
+///
+/// Flow: preface → `Hello` (authenticated) → `Welcome` → `SampleBatch`es, each acked.
+/// Several node streams may share a connection. Acks are coalesced: `receive` only marks a
+/// stream as due, and `flushAcks()` (called once per socket read) emits one cumulative `Ack`
+/// per due stream with the verdicts gathered since the last one.
+///
+/// Threading: confined to the reactor thread that owns the connection.
+public final class ServerSession {
+    private struct Stream {
+        let node: String
+        let tenant: String
+        let labels: [Label]
+        var verdicts: [Verdict] = []
+        var ackDue = false
+    }
+
+    public let connectionID: UInt64
+    private let config: SessionConfig
+    private let nodes: NodeTable
+    private let authenticator: Authenticator
+    private let scorer: Scorer
+    private let sink: SampleSink
+    private let stats: ServerStats
+    private var streams: [UInt32: Stream] = [:]
+    private var dueStreams: [UInt32] = []
+    private var scores: [Double] = []
+    private var scored: [ScoredSample] = []
+
+    /// Messages waiting to be sent, in order.
+    public private(set) var outgoing: [Message] = []
+    /// Set once the connection must close (after `outgoing` is flushed).
+    public private(set) var closeReason: String?
+    /// Called when messages were queued outside `receive` (an eviction caused by another
+    /// connection), so the owner writes them now.
+    public var onUnpromptedOutput: (() -> Void)?
+    /// Whether a stream was ever opened (the handshake timeout stops applying).
+    public var hasOpenedStream: Bool { streamsOpened > 0 }
+    private var streamsOpened = 0
+
+    public init(
+        connectionID: UInt64, config: SessionConfig, nodes: NodeTable, authenticator: Authenticator,
+        scorer: Scorer, sink: SampleSink, stats: ServerStats
+    ) {
+        self.connectionID = connectionID
+        self.config = config
+        self.nodes = nodes
+        self.authenticator = authenticator
+        self.scorer = scorer
+        self.sink = sink
+        self.stats = stats
+    }
+
+    /// Takes the messages to send; the caller encodes and writes them.
+    public func takeOutgoing() -> [Message] {
+        defer { outgoing.removeAll(keepingCapacity: true) }
+        return outgoing
+    }
+
+    /// Handles one decoded message from the agent.
+    public func receive(_ message: Message, nowNs: Int64) {
+        guard closeReason == nil else { return }
+        switch message {
+        case .hello(let hello): open(hello)
+        case .samples(let batch): accept(batch, nowNs: nowNs)
+        case .ping(let ping): outgoing.append(.pong(Pong(nonce: ping.nonce)))
+        case .pong: break
+        case .goodbye(let goodbye): close("peer said goodbye: \(goodbye.reason)")
+        case .error(let error):
+            if error.streamID == 0 {
+                close("peer error \(error.code): \(error.message)")
+            } else if let stream = streams.removeValue(forKey: error.streamID) {
+                nodes.release(stream.node, by: connectionID)
+            }
+        case .welcome, .ack:
+            fail(.invalidArgument, "Welcome and Ack are sent by the server only", reason: "server_only_message")
+        }
+    }
+
+    /// One cumulative `Ack` per stream that accepted samples since the last flush.
+    public func flushAcks() {
+        for id in dueStreams {
+            guard var stream = streams[id], stream.ackDue, let node = nodes[stream.node] else { continue }
+            outgoing.append(.ack(Ack(streamID: id, durableSeq: node.durableSeq, anomalies: stream.verdicts)))
+            stream.verdicts.removeAll()
+            stream.ackDue = false
+            streams[id] = stream
+        }
+        dueStreams.removeAll(keepingCapacity: true)
+    }
+
+    /// A newer connection took `node` over: this one gets an `Error` and closes, so the
+    /// node is never written by two connections at once.
+    public func evict(_ node: String) {
+        stats.evictions += 1
+        fail(.aborted, "node \(node) connected again on another connection", reason: "superseded")
+        onUnpromptedOutput?()
+    }
+
+    /// The connection is gone: release its nodes.
+    public func closed() {
+        for stream in streams.values { nodes.release(stream.node, by: connectionID) }
+        streams.removeAll()
+    }
+
+    /// Tells the peer the connection closes, for a server shutdown.
+    public func sayGoodbye(_ reason: String) {
+        flushAcks()
+        outgoing.append(.goodbye(Goodbye(reason: reason)))
+        if closeReason == nil { closeReason = "server shutdown" }
+    }
+
+    /// Sends a keepalive `Ping`.
+    public func ping(nonce: UInt64) {
+        outgoing.append(.ping(Ping(nonce: nonce)))
+    }
+
+    /// Sends a connection-level `Error` and marks the connection for closing.
+    public func fail(_ code: StatusCode, _ message: String, reason: String, streamID: UInt32 = 0) {
+        guard closeReason == nil else { return }
+        stats.violations[reason, default: 0] += 1
+        flushAcks()
+        outgoing.append(.error(ErrorMessage(code: code, message: message, streamID: streamID)))
+        closeReason = reason
+    }
+
+    // MARK: - Hello
+
+    private func open(_ hello: Hello) {
+        guard hello.protocolVersion == Preface.version else {
+            return fail(.unimplemented, "protocol version \(hello.protocolVersion) not supported (server speaks \(Preface.version))",
+                        reason: "bad_protocol_version", streamID: hello.streamID)
+        }
+        guard hello.streamID != 0 else {
+            return fail(.invalidArgument, "stream_id 0 is reserved for the connection", reason: "bad_stream_id")
+        }
+        guard streams[hello.streamID] == nil else {
+            return fail(.failedPrecondition, "stream \(hello.streamID) is already open", reason: "duplicate_hello",
+                        streamID: hello.streamID)
+        }
+        guard !hello.nodeID.isEmpty, hello.nodeID.utf8.count <= 256 else {
+            return fail(.invalidArgument, "node_id must be 1 to 256 bytes", reason: "bad_node_id", streamID: hello.streamID)
+        }
+        guard let tenant = authenticator.tenant(for: hello.authToken) else {
+            stats.authFailures += 1
+            return fail(.unauthenticated, "bad or missing auth token for node \(hello.nodeID)", reason: "unauthenticated",
+                        streamID: hello.streamID)
+        }
+        guard streams.count < config.maxStreamsPerConnection else {
+            stats.violations["max_streams", default: 0] += 1
+            outgoing.append(.error(ErrorMessage(
+                code: .resourceExhausted, message: "at most \(config.maxStreamsPerConnection) streams per connection",
+                streamID: hello.streamID)))
+            return
+        }
+        // A node opened twice on this same connection: the newer stream replaces the older.
+        if let (oldID, _) = streams.first(where: { $0.value.node == hello.nodeID }) {
+            streams[oldID] = nil
+        }
+        let state = nodes.claim(hello.nodeID, tenant: tenant, labels: hello.labels, by: connectionID) { [unowned self] node in
+            self.evict(node)
+        }
+        streams[hello.streamID] = Stream(node: hello.nodeID, tenant: tenant, labels: hello.labels)
+        streamsOpened += 1
+        stats.streamsOpened += 1
+        outgoing.append(.welcome(Welcome(
+            streamID: hello.streamID, accepted: true, serverID: config.serverID, durableSeq: state.durableSeq,
+            limits: ServerLimits(
+                maxFrameBytes: UInt32(config.maxFrameBytes), keepaliveIntervalMs: config.keepaliveIntervalMs,
+                maxStreams: UInt32(config.maxStreamsPerConnection)))))
+    }
+
+    // MARK: - Samples
+
+    private func accept(_ batch: SampleBatch, nowNs: Int64) {
+        guard var stream = streams[batch.streamID] else {
+            stats.violations["unknown_stream", default: 0] += 1
+            outgoing.append(.error(ErrorMessage(
+                code: .notFound, message: "stream \(batch.streamID) is not open: send Hello first", streamID: batch.streamID)))
+            return
+        }
+        guard let node = nodes[stream.node] else { return }
+        // Drop resends (at or below the durable seq) and anything out of order.
+        var fresh = batch.samples
+        var highest = node.durableSeq
+        fresh.removeAll { sample in
+            if sample.seq <= highest { return true }
+            highest = sample.seq
+            return false
+        }
+        let duplicates = batch.samples.count - fresh.count
+        stats.samplesDuplicate += UInt64(duplicates)
+
+        scorer.score(fresh, node: stream.node, into: &scores)
+        scored.removeAll(keepingCapacity: true)
+        var anomalies: UInt64 = 0
+        for (sample, score) in zip(fresh, scores) {
+            let anomalous = score >= scorer.threshold
+            if anomalous {
+                anomalies += 1
+                stream.verdicts.append(Verdict(seq: sample.seq, score: score))
+            }
+            scored.append(ScoredSample(
+                node: stream.node, tenant: stream.tenant, labels: stream.labels, sample: sample, score: score,
+                anomalous: anomalous))
+        }
+        if !scored.isEmpty { sink.append(scored) }
+        stats.samplesAccepted += UInt64(fresh.count)
+        stats.anomalies += anomalies
+
+        nodes.update(stream.node) { state in
+            state.durableSeq = highest
+            state.lastSeenNs = nowNs
+            state.samples += UInt64(fresh.count)
+            state.anomalies += anomalies
+            state.duplicates += UInt64(duplicates)
+            if let last = fresh.last {
+                state.lastSample = last
+                state.lastScore = scores.last ?? 0
+            }
+        }
+        if !stream.ackDue {
+            stream.ackDue = true
+            dueStreams.append(batch.streamID)
+        }
+        streams[batch.streamID] = stream
+    }
+
+    private func close(_ reason: String) {
+        if closeReason == nil { closeReason = reason }
+    }
+}

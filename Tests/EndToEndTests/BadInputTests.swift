@@ -1,0 +1,179 @@
+import Foundation
+import Glibc
+import GridMonPosix
+import GridMonWire
+import Testing
+
+/// Every kind of bad input against the real server: each gets its documented error or close,
+/// and a healthy connection opened first keeps flowing.
+@Suite(.serialized) struct BadInputTests {
+    /// Runs `attack` on a fresh connection while a good one streams, and checks the good one.
+    private func withBystander(_ server: ServerProcess, _ attack: () throws -> Void) throws {
+        let good = try TestClient(server.address)
+        _ = try good.hello(node: "bystander", stream: 1)
+        try attack()
+        try good.send(batch(1, 1...3))
+        var durable: UInt64 = 0
+        while durable < 3, let message = try good.receive() {
+            if case .ack(let ack) = message { durable = ack.durableSeq }
+        }
+        #expect(durable >= 3)
+    }
+
+    private func errorCode(_ messages: [Message]) -> StatusCode? {
+        for message in messages { if case .error(let e) = message { return e.code } }
+        return nil
+    }
+
+    @Test func garbageBytesAndHTTPAreRejectedAtOnce() throws {
+        let server = try ServerProcess()
+        try withBystander(server) {
+            let garbage = try TestClient(server.address, sendPreface: false)
+            try garbage.send([0xDE, 0xAD, 0xBE, 0xEF, 1, 2, 3, 4, 5])
+            _ = try garbage.drainUntilClosed()
+            #expect(garbage.closedByPeer)
+            let http = try TestClient(server.address, sendPreface: false)
+            try http.send(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            _ = try http.drainUntilClosed()
+            #expect(http.closedByPeer)
+        }
+        #expect(server.log.contains("kind=bad_preface"))
+        #expect(server.log.contains("looks like an HTTP request"))
+    }
+
+    @Test func oversizedLengthGetsResourceExhausted() throws {
+        let server = try ServerProcess()
+        try withBystander(server) {
+            let client = try TestClient(server.address)
+            try client.send([0, 0x80, 0, 0, 0])  // 2 GiB announced
+            #expect(errorCode(try client.drainUntilClosed()) == .resourceExhausted)
+        }
+    }
+
+    @Test func nonZeroFlagAndUnparseableProtobufGetInvalidArgument() throws {
+        let server = try ServerProcess()
+        try withBystander(server) {
+            let flagged = try TestClient(server.address)
+            try flagged.send(rawFrame([0x2A, 0x00], flag: 1))
+            #expect(errorCode(try flagged.drainUntilClosed()) == .invalidArgument)
+            let garbled = try TestClient(server.address)
+            try garbled.send(rawFrame([0xFF, 0xFF, 0xFF, 0xFF]))
+            #expect(errorCode(try garbled.drainUntilClosed()) == .invalidArgument)
+        }
+        #expect(server.log.contains("kind=bad_flag"))
+        #expect(server.log.contains("kind=unparseable_protobuf"))
+    }
+
+    @Test func unknownMessageGetsUnimplemented() throws {
+        let server = try ServerProcess()
+        try withBystander(server) {
+            let client = try TestClient(server.address)
+            try client.send(rawFrame([0x9A, 0x06, 0x00]))  // Frame field 99
+            #expect(errorCode(try client.drainUntilClosed()) == .unimplemented)
+        }
+    }
+
+    @Test func samplesBeforeHelloAndUnknownStreamGetNotFound() throws {
+        let server = try ServerProcess()
+        try withBystander(server) {
+            let client = try TestClient(server.address)
+            try client.send(batch(4, 1...2))
+            guard case .error(let error)? = try client.receive() else { Issue.record("no error"); return }
+            #expect(error.code == .notFound && error.streamID == 4)
+            _ = try client.hello(node: "late", stream: 1)
+            try client.send(batch(9, 1...2))
+            guard case .error(let again)? = try client.receive() else { Issue.record("no error"); return }
+            #expect(again.code == .notFound && again.streamID == 9)
+        }
+        #expect(server.stop() == 0)
+        #expect(server.log.contains("event=stopped samples=3"))  // only the bystander's
+    }
+
+    @Test func helloTwiceGetsFailedPrecondition() throws {
+        let server = try ServerProcess()
+        try withBystander(server) {
+            let client = try TestClient(server.address)
+            _ = try client.hello(node: "x", stream: 1)
+            try client.send(.hello(Hello(nodeID: "y", streamID: 1)))
+            #expect(errorCode(try client.drainUntilClosed()) == .failedPrecondition)
+        }
+    }
+
+    @Test func truncatedFrameThenCloseLosesNothingAccepted() throws {
+        let server = try ServerProcess()
+        do {
+            let client = try TestClient(server.address)
+            _ = try client.hello(node: "t", stream: 1)
+            try client.send(batch(1, 1...4))
+            guard case .ack(let ack)? = try client.receive() else { Issue.record("no ack"); return }
+            #expect(ack.durableSeq == 4)
+            var half: [UInt8] = []
+            client.encoder.appendFrame(batch(1, 5...9), to: &half)
+            try client.send(Array(half.prefix(half.count / 2)))
+        }
+        let again = try TestClient(server.address)
+        #expect(try again.hello(node: "t", stream: 1).durableSeq == 4)
+        #expect(server.stop() == 0)
+        #expect(server.log.contains("event=stopped samples=4"))
+    }
+
+    @Test func bytesOneAtATimeStillWork() throws {
+        let server = try ServerProcess()
+        let client = try TestClient(server.address, sendPreface: false)
+        var bytes = Preface.bytes
+        client.encoder.appendFrame(.hello(Hello(nodeID: "slow", streamID: 1)), to: &bytes)
+        client.encoder.appendFrame(batch(1, 1...3), to: &bytes)
+        for byte in bytes { try client.send([byte]) }
+        var durable: UInt64 = 0
+        while durable < 3, let message = try client.receive() {
+            if case .ack(let ack) = message { durable = ack.durableSeq }
+        }
+        #expect(durable == 3)
+    }
+
+    @Test func silentClientIsClosedAfterTheHandshakeTimeout() throws {
+        let server = try ServerProcess(["--insecure-no-auth", "--handshake-timeout-ms", "300"])
+        let client = try TestClient(server.address, sendPreface: false)
+        #expect(errorCode(try client.drainUntilClosed(timeout: 5000)) == .deadlineExceeded)
+        #expect(client.closedByPeer)
+    }
+
+    @Test func clientThatNeverReadsIsNotBufferedWithoutBound() throws {
+        let server = try ServerProcess()
+        try withBystander(server) {
+            let client = try TestClient(server.address)
+            _ = try client.hello(node: "deaf", stream: 1)
+            // Pings make the server write; the client never reads. Send until the kernel
+            // buffers fill and the server stops reading us (send would block for 2 s).
+            var sent = 0
+            var frame: [UInt8] = []
+            for i in 0..<2000 { client.encoder.appendFrame(.ping(Ping(nonce: UInt64(i))), to: &frame) }
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline {
+                var pfd = pollfd(fd: client.fd, events: Int16(POLLOUT), revents: 0)
+                if poll(&pfd, 1, 2000) == 0 { break }  // server stopped reading: backpressure
+                _ = try? frame.withUnsafeBytes { try Socket.write(client.fd, $0) }
+                sent += 1
+            }
+            #expect(Date() < deadline, "the server kept reading from a peer that never reads")
+        }
+        #expect(server.log.contains("event=stopped") == false)
+    }
+
+    @Test func athousandConcurrentConnections() throws {
+        let server = try ServerProcess()
+        var clients: [TestClient] = []
+        for i in 0..<1000 {
+            let client = try TestClient(server.address)
+            try client.send(.hello(Hello(nodeID: "n\(i)", streamID: 1)), batch(1, 1...2))
+            clients.append(client)
+        }
+        var acked = 0
+        for client in clients {
+            while let message = try client.receive() {
+                if case .ack(let ack) = message, ack.durableSeq == 2 { acked += 1; break }
+            }
+        }
+        #expect(acked == 1000)
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import Glibc
+import GridMonPosix
+import GridMonWire
+import Testing
+
+/// The real `gridmon-stream-server` binary, started on a free loopback port for one test.
+final class ServerProcess: @unchecked Sendable {  // logText is guarded by logLock
+    let process = Process()
+    let address: SocketAddress
+    private let stderrPipe = Pipe()
+    private let logLock = NSLock()
+    private var logText = ""
+
+    /// Built next to the test bundle by `swift build --build-tests`.
+    static var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("gridmon-stream-server")
+    }
+
+    init(_ arguments: [String] = ["--insecure-no-auth"], environment: [String: String] = [:]) throws {
+        process.executableURL = Self.binary
+        process.arguments = ["--listen", "127.0.0.1:0", "--log-level", "debug"] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardError = stderrPipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // The server logs `event=listening address=127.0.0.1:PORT` once bound.
+        let handle = stderrPipe.fileHandleForReading
+        var found: SocketAddress?
+        let deadline = Date().addingTimeInterval(10)
+        while found == nil && Date() < deadline {
+            let data = handle.availableData
+            if data.isEmpty { break }
+            logText += String(decoding: data, as: UTF8.self)
+            if let range = logText.range(of: "event=listening address=") {
+                let rest = logText[range.upperBound...].prefix { $0 != " " && $0 != "\n" }
+                found = SocketAddress(parsing: String(rest))
+            }
+        }
+        guard let found else { process.terminate(); throw HarnessError("server did not start:\n\(logText)") }
+        address = found
+        handle.readabilityHandler = { [weak self] handle in
+            let text = String(decoding: handle.availableData, as: UTF8.self)
+            guard let self else { return }
+            self.logLock.lock(); self.logText += text; self.logLock.unlock()
+        }
+    }
+
+    var log: String { logLock.lock(); defer { logLock.unlock() }; return logText }
+
+    /// Sends `signal` and waits (bounded) for the exit status.
+    func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 10) -> Int32? {
+        kill(process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { process.terminate(); return nil }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        stderrPipe.fileHandleForReading.readabilityHandler = nil
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A blocking test client over a real TCP socket: writes bytes, reads decoded messages.
+final class TestClient {
+    let fd: Int32
+    private var decoder = FrameDecoder()
+    private var inbox: [Message] = []
+    private(set) var closedByPeer = false
+    let encoder = MessageEncoder()
+
+    init(_ address: SocketAddress, sendPreface: Bool = true) throws {
+        fd = try Socket.connect(address)
+        var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        guard poll(&pfd, 1, 5000) == 1, Socket.pendingError(fd) == nil else { throw HarnessError("connect failed") }
+        if sendPreface { try send(Preface.bytes) }
+    }
+
+    deinit { Socket.close(fd) }
+
+    func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let result = try bytes.withUnsafeBytes { try Socket.write(fd, UnsafeRawBufferPointer(rebasing: $0[offset...])) }
+            switch result {
+            case .done(let n): offset += n
+            case .wouldBlock:
+                var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                guard poll(&pfd, 1, 5000) == 1 else { throw HarnessError("send timed out") }
+            }
+        }
+    }
+
+    func send(_ messages: Message...) throws {
+        var bytes: [UInt8] = []
+        for message in messages { encoder.appendFrame(message, to: &bytes) }
+        try send(bytes)
+    }
+
+    /// The next message from the server, or nil when the server closed (or `timeout` passed).
+    func receive(timeout: Int32 = 5000) throws -> Message? {
+        while inbox.isEmpty && !closedByPeer {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, timeout) == 1 else { return nil }
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let result = try? buffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0) }
+            switch result {
+            case .done(let n)? where n > 0:
+                try decoder.decode(bytes: buffer[..<n]) { inbox.append(try Message(payload: $0)) }
+            case .wouldBlock?: continue
+            default: closedByPeer = true  // EOF or ECONNRESET
+            }
+        }
+        return inbox.isEmpty ? nil : inbox.removeFirst()
+    }
+
+    /// Reads until the server closes; returns everything it sent before.
+    func drainUntilClosed(timeout: Int32 = 5000) throws -> [Message] {
+        var messages: [Message] = []
+        while let message = try receive(timeout: timeout) { messages.append(message) }
+        return messages
+    }
+
+    func hello(node: String, stream: UInt32, token: String = "") throws -> Welcome {
+        try send(.hello(Hello(nodeID: node, agentVersion: "test", authToken: token, streamID: stream)))
+        guard case .welcome(let welcome)? = try receive() else { throw HarnessError("no Welcome") }
+        return welcome
+    }
+}
+
+func sample(_ seq: UInt64, cpu: Double = 10) -> Sample {
+    Sample(seq: seq, timestampNs: 1_700_000_000_000_000_000 + Int64(seq) * 1_000_000_000, cpuPercent: cpu,
+           memoryPercent: 40, diskPercent: 50)
+}
+
+func batch(_ stream: UInt32, _ seqs: ClosedRange<UInt64>, cpu: Double = 10) -> Message {
+    .samples(SampleBatch(streamID: stream, samples: seqs.map { sample($0, cpu: cpu) }))
+}
+
+/// Builds a raw frame around arbitrary payload bytes.
+func rawFrame(_ payload: [UInt8], flag: UInt8 = 0) -> [UInt8] {
+    let n = UInt32(payload.count)
+    return [flag, UInt8(n >> 24), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)] + payload
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Glibc
+import GridMonPosix
+import GridMonWire
+import Testing
+
+/// The real server binary over real loopback sockets. `.serialized`: each test starts its own
+/// server, and running them one at a time keeps the 2-core machine responsive.
+@Suite(.serialized) struct StreamServerTests {
+    @Test func handshakeSamplesAndCumulativeAcks() throws {
+        let server = try ServerProcess()
+        let client = try TestClient(server.address)
+        let welcome = try client.hello(node: "web-1", stream: 1)
+        #expect(welcome.accepted && welcome.durableSeq == 0 && welcome.streamID == 1)
+        #expect(welcome.limits?.maxFrameBytes == UInt32(4 << 20))
+        try client.send(batch(1, 1...64), batch(1, 65...70, cpu: 99))
+        var durable: UInt64 = 0
+        var flagged: [UInt64] = []
+        while durable < 70, let message = try client.receive() {
+            guard case .ack(let ack) = message else { continue }
+            #expect(ack.streamID == 1 && ack.durableSeq >= durable)
+            durable = ack.durableSeq
+            flagged += ack.anomalies.map(\.seq)
+        }
+        #expect(durable == 70)
+        #expect(flagged == Array(65...70))  // the stand-in scorer flags CPU >= 95 %
+    }
+
+    @Test func severalNodesShareOneConnection() throws {
+        let server = try ServerProcess()
+        let client = try TestClient(server.address)
+        for stream: UInt32 in 1...3 { _ = try client.hello(node: "node-\(stream)", stream: stream) }
+        try client.send(batch(2, 1...5), batch(3, 1...2), batch(1, 1...1))
+        var acked: [UInt32: UInt64] = [:]
+        while acked.count < 3, let message = try client.receive() {
+            if case .ack(let ack) = message { acked[ack.streamID] = ack.durableSeq }
+        }
+        #expect(acked == [1: 1, 2: 5, 3: 2])
+    }
+
+    @Test func reconnectResumesAtDurableSeqAndResendsAreNotStoredTwice() throws {
+        let server = try ServerProcess()
+        do {
+            let first = try TestClient(server.address)
+            _ = try first.hello(node: "db-1", stream: 1)
+            try first.send(batch(1, 1...10))
+            guard case .ack(let ack)? = try first.receive() else { Issue.record("no ack"); return }
+            #expect(ack.durableSeq == 10)
+        }
+        let second = try TestClient(server.address)
+        let welcome = try second.hello(node: "db-1", stream: 5)
+        #expect(welcome.durableSeq == 10)
+        try second.send(batch(5, 8...12))  // 8...10 are resends
+        guard case .ack(let ack)? = try second.receive() else { Issue.record("no ack"); return }
+        #expect(ack.durableSeq == 12)
+        #expect(server.stop() == 0)
+        #expect(server.log.contains("event=stopped samples=12"))
+    }
+
+    @Test func newerConnectionOfANodeEvictsTheOlder() throws {
+        let server = try ServerProcess()
+        let old = try TestClient(server.address)
+        _ = try old.hello(node: "app-7", stream: 1)
+        let new = try TestClient(server.address)
+        _ = try new.hello(node: "app-7", stream: 1)
+        let seen = try old.drainUntilClosed()
+        #expect(seen.contains { if case .error(let e) = $0 { e.code == .aborted } else { false } })
+        #expect(old.closedByPeer)
+        try new.send(batch(1, 1...3))
+        guard case .ack(let ack)? = try new.receive() else { Issue.record("no ack"); return }
+        #expect(ack.durableSeq == 3)
+    }
+
+    @Test func sigtermSaysGoodbyeAndExitsZero() throws {
+        let server = try ServerProcess()
+        let client = try TestClient(server.address)
+        _ = try client.hello(node: "n", stream: 1)
+        #expect(server.stop(signal: SIGTERM) == 0)
+        let seen = try client.drainUntilClosed()
+        #expect(seen.contains { if case .goodbye = $0 { true } else { false } })
+    }
+
+    @Test func tokensAreCheckedAndBadOnesClosedWithUnauthenticated() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tokens-\(UUID())")
+        try "s3cret acme\n# comment\nother beta\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let server = try ServerProcess([], environment: ["GRIDMON_TOKENS_FILE": file.path])
+        let good = try TestClient(server.address)
+        #expect(try good.hello(node: "a", stream: 1, token: "s3cret").accepted)
+
+        let bad = try TestClient(server.address)
+        try bad.send(.hello(Hello(nodeID: "b", authToken: "s3cre", streamID: 1)), batch(1, 1...5))
+        let seen = try bad.drainUntilClosed()
+        #expect(seen.count == 1)
+        #expect(seen.first.map { if case .error(let e) = $0 { e.code == .unauthenticated } else { false } } == true)
+        #expect(bad.closedByPeer)
+        // Nothing from the rejected connection was stored; the good one still flows.
+        try good.send(batch(1, 1...2))
+        guard case .ack(let ack)? = try good.receive() else { Issue.record("no ack"); return }
+        #expect(ack.durableSeq == 2)
+        #expect(server.stop() == 0)
+        #expect(server.log.contains("event=stopped samples=2"))
+    }
+
+    @Test func badConfigExitsWith64() throws {
+        let process = Process()
+        process.executableURL = ServerProcess.binary
+        process.arguments = ["--listen", "nonsense"]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 64)
+    }
+}
