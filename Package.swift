@@ -65,6 +65,10 @@ let package = Package(
             dependencies: ["GridMonWire", "GridMonPosix"]
         ),
         .testTarget(
+            name: "GridMonServerTests",
+            dependencies: ["GridMonServer", "GridMonWire"]
+        ),
+        .testTarget(
             name: "GridMonPosixTests",
             dependencies: ["GridMonPosix"]
         ),

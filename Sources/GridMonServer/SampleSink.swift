@@ -15,6 +15,8 @@ public struct ScoredSample: Sendable, Equatable {
 /// Threading: called on the reactor thread; implementations hand work to their own thread.
 public protocol SampleSink: AnyObject {
     func append(_ samples: [ScoredSample])
+    /// False while the sink cannot write (reported by `/readyz`).
+    var isReady: Bool { get }
 }
 
 /// Keeps nothing; counts what passed. The stand-in until the durable outbox lands.
@@ -22,6 +24,7 @@ public final class CountingSink: SampleSink {
     public private(set) var count = 0
     public private(set) var last: ScoredSample?
     public init() {}
+    public var isReady: Bool { true }
     public func append(_ samples: [ScoredSample]) {
         count += samples.count
         if let final = samples.last { last = final }

@@ -6,6 +6,10 @@ import GridMonWire
 /// Settings of a `Server`, from the command line or environment.
 public struct ServerConfig: Sendable {
     public var listen = SocketAddress(host: "127.0.0.1", port: 7070)
+    /// The admin HTTP port (/metrics, /healthz, /readyz, /api/v1/nodes); nil = off.
+    public var adminListen: SocketAddress? = SocketAddress(host: "127.0.0.1", port: 7071)
+    /// Most admin HTTP connections open at once; more are closed at accept.
+    public var maxAdminConnections = 64
     public var session = SessionConfig()
     public var maxConnections = 16_384
     public var handshakeTimeoutMs: UInt64 = 10_000
@@ -34,6 +38,8 @@ public final class Server: EventHandler {
     private var listener: Int32 = -1
     fileprivate var signalFD: Int32 = -1
     private var connections: [Int32: ServerConnection] = [:]
+    private var adminListener: Int32 = -1
+    private var adminConnections: [Int32: AdminConnection] = [:]
     private var nextConnectionID: UInt64 = 1
     private var shuttingDown = false
     /// Re-reads the tokens file on SIGHUP; nil when auth is off.
@@ -57,6 +63,11 @@ public final class Server: EventHandler {
         listener = try Socket.listen(config.listen)
         boundAddress = try Socket.localAddress(listener)
         try reactor.register(listener, events: .readable, handler: self)
+        if let adminAddress = config.adminListen {
+            adminListener = try Socket.listen(adminAddress, backlog: 128)
+            try reactor.register(adminListener, events: .readable, handler: AdminAcceptor(server: self))
+            Log.info("admin_listening", ["address": try Socket.localAddress(adminListener)])
+        }
         try installSignals()
         Log.info("listening", ["address": boundAddress!, "max_connections": config.maxConnections,
                                "auth": authenticator.insecure ? "OFF (--insecure-no-auth)" : "\(authenticator.tokenCount) tokens"])
@@ -122,6 +133,33 @@ public final class Server: EventHandler {
         }
     }
 
+    // MARK: - Admin port
+
+    fileprivate func acceptAdmin() {
+        while case .done(let (fd, _))? = try? Socket.accept(adminListener) {
+            guard adminConnections.count < config.maxAdminConnections else {
+                stats.violations["max_admin_connections", default: 0] += 1
+                Socket.close(fd)
+                continue
+            }
+            let connection = AdminConnection(fd: fd, server: self)
+            guard (try? reactor.register(fd, events: .readable, handler: connection)) != nil else {
+                Socket.close(fd)
+                continue
+            }
+            adminConnections[fd] = connection
+        }
+    }
+
+    func adminResponse(to request: HTTPRequestParser.Request) -> [UInt8] {
+        AdminRoutes.respond(to: request, metrics: metricsText, ready: sink.isReady && !shuttingDown, nodes: { nodes.all })
+    }
+
+    func adminClosed(_ connection: AdminConnection) {
+        reactor.unregister(connection.fd)
+        adminConnections[connection.fd] = nil
+    }
+
     // MARK: - Timeouts
 
     /// Every 250 ms: close connections that sent no Hello in time, ping idle ones, and close
@@ -135,6 +173,9 @@ public final class Server: EventHandler {
     }
 
     private func sweep(now: UInt64) {
+        for admin in Array(adminConnections.values) where now - admin.openedAtNs > AdminConnection.timeoutNs {
+            admin.close()
+        }
         let handshakeNs = config.handshakeTimeoutMs * 1_000_000
         let keepaliveNs = UInt64(config.session.keepaliveIntervalMs) * 1_000_000
         for connection in Array(connections.values) where !connection.isClosed {
@@ -191,6 +232,11 @@ public final class Server: EventHandler {
         Log.info("shutting_down", ["signal": why, "connections": connections.count])
         reactor.unregister(listener)
         Socket.close(listener)
+        if adminListener >= 0 {
+            reactor.unregister(adminListener)
+            Socket.close(adminListener)
+            for admin in Array(adminConnections.values) { admin.close() }
+        }
         for connection in Array(connections.values) {
             connection.session.sayGoodbye("server shutting down")
             connection.sendOutgoing()
@@ -202,6 +248,13 @@ public final class Server: EventHandler {
             self.reactor.handle.stop()
         }
     }
+}
+
+/// Accepts admin HTTP connections.
+private final class AdminAcceptor: EventHandler {
+    unowned let server: Server
+    init(server: Server) { self.server = server }
+    func handleEvents(_ events: IOEvents) { server.acceptAdmin() }
 }
 
 /// Reads signalfd records and passes the signal numbers to the server.

@@ -30,6 +30,9 @@ struct StreamServer: ParsableCommand {
     @Option(help: "Address to listen on, HOST:PORT (port 0 = any free port). [GRIDMON_LISTEN]")
     var listen: String = env("GRIDMON_LISTEN") ?? "127.0.0.1:7070"
 
+    @Option(help: "Admin HTTP address (/metrics, /healthz, /readyz, /api/v1/nodes), HOST:PORT, or 'off'. [GRIDMON_ADMIN_LISTEN]")
+    var adminListen: String = env("GRIDMON_ADMIN_LISTEN") ?? "127.0.0.1:7071"
+
     @Option(help: "File of `TOKEN TENANT` lines that authenticate agents; reloaded on SIGHUP. [GRIDMON_TOKENS_FILE]")
     var tokensFile: String = env("GRIDMON_TOKENS_FILE") ?? ""
 
@@ -59,6 +62,9 @@ struct StreamServer: ParsableCommand {
 
     func validate() throws {
         guard SocketAddress(parsing: listen) != nil else { throw ValidationError("--listen: expected HOST:PORT with an IPv4 host, got '\(listen)'") }
+        guard adminListen == "off" || SocketAddress(parsing: adminListen) != nil else {
+            throw ValidationError("--admin-listen: expected HOST:PORT or 'off', got '\(adminListen)'")
+        }
         guard Log.Level(name: logLevel) != nil else { throw ValidationError("--log-level: expected debug, info, warn or error") }
         guard insecureNoAuth || !tokensFile.isEmpty else {
             throw ValidationError("give --tokens-file FILE, or --insecure-no-auth to accept every agent (demos only)")
@@ -72,6 +78,7 @@ struct StreamServer: ParsableCommand {
         Log.setLevel(Log.Level(name: logLevel)!)
         var config = ServerConfig()
         config.listen = SocketAddress(parsing: listen)!
+        config.adminListen = adminListen == "off" ? nil : SocketAddress(parsing: adminListen)
         config.maxConnections = maxConnections
         config.handshakeTimeoutMs = handshakeTimeoutMs
         config.session.maxStreamsPerConnection = maxStreams

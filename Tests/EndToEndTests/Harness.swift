@@ -8,6 +8,8 @@ import Testing
 final class ServerProcess: @unchecked Sendable {  // logText is guarded by logLock
     let process = Process()
     let address: SocketAddress
+    /// The admin HTTP port, when the server has one.
+    private(set) var adminAddress: SocketAddress?
     private let stderrPipe = Pipe()
     private let logLock = NSLock()
     private var logText = ""
@@ -20,7 +22,7 @@ final class ServerProcess: @unchecked Sendable {  // logText is guarded by logLo
 
     init(_ arguments: [String] = ["--insecure-no-auth"], environment: [String: String] = [:]) throws {
         process.executableURL = Self.binary
-        process.arguments = ["--listen", "127.0.0.1:0", "--log-level", "debug"] + arguments
+        process.arguments = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-level", "debug"] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardError = stderrPipe
         process.standardOutput = FileHandle.nullDevice
@@ -40,6 +42,9 @@ final class ServerProcess: @unchecked Sendable {  // logText is guarded by logLo
         }
         guard let found else { process.terminate(); throw HarnessError("server did not start:\n\(logText)") }
         address = found
+        if let range = logText.range(of: "event=admin_listening address=") {
+            adminAddress = SocketAddress(parsing: String(logText[range.upperBound...].prefix { $0 != " " && $0 != "\n" }))
+        }
         handle.readabilityHandler = { [weak self] handle in
             let text = String(decoding: handle.availableData, as: UTF8.self)
             guard let self else { return }
@@ -77,7 +82,7 @@ final class TestClient {
     private(set) var closedByPeer = false
     let encoder = MessageEncoder()
 
-    init(_ address: SocketAddress, sendPreface: Bool = true) throws {
+    init(_ address: SocketAddress, sendPreface: Bool = true, decodeFrames: Bool = true) throws {
         fd = try Socket.connect(address)
         var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
         guard poll(&pfd, 1, 5000) == 1, Socket.pendingError(fd) == nil else { throw HarnessError("connect failed") }
@@ -85,6 +90,22 @@ final class TestClient {
     }
 
     deinit { Socket.close(fd) }
+
+    /// Raw bytes until the peer closes (bounded by `timeout` per read).
+    func readRaw(timeout: Int32 = 5000) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        while true {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, timeout) == 1 else { return bytes }
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let result = try? buffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0) }
+            switch result {
+            case .done(let n)? where n > 0: bytes += buffer[..<n]
+            case .wouldBlock?: continue
+            default: return bytes
+            }
+        }
+    }
 
     func send(_ bytes: [UInt8]) throws {
         var offset = 0
@@ -149,4 +170,28 @@ func batch(_ stream: UInt32, _ seqs: ClosedRange<UInt64>, cpu: Double = 10) -> M
 func rawFrame(_ payload: [UInt8], flag: UInt8 = 0) -> [UInt8] {
     let n = UInt32(payload.count)
     return [flag, UInt8(n >> 24), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)] + payload
+}
+
+/// One HTTP/1.1 request over a real socket; reads until the server closes.
+func httpRequest(_ address: SocketAddress, _ raw: String) throws -> (status: Int, body: String) {
+    let client = try TestClient(address, sendPreface: false, decodeFrames: false)
+    try client.send(Array(raw.utf8))
+    let text = String(decoding: try client.readRaw(), as: UTF8.self)
+    guard let statusText = text.split(separator: " ").dropFirst().first, let status = Int(statusText) else {
+        throw HarnessError("not an HTTP response: \(text)")
+    }
+    let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
+    return (status, body)
+}
+
+func httpGet(_ address: SocketAddress, _ path: String) throws -> (status: Int, body: String) {
+    try httpRequest(address, "GET \(path) HTTP/1.1\r\nHost: test\r\n\r\n")
+}
+
+/// The value of an unlabelled Prometheus sample line `name value`, or of `name{labels} value`.
+func metric(_ text: String, _ name: String) -> Double? {
+    for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+        return Double(line.split(separator: " ").last!)
+    }
+    return nil
 }

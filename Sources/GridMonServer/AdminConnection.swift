@@ -1,0 +1,67 @@
+import GridMonPosix
+
+/// One HTTP connection on the admin port: reads a request head, writes the answer, closes.
+///
+/// Bounded: the head is capped by `HTTPRequestParser`, the answer is written from one buffer,
+/// and the server closes admin connections older than `AdminConnection.timeoutNs`.
+/// Threading: confined to its reactor's thread. Ownership: owns `fd` and closes it.
+final class AdminConnection: EventHandler {
+    static let timeoutNs: UInt64 = 5_000_000_000
+
+    let fd: Int32
+    let openedAtNs = Clock.monotonicNanos()
+    private unowned let server: Server
+    private var parser = HTTPRequestParser()
+    private var response: [UInt8] = []
+    private var written = 0
+    private(set) var isClosed = false
+
+    init(fd: Int32, server: Server) {
+        self.fd = fd
+        self.server = server
+    }
+
+    func handleEvents(_ events: IOEvents) {
+        if response.isEmpty { read() } else { write() }
+    }
+
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        server.adminClosed(self)
+        Socket.close(fd)
+    }
+
+    private func read() {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while response.isEmpty {
+            let result: IOResult<Int>
+            do { result = try buffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0) } } catch { return close() }
+            guard case .done(let count) = result else { return }
+            if count == 0 { return close() }
+            do {
+                if let request = try buffer.withUnsafeBytes({ try parser.feed(UnsafeRawBufferPointer(rebasing: $0[..<count])) }) {
+                    response = server.adminResponse(to: request)
+                }
+            } catch let failure as HTTPRequestParser.Failure {
+                response = httpResponse(status: failure.status, body: failure.reason + "\n")
+            } catch {
+                return close()
+            }
+        }
+        try? server.reactor.modify(fd, events: .writable)
+        write()
+    }
+
+    private func write() {
+        while written < response.count {
+            let result: IOResult<Int>
+            do {
+                result = try response.withUnsafeBytes { try Socket.write(fd, UnsafeRawBufferPointer(rebasing: $0[written...])) }
+            } catch { return close() }
+            guard case .done(let count) = result else { return }
+            written += count
+        }
+        close()
+    }
+}

@@ -1,0 +1,139 @@
+import Testing
+import GridMonWire
+@testable import GridMonServer
+
+/// A sink that records what it was given.
+final class RecordingSink: SampleSink {
+    var appended: [ScoredSample] = []
+    var isReady = true
+    func append(_ samples: [ScoredSample]) { appended += samples }
+}
+
+/// A scorer that flags samples whose seq is in `flagged`.
+final class FlaggingScorer: Scorer {
+    let threshold = 0.5
+    var flagged: Set<UInt64> = []
+    func score(_ samples: [Sample], node: String, into scores: inout [Double]) {
+        scores = samples.map { flagged.contains($0.seq) ? 0.9 : 0.1 }
+    }
+}
+
+struct SessionFixture {
+    let nodes = NodeTable()
+    let sink = RecordingSink()
+    let scorer = FlaggingScorer()
+    let stats = ServerStats()
+    let auth = Authenticator(tokens: ["good": "acme"])
+
+    func session(_ id: UInt64 = 1, maxStreams: Int = 8) -> ServerSession {
+        var config = SessionConfig()
+        config.maxStreamsPerConnection = maxStreams
+        return ServerSession(connectionID: id, config: config, nodes: nodes, authenticator: auth, scorer: scorer,
+                             sink: sink, stats: stats)
+    }
+}
+
+private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
+    .samples(SampleBatch(streamID: stream, samples: seqs.map { Sample(seq: $0, timestampNs: Int64($0)) }))
+}
+
+@Suite struct ServerSessionTests {
+    @Test func helloIsWelcomedWithLimitsAndDurableSeq() {
+        let f = SessionFixture()
+        let s = f.session()
+        s.receive(.hello(Hello(nodeID: "n1", authToken: "good", streamID: 3)), nowNs: 0)
+        guard case .welcome(let w)? = s.takeOutgoing().first else { Issue.record("no welcome"); return }
+        #expect(w.streamID == 3 && w.accepted && w.durableSeq == 0 && w.limits?.maxStreams == 8)
+        #expect(f.nodes["n1"]?.tenant == "acme")
+        #expect(s.closeReason == nil)
+    }
+
+    @Test func acksAreCoalescedPerFlushAndCarryVerdicts() {
+        let f = SessionFixture()
+        f.scorer.flagged = [2, 5]
+        let s = f.session()
+        s.receive(.hello(Hello(nodeID: "n1", authToken: "good", streamID: 1)), nowNs: 0)
+        _ = s.takeOutgoing()
+        s.receive(samples(1, 1...3), nowNs: 10)
+        s.receive(samples(1, 4...6), nowNs: 20)
+        #expect(s.takeOutgoing().isEmpty)  // nothing until the flush
+        s.flushAcks()
+        let out = s.takeOutgoing()
+        #expect(out == [.ack(Ack(streamID: 1, durableSeq: 6, anomalies: [Verdict(seq: 2, score: 0.9), Verdict(seq: 5, score: 0.9)]))])
+        #expect(f.sink.appended.map(\.sample.seq) == Array(1...6))
+        #expect(f.sink.appended.filter(\.anomalous).map(\.sample.seq) == [2, 5])
+        #expect(f.nodes["n1"]?.lastSeenNs == 20)
+        s.flushAcks()
+        #expect(s.takeOutgoing().isEmpty)  // no new samples, no new ack
+    }
+
+    @Test func resendsAtOrBelowDurableSeqAreAckedNotStored() {
+        let f = SessionFixture()
+        let s = f.session()
+        s.receive(.hello(Hello(nodeID: "n1", authToken: "good", streamID: 1)), nowNs: 0)
+        s.receive(samples(1, 1...5), nowNs: 0)
+        s.receive(samples(1, 3...7), nowNs: 0)
+        s.flushAcks()
+        #expect(f.sink.appended.map(\.sample.seq) == Array(1...7))
+        #expect(f.stats.samplesDuplicate == 3)
+        #expect(s.takeOutgoing().last == .ack(Ack(streamID: 1, durableSeq: 7)))
+    }
+
+    @Test func badTokenClosesWithUnauthenticatedAndStoresNothing() {
+        let f = SessionFixture()
+        let s = f.session()
+        s.receive(.hello(Hello(nodeID: "n1", authToken: "bad", streamID: 1)), nowNs: 0)
+        s.receive(samples(1, 1...5), nowNs: 0)
+        #expect(s.takeOutgoing() == [.error(ErrorMessage(code: .unauthenticated, message: "bad or missing auth token for node n1", streamID: 1))])
+        #expect(s.closeReason == "unauthenticated")
+        #expect(f.sink.appended.isEmpty && f.stats.authFailures == 1)
+    }
+
+    @Test func samplesForUnknownStreamAreRefusedButConnectionStays() {
+        let f = SessionFixture()
+        let s = f.session()
+        s.receive(samples(9, 1...2), nowNs: 0)
+        guard case .error(let e)? = s.takeOutgoing().first else { Issue.record("no error"); return }
+        #expect(e.code == .notFound && e.streamID == 9)
+        #expect(s.closeReason == nil && f.sink.appended.isEmpty)
+    }
+
+    @Test func streamLimitRefusesTheExtraStreamOnly() {
+        let f = SessionFixture()
+        let s = f.session(maxStreams: 1)
+        s.receive(.hello(Hello(nodeID: "a", authToken: "good", streamID: 1)), nowNs: 0)
+        s.receive(.hello(Hello(nodeID: "b", authToken: "good", streamID: 2)), nowNs: 0)
+        let out = s.takeOutgoing()
+        guard case .error(let e) = out.last else { Issue.record("no error"); return }
+        #expect(e.code == .resourceExhausted && e.streamID == 2 && s.closeReason == nil)
+    }
+
+    @Test func newerConnectionEvictsTheOlderAndTheOlderStopsWriting() {
+        let f = SessionFixture()
+        let old = f.session(1)
+        let new = f.session(2)
+        var prompted = false
+        old.onUnpromptedOutput = { prompted = true }
+        old.receive(.hello(Hello(nodeID: "n", authToken: "good", streamID: 1)), nowNs: 0)
+        old.receive(samples(1, 1...2), nowNs: 0)
+        new.receive(.hello(Hello(nodeID: "n", authToken: "good", streamID: 1)), nowNs: 0)
+        #expect(prompted && old.closeReason == "superseded")
+        guard case .welcome(let w)? = new.takeOutgoing().first else { Issue.record("no welcome"); return }
+        #expect(w.durableSeq == 2)
+        old.receive(samples(1, 3...4), nowNs: 0)  // ignored: the old session is closing
+        #expect(f.sink.appended.count == 2)
+        old.closed()
+        #expect(f.nodes.isHeld("n", by: 2))
+    }
+
+    @Test func pingIsAnsweredAndServerOnlyMessagesAreViolations() {
+        let f = SessionFixture()
+        let s = f.session()
+        s.receive(.ping(Ping(nonce: 9)), nowNs: 0)
+        #expect(s.takeOutgoing() == [.pong(Pong(nonce: 9))])
+        s.receive(.ack(Ack(streamID: 1, durableSeq: 1)), nowNs: 0)
+        guard case .error(let e)? = s.takeOutgoing().first else { Issue.record("no error"); return }
+        #expect(e.code == .invalidArgument && s.closeReason == "server_only_message")
+        #expect(f.stats.violations["server_only_message"] == 1)
+    }
+}
