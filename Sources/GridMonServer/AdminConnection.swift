@@ -10,13 +10,13 @@ final class AdminConnection: EventHandler {
 
     let fd: Int32
     let openedAtNs = Clock.monotonicNanos()
-    private unowned let server: Server
+    private unowned let server: Worker
     private var parser = HTTPRequestParser()
     private var response: [UInt8] = []
     private var written = 0
     private(set) var isClosed = false
 
-    init(fd: Int32, server: Server) {
+    init(fd: Int32, server: Worker) {
         self.fd = fd
         self.server = server
     }
@@ -28,7 +28,7 @@ final class AdminConnection: EventHandler {
     func close() {
         guard !isClosed else { return }
         isClosed = true
-        server.adminClosed(self)
+        server.admin?.connectionClosed(self)
         Socket.close(fd)
     }
 
@@ -41,7 +41,7 @@ final class AdminConnection: EventHandler {
             if count == 0 { return close() }
             do {
                 if let request = try buffer.withUnsafeBytes({ try parser.feed(UnsafeRawBufferPointer(rebasing: $0[..<count])) }) {
-                    response = server.adminResponse(to: request)
+                    response = server.admin?.response(to: request) ?? httpResponse(status: 503, body: "shutting down\n")
                 }
             } catch let failure as HTTPRequestParser.Failure {
                 response = httpResponse(status: failure.status, body: failure.reason + "\n")

@@ -1,4 +1,5 @@
 import GridMonWire
+import Synchronization
 
 /// What the server knows about one node, keyed by node id (not by connection or thread).
 public struct NodeState: Sendable {
@@ -14,52 +15,102 @@ public struct NodeState: Sendable {
     public var duplicates: UInt64 = 0
 }
 
-/// Every node's state, and which connection holds each node's stream now.
+/// The connection that writes a node's stream now: its reactor thread and its id.
+public struct StreamOwner: Equatable, Sendable {
+    public var worker: Int
+    public var connection: UInt64
+    public init(worker: Int, connection: UInt64) {
+        self.worker = worker
+        self.connection = connection
+    }
+}
+
+/// One node's state and owner behind its own lock, so the per-batch update of a node
+/// touches only that node's lock (uncontended: one connection owns a node at a time).
+public final class NodeRecord: Sendable {
+    public let id: String
+    private let guarded: Mutex<(state: NodeState, owner: StreamOwner?)>
+
+    init(id: String, state: NodeState) {
+        self.id = id
+        self.guarded = Mutex((state, nil))
+    }
+
+    public var state: NodeState { guarded.withLock { $0.state } }
+
+    /// Applies `body` to the state if `owner` still holds the node; false if it lost it.
+    public func update(ifOwnedBy owner: StreamOwner, _ body: (inout NodeState) -> Void) -> Bool {
+        guarded.withLock { value in
+            guard value.owner == owner else { return false }
+            body(&value.state)
+            return true
+        }
+    }
+
+    public func isOwned(by owner: StreamOwner) -> Bool { guarded.withLock { $0.owner == owner } }
+
+    /// Makes `owner` the writer; returns the previous owner, if another.
+    func claim(_ owner: StreamOwner, tenant: String, labels: [Label]) -> (state: NodeState, previous: StreamOwner?) {
+        guarded.withLock { value in
+            let previous = value.owner == owner ? nil : value.owner
+            value.owner = owner
+            value.state.tenant = tenant
+            value.state.labels = labels
+            return (value.state, previous)
+        }
+    }
+
+    func release(_ owner: StreamOwner) {
+        guarded.withLock { value in if value.owner == owner { value.owner = nil } }
+    }
+}
+
+/// Every node the server knows, shared by all reactor threads.
 ///
 /// A node is written by one connection at a time: when it connects again while an old
-/// connection still holds it, the newer one wins and the older is evicted.
-/// Threading: confined to the reactor thread that owns it.
-public final class NodeTable {
-    public typealias Evict = (_ node: String) -> Void
+/// connection still holds it, the newer one wins; `claim` names the loser so the server can
+/// close it, and the loser's later batches fail `update(ifOwnedBy:)` and are not stored.
+/// Threading: safe from any thread; the table lock is taken only to find or add a record.
+public final class NodeTable: Sendable {
+    private let records = Mutex<[String: NodeRecord]>([:])
+    /// Most nodes remembered; a Hello for a new node past this is refused.
+    public let capacity: Int
 
-    private(set) var nodes: [String: NodeState] = [:]
-    private var owners: [String: (connection: UInt64, evict: Evict)] = [:]
+    public init(capacity: Int = 1_000_000) {
+        self.capacity = capacity
+    }
 
-    public init() {}
+    public var count: Int { records.withLock { $0.count } }
 
-    public var count: Int { nodes.count }
-    public subscript(node: String) -> NodeState? { nodes[node] }
-    public var all: [String: NodeState] { nodes }
+    public subscript(node: String) -> NodeState? { records.withLock { $0[node] }?.state }
 
-    /// Gives `node`'s stream to `connection`, evicting any other holder, and returns the
-    /// node's state (new nodes start at durable seq 0).
-    public func claim(_ node: String, tenant: String, labels: [Label], by connection: UInt64, evict: @escaping Evict) -> NodeState {
-        if let previous = owners[node], previous.connection != connection {
-            previous.evict(node)
+    /// A snapshot of every node's state.
+    public var all: [String: NodeState] {
+        let list = records.withLock { Array($0.values) }
+        var out: [String: NodeState] = [:]
+        for record in list { out[record.id] = record.state }
+        return out
+    }
+
+    /// Gives `node`'s stream to `owner`. Returns the record, the node's state and the
+    /// previous owner to evict, or nil when the table is full.
+    public func claim(_ node: String, tenant: String, labels: [Label], by owner: StreamOwner)
+        -> (record: NodeRecord, state: NodeState, previous: StreamOwner?)?
+    {
+        let record: NodeRecord? = records.withLock { table in
+            if let existing = table[node] { return existing }
+            guard table.count < capacity else { return nil }
+            let created = NodeRecord(id: node, state: NodeState(tenant: tenant, labels: labels))
+            table[node] = created
+            return created
         }
-        owners[node] = (connection, evict)
-        var state = nodes[node] ?? NodeState(tenant: tenant, labels: labels)
-        state.tenant = tenant
-        state.labels = labels
-        nodes[node] = state
-        return state
+        guard let record else { return nil }
+        let (state, previous) = record.claim(owner, tenant: tenant, labels: labels)
+        return (record, state, previous)
     }
 
-    /// Releases `node` if `connection` still holds it.
-    public func release(_ node: String, by connection: UInt64) {
-        if owners[node]?.connection == connection { owners[node] = nil }
-    }
-
-    /// Whether `connection` holds `node` now.
-    public func isHeld(_ node: String, by connection: UInt64) -> Bool {
-        owners[node]?.connection == connection
-    }
-
-    /// Applies `body` to the state of a known node.
-    public func update(_ node: String, _ body: (inout NodeState) -> Void) {
-        if var state = nodes[node] {
-            body(&state)
-            nodes[node] = state
-        }
+    /// Whether `owner` holds `node` now.
+    public func isHeld(_ node: String, by owner: StreamOwner) -> Bool {
+        records.withLock { $0[node] }?.isOwned(by: owner) ?? false
     }
 }

@@ -1,3 +1,4 @@
+import Synchronization
 import GridMonWire
 
 /// One accepted sample, scored, on its way to storage.
@@ -12,8 +13,9 @@ public struct ScoredSample: Sendable, Equatable {
 
 /// Where accepted samples go. The server acks a sample once `append` returned for it.
 ///
-/// Threading: called on the reactor thread; implementations hand work to their own thread.
-public protocol SampleSink: AnyObject {
+/// Threading: called from every reactor thread at once; implementations must be thread-safe
+/// and must not block (hand work to a thread of their own).
+public protocol SampleSink: AnyObject, Sendable {
     func append(_ samples: [ScoredSample])
     /// False while the sink cannot write (reported by `/readyz`).
     var isReady: Bool { get }
@@ -21,12 +23,9 @@ public protocol SampleSink: AnyObject {
 
 /// Keeps nothing; counts what passed. The stand-in until the durable outbox lands.
 public final class CountingSink: SampleSink {
-    public private(set) var count = 0
-    public private(set) var last: ScoredSample?
+    private let counter = Atomic<UInt64>(0)
     public init() {}
+    public var count: UInt64 { counter.value }
     public var isReady: Bool { true }
-    public func append(_ samples: [ScoredSample]) {
-        count += samples.count
-        if let final = samples.last { last = final }
-    }
+    public func append(_ samples: [ScoredSample]) { counter.add(UInt64(samples.count)) }
 }

@@ -4,7 +4,7 @@ import GridMonWire
 /// One agent connection on a reactor: socket bytes → `FrameDecoder` → `ServerSession`, and
 /// the session's replies → a bounded output buffer → socket.
 ///
-/// Backpressure: while more than `Server.maxOutputBytes` wait to be written (a peer that does
+/// Backpressure: while more than `ServerConfig.maxOutputBytes` wait to be written (a peer that does
 /// not read its acks), the connection stops reading, so it cannot make the server buffer
 /// without bound; keepalive then closes it if it stays silent.
 /// Threading: confined to its reactor's thread. Ownership: owns `fd` and closes it.
@@ -15,7 +15,7 @@ final class ServerConnection: EventHandler {
     let acceptedAtNs: UInt64
     var lastInputNs: UInt64
     var pingSentNs: UInt64 = 0
-    private unowned let server: Server
+    private unowned let server: Worker
     private var decoder: FrameDecoder
     private var output: [UInt8] = []
     private var outputOffset = 0
@@ -25,7 +25,7 @@ final class ServerConnection: EventHandler {
     /// Reads per readiness event before yielding to other connections (fairness).
     private static let readsPerEvent = 4
 
-    init(fd: Int32, peer: SocketAddress, server: Server, session: ServerSession, maxFrameBytes: Int) {
+    init(fd: Int32, peer: SocketAddress, server: Worker, session: ServerSession, maxFrameBytes: Int) {
         self.fd = fd
         self.peer = peer
         self.server = server
@@ -48,7 +48,7 @@ final class ServerConnection: EventHandler {
     func sendOutgoing() {
         for message in session.takeOutgoing() {
             server.encoder.appendFrame(message, to: &output)
-            server.stats.framesOut += 1
+            server.stats.framesOut.add()
         }
         flush()
     }
@@ -74,11 +74,11 @@ final class ServerConnection: EventHandler {
             }
             guard case .done(let count) = result else { break }
             if count == 0 {
-                do { try decoder.finish() } catch let error as WireError { server.stats.decodeErrors[error.kind, default: 0] += 1 } catch {}
+                do { try decoder.finish() } catch let error as WireError { server.stats.decodeError(error.kind) } catch {}
                 return close()
             }
             lastInputNs = Clock.monotonicNanos()
-            server.stats.bytesIn += UInt64(count)
+            server.stats.bytesIn.add(UInt64(count))
             decode(UnsafeRawBufferPointer(rebasing: server.readBuffer[..<count]), nowNs: nowNs)
             if session.closeReason != nil || count < server.readBuffer.count { break }
         }
@@ -90,12 +90,12 @@ final class ServerConnection: EventHandler {
         struct Stop: Error {}
         do {
             try decoder.decode(chunk) { payload in
-                server.stats.framesIn += 1
+                server.stats.framesIn.add()
                 session.receive(try Message(payload: payload), nowNs: nowNs)
                 if session.closeReason != nil { throw Stop() }
             }
         } catch let error as WireError {
-            server.stats.decodeErrors[error.kind, default: 0] += 1
+            server.stats.decodeError(error.kind)
             Log.info("bad_input", ["peer": peer, "kind": error.kind, "error": error])
             let code: StatusCode = switch error {
             case .oversizeFrame: .resourceExhausted
@@ -119,7 +119,7 @@ final class ServerConnection: EventHandler {
             }
             guard case .done(let written) = result else { break }
             outputOffset += written
-            server.stats.bytesOut += UInt64(written)
+            server.stats.bytesOut.add(UInt64(written))
         }
         if outputOffset == output.count {
             output.removeAll(keepingCapacity: output.capacity <= 256 * 1024)
@@ -138,7 +138,7 @@ final class ServerConnection: EventHandler {
         if pendingOutput > 0 { wanted.insert(.writable) }
         if session.closeReason == nil && pendingOutput <= server.maxOutputBytes { wanted.insert(.readable) }
         if pendingOutput > server.maxOutputBytes && watching.contains(.readable) {
-            server.stats.violations["output_buffer_full", default: 0] += 1
+            server.stats.violation("output_buffer_full")
         }
         guard wanted != watching else { return }
         do {

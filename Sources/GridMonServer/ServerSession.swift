@@ -20,17 +20,22 @@ public struct SessionConfig: Sendable {
 /// Threading: confined to the reactor thread that owns the connection.
 public final class ServerSession {
     private struct Stream {
-        let node: String
+        let record: NodeRecord
         let tenant: String
         let labels: [Label]
         var verdicts: [Verdict] = []
         var ackDue = false
+        var node: String { record.id }
     }
 
-    public let connectionID: UInt64
+    /// This connection, as the owner of the node streams it opens.
+    public let owner: StreamOwner
     private let config: SessionConfig
     private let nodes: NodeTable
-    private let authenticator: Authenticator
+    private let authenticator: () -> Authenticator
+    /// Closes the connection `owner` that held `node` before this one took it over; the
+    /// server routes it to the owner's reactor thread.
+    private let evictElsewhere: (_ owner: StreamOwner, _ node: String) -> Void
     private let scorer: Scorer
     private let sink: SampleSink
     private let stats: ServerStats
@@ -51,10 +56,12 @@ public final class ServerSession {
     private var streamsOpened = 0
 
     public init(
-        connectionID: UInt64, config: SessionConfig, nodes: NodeTable, authenticator: Authenticator,
-        scorer: Scorer, sink: SampleSink, stats: ServerStats
+        owner: StreamOwner, config: SessionConfig, nodes: NodeTable, authenticator: @escaping () -> Authenticator,
+        scorer: Scorer, sink: SampleSink, stats: ServerStats,
+        evictElsewhere: @escaping (_ owner: StreamOwner, _ node: String) -> Void
     ) {
-        self.connectionID = connectionID
+        self.owner = owner
+        self.evictElsewhere = evictElsewhere
         self.config = config
         self.nodes = nodes
         self.authenticator = authenticator
@@ -82,7 +89,7 @@ public final class ServerSession {
             if error.streamID == 0 {
                 close("peer error \(error.code): \(error.message)")
             } else if let stream = streams.removeValue(forKey: error.streamID) {
-                nodes.release(stream.node, by: connectionID)
+                stream.record.release(owner)
             }
         case .welcome, .ack:
             fail(.invalidArgument, "Welcome and Ack are sent by the server only", reason: "server_only_message")
@@ -92,8 +99,8 @@ public final class ServerSession {
     /// One cumulative `Ack` per stream that accepted samples since the last flush.
     public func flushAcks() {
         for id in dueStreams {
-            guard var stream = streams[id], stream.ackDue, let node = nodes[stream.node] else { continue }
-            outgoing.append(.ack(Ack(streamID: id, durableSeq: node.durableSeq, anomalies: stream.verdicts)))
+            guard var stream = streams[id], stream.ackDue else { continue }
+            outgoing.append(.ack(Ack(streamID: id, durableSeq: stream.record.state.durableSeq, anomalies: stream.verdicts)))
             stream.verdicts.removeAll()
             stream.ackDue = false
             streams[id] = stream
@@ -104,14 +111,15 @@ public final class ServerSession {
     /// A newer connection took `node` over: this one gets an `Error` and closes, so the
     /// node is never written by two connections at once.
     public func evict(_ node: String) {
-        stats.evictions += 1
+        guard closeReason == nil else { return }
+        stats.evictions.add()
         fail(.aborted, "node \(node) connected again on another connection", reason: "superseded")
         onUnpromptedOutput?()
     }
 
     /// The connection is gone: release its nodes.
     public func closed() {
-        for stream in streams.values { nodes.release(stream.node, by: connectionID) }
+        for stream in streams.values { stream.record.release(owner) }
         streams.removeAll()
     }
 
@@ -130,7 +138,7 @@ public final class ServerSession {
     /// Sends a connection-level `Error` and marks the connection for closing.
     public func fail(_ code: StatusCode, _ message: String, reason: String, streamID: UInt32 = 0) {
         guard closeReason == nil else { return }
-        stats.violations[reason, default: 0] += 1
+        stats.violation(reason)
         flushAcks()
         outgoing.append(.error(ErrorMessage(code: code, message: message, streamID: streamID)))
         closeReason = reason
@@ -153,13 +161,13 @@ public final class ServerSession {
         guard !hello.nodeID.isEmpty, hello.nodeID.utf8.count <= 256 else {
             return fail(.invalidArgument, "node_id must be 1 to 256 bytes", reason: "bad_node_id", streamID: hello.streamID)
         }
-        guard let tenant = authenticator.tenant(for: hello.authToken) else {
-            stats.authFailures += 1
+        guard let tenant = authenticator().tenant(for: hello.authToken) else {
+            stats.authFailures.add()
             return fail(.unauthenticated, "bad or missing auth token for node \(hello.nodeID)", reason: "unauthenticated",
                         streamID: hello.streamID)
         }
         guard streams.count < config.maxStreamsPerConnection else {
-            stats.violations["max_streams", default: 0] += 1
+            stats.violation("max_streams")
             outgoing.append(.error(ErrorMessage(
                 code: .resourceExhausted, message: "at most \(config.maxStreamsPerConnection) streams per connection",
                 streamID: hello.streamID)))
@@ -169,12 +177,16 @@ public final class ServerSession {
         if let (oldID, _) = streams.first(where: { $0.value.node == hello.nodeID }) {
             streams[oldID] = nil
         }
-        let state = nodes.claim(hello.nodeID, tenant: tenant, labels: hello.labels, by: connectionID) { [unowned self] node in
-            self.evict(node)
+        guard let (record, state, previous) = nodes.claim(hello.nodeID, tenant: tenant, labels: hello.labels, by: owner) else {
+            stats.violation("max_nodes")
+            outgoing.append(.error(ErrorMessage(
+                code: .resourceExhausted, message: "the server tracks \(nodes.capacity) nodes already", streamID: hello.streamID)))
+            return
         }
-        streams[hello.streamID] = Stream(node: hello.nodeID, tenant: tenant, labels: hello.labels)
+        if let previous { evictElsewhere(previous, hello.nodeID) }
+        streams[hello.streamID] = Stream(record: record, tenant: tenant, labels: hello.labels)
         streamsOpened += 1
-        stats.streamsOpened += 1
+        stats.streamsOpened.add()
         outgoing.append(.welcome(Welcome(
             streamID: hello.streamID, accepted: true, serverID: config.serverID, durableSeq: state.durableSeq,
             limits: ServerLimits(
@@ -186,51 +198,51 @@ public final class ServerSession {
 
     private func accept(_ batch: SampleBatch, nowNs: Int64) {
         guard var stream = streams[batch.streamID] else {
-            stats.violations["unknown_stream", default: 0] += 1
+            stats.violation("unknown_stream")
             outgoing.append(.error(ErrorMessage(
                 code: .notFound, message: "stream \(batch.streamID) is not open: send Hello first", streamID: batch.streamID)))
             return
         }
-        guard let node = nodes[stream.node] else { return }
+        let durable = stream.record.state.durableSeq
         // Drop resends (at or below the durable seq) and anything out of order.
         var fresh = batch.samples
-        var highest = node.durableSeq
+        var highest = durable
         fresh.removeAll { sample in
             if sample.seq <= highest { return true }
             highest = sample.seq
             return false
         }
-        let duplicates = batch.samples.count - fresh.count
-        stats.samplesDuplicate += UInt64(duplicates)
-
+        let duplicates = UInt64(batch.samples.count - fresh.count)
         scorer.score(fresh, node: stream.node, into: &scores)
-        scored.removeAll(keepingCapacity: true)
         var anomalies: UInt64 = 0
+        scored.removeAll(keepingCapacity: true)
         for (sample, score) in zip(fresh, scores) {
             let anomalous = score >= scorer.threshold
-            if anomalous {
-                anomalies += 1
-                stream.verdicts.append(Verdict(seq: sample.seq, score: score))
-            }
+            if anomalous { anomalies += 1 }
             scored.append(ScoredSample(
                 node: stream.node, tenant: stream.tenant, labels: stream.labels, sample: sample, score: score,
                 anomalous: anomalous))
         }
-        if !scored.isEmpty { sink.append(scored) }
-        stats.samplesAccepted += UInt64(fresh.count)
-        stats.anomalies += anomalies
-
-        nodes.update(stream.node) { state in
-            state.durableSeq = highest
+        // Only the connection that owns the node moves its durable seq. A connection that lost
+        // the node to a newer one (eviction in flight from another thread) stores nothing more.
+        let lastScore = scores.last ?? 0
+        let owned = stream.record.update(ifOwnedBy: owner) { state in
+            state.durableSeq = max(state.durableSeq, highest)
             state.lastSeenNs = nowNs
             state.samples += UInt64(fresh.count)
             state.anomalies += anomalies
-            state.duplicates += UInt64(duplicates)
+            state.duplicates += duplicates
             if let last = fresh.last {
                 state.lastSample = last
-                state.lastScore = scores.last ?? 0
+                state.lastScore = lastScore
             }
         }
+        guard owned else { return evict(stream.node) }
+        if !scored.isEmpty { sink.append(scored) }
+        for item in scored where item.anomalous { stream.verdicts.append(Verdict(seq: item.sample.seq, score: item.score)) }
+        stats.samplesAccepted.add(UInt64(fresh.count))
+        stats.samplesDuplicate.add(duplicates)
+        stats.anomalies.add(anomalies)
         if !stream.ackDue {
             stream.ackDue = true
             dueStreams.append(batch.streamID)

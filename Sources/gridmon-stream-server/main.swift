@@ -39,6 +39,9 @@ struct StreamServer: ParsableCommand {
     @Flag(help: "Accept every agent without a token (demos only; logged loudly). [GRIDMON_INSECURE_NO_AUTH=1]")
     var insecureNoAuth: Bool = env("GRIDMON_INSECURE_NO_AUTH") == "1"
 
+    @Option(help: "Reactor threads (epoll loops sharing the port via SO_REUSEPORT); default: one per core. [GRIDMON_THREADS]")
+    var threads: Int = env("GRIDMON_THREADS").flatMap { Int($0) } ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+
     @Option(help: "Most open agent connections; more are refused. [GRIDMON_MAX_CONNECTIONS]")
     var maxConnections: Int = env("GRIDMON_MAX_CONNECTIONS").flatMap { Int($0) } ?? 16_384
 
@@ -69,6 +72,7 @@ struct StreamServer: ParsableCommand {
         guard insecureNoAuth || !tokensFile.isEmpty else {
             throw ValidationError("give --tokens-file FILE, or --insecure-no-auth to accept every agent (demos only)")
         }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1 ... 256") }
         guard maxConnections > 0, maxStreams > 0 else { throw ValidationError("--max-connections and --max-streams must be positive") }
         guard maxFrameBytes >= 64, maxFrameBytes <= Int(UInt32.max) else { throw ValidationError("--max-frame-bytes must be 64 ... 4294967295") }
         guard (0...1).contains(threshold) else { throw ValidationError("--threshold must be within 0...1") }
@@ -80,6 +84,7 @@ struct StreamServer: ParsableCommand {
         config.listen = SocketAddress(parsing: listen)!
         config.adminListen = adminListen == "off" ? nil : SocketAddress(parsing: adminListen)
         config.maxConnections = maxConnections
+        config.threads = threads
         config.handshakeTimeoutMs = handshakeTimeoutMs
         config.session.maxStreamsPerConnection = maxStreams
         config.session.maxFrameBytes = maxFrameBytes
@@ -96,8 +101,9 @@ struct StreamServer: ParsableCommand {
             throw ExitCode(64)
         }
         do {
-            let server = try Server(config: config, authenticator: authenticator,
-                                    scorer: UtilizationScorer(threshold: threshold), sink: CountingSink())
+            let threshold = self.threshold
+            let server = Server(config: config, authenticator: authenticator,
+                                scorer: { UtilizationScorer(threshold: threshold) }, sink: CountingSink())
             server.reloadTokens = insecureNoAuth ? nil : loadTokens
             try server.run()
         } catch {

@@ -71,6 +71,28 @@ import Testing
         #expect(ack.durableSeq == 3)
     }
 
+    @Test func evictionWorksAcrossReactorThreads() throws {
+        // SO_REUSEPORT hashes connections onto the 4 workers: most pairs cross threads.
+        let server = try ServerProcess(["--insecure-no-auth", "--threads", "4"])
+        for i in 0..<12 {
+            let old = try TestClient(server.address)
+            _ = try old.hello(node: "roamer-\(i)", stream: 1)
+            try old.send(batch(1, 1...2))
+            let new = try TestClient(server.address)
+            let welcome = try new.hello(node: "roamer-\(i)", stream: 1)
+            let seen = try old.drainUntilClosed()
+            #expect(seen.contains { if case .error(let e) = $0 { e.code == .aborted } else { false } })
+            // The takeover resumes after whatever the old connection had stored.
+            #expect(welcome.durableSeq <= 2)
+            try new.send(batch(1, 1...4))
+            var durable: UInt64 = 0
+            while durable < 4, case .ack(let ack)? = try new.receive() { durable = ack.durableSeq }
+            #expect(durable == 4)
+        }
+        #expect(server.stop() == 0)
+        #expect(server.log.contains("event=stopped samples=48"))
+    }
+
     @Test func sigtermSaysGoodbyeAndExitsZero() throws {
         let server = try ServerProcess()
         let client = try TestClient(server.address)

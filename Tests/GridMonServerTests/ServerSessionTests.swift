@@ -3,7 +3,7 @@ import GridMonWire
 @testable import GridMonServer
 
 /// A sink that records what it was given.
-final class RecordingSink: SampleSink {
+final class RecordingSink: SampleSink, @unchecked Sendable {  // used from one thread only
     var appended: [ScoredSample] = []
     var isReady = true
     func append(_ samples: [ScoredSample]) { appended += samples }
@@ -18,18 +18,25 @@ final class FlaggingScorer: Scorer {
     }
 }
 
-struct SessionFixture {
+/// Sessions on one pretend worker; evictions are routed to the session that lost the node.
+final class SessionFixture {
     let nodes = NodeTable()
     let sink = RecordingSink()
     let scorer = FlaggingScorer()
     let stats = ServerStats()
     let auth = Authenticator(tokens: ["good": "acme"])
+    var sessions: [UInt64: ServerSession] = [:]
 
     func session(_ id: UInt64 = 1, maxStreams: Int = 8) -> ServerSession {
         var config = SessionConfig()
         config.maxStreamsPerConnection = maxStreams
-        return ServerSession(connectionID: id, config: config, nodes: nodes, authenticator: auth, scorer: scorer,
-                             sink: sink, stats: stats)
+        let auth = self.auth
+        let session = ServerSession(
+            owner: StreamOwner(worker: 0, connection: id), config: config, nodes: nodes, authenticator: { auth },
+            scorer: scorer, sink: sink, stats: stats,
+            evictElsewhere: { [unowned self] owner, node in self.sessions[owner.connection]?.evict(node) })
+        sessions[id] = session
+        return session
     }
 }
 
@@ -75,7 +82,7 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         s.receive(samples(1, 3...7), nowNs: 0)
         s.flushAcks()
         #expect(f.sink.appended.map(\.sample.seq) == Array(1...7))
-        #expect(f.stats.samplesDuplicate == 3)
+        #expect(f.stats.samplesDuplicate.value == 3)
         #expect(s.takeOutgoing().last == .ack(Ack(streamID: 1, durableSeq: 7)))
     }
 
@@ -86,7 +93,7 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         s.receive(samples(1, 1...5), nowNs: 0)
         #expect(s.takeOutgoing() == [.error(ErrorMessage(code: .unauthenticated, message: "bad or missing auth token for node n1", streamID: 1))])
         #expect(s.closeReason == "unauthenticated")
-        #expect(f.sink.appended.isEmpty && f.stats.authFailures == 1)
+        #expect(f.sink.appended.isEmpty && f.stats.authFailures.value == 1)
     }
 
     @Test func samplesForUnknownStreamAreRefusedButConnectionStays() {
@@ -123,7 +130,7 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         old.receive(samples(1, 3...4), nowNs: 0)  // ignored: the old session is closing
         #expect(f.sink.appended.count == 2)
         old.closed()
-        #expect(f.nodes.isHeld("n", by: 2))
+        #expect(f.nodes.isHeld("n", by: StreamOwner(worker: 0, connection: 2)))
     }
 
     @Test func pingIsAnsweredAndServerOnlyMessagesAreViolations() {

@@ -1,0 +1,61 @@
+import GridMonPosix
+
+/// The admin HTTP listener and its connections, on worker 0's reactor.
+///
+/// Bounded: at most `ServerConfig.maxAdminConnections` open, each closed after answering
+/// or after `AdminConnection.timeoutNs`.
+/// Threading: confined to worker 0's thread.
+final class AdminPort: EventHandler {
+    private unowned let worker: Worker
+    private let listener: Int32
+    private var connections: [Int32: AdminConnection] = [:]
+    private var closed = false
+
+    init(worker: Worker, listener: Int32) throws(SyscallError) {
+        self.worker = worker
+        self.listener = listener
+        try worker.reactor.register(listener, events: .readable, handler: self)
+    }
+
+    func handleEvents(_ events: IOEvents) {
+        while case .done(let (fd, _))? = try? Socket.accept(listener) {
+            guard connections.count < worker.shared.config.maxAdminConnections else {
+                worker.stats.violation("max_admin_connections")
+                Socket.close(fd)
+                continue
+            }
+            let connection = AdminConnection(fd: fd, server: worker)
+            guard (try? worker.reactor.register(fd, events: .readable, handler: connection)) != nil else {
+                Socket.close(fd)
+                continue
+            }
+            connections[fd] = connection
+        }
+    }
+
+    func response(to request: HTTPRequestParser.Request) -> [UInt8] {
+        let shared = worker.shared
+        return AdminRoutes.respond(
+            to: request, metrics: shared.metricsText, ready: shared.sink.isReady && !worker.shuttingDown,
+            nodes: { shared.nodes.all })
+    }
+
+    func connectionClosed(_ connection: AdminConnection) {
+        worker.reactor.unregister(connection.fd)
+        connections[connection.fd] = nil
+    }
+
+    func sweep(now: UInt64) {
+        for connection in Array(connections.values) where now - connection.openedAtNs > AdminConnection.timeoutNs {
+            connection.close()
+        }
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        worker.reactor.unregister(listener)
+        Socket.close(listener)
+        for connection in Array(connections.values) { connection.close() }
+    }
+}

@@ -1,0 +1,210 @@
+import Glibc
+import GridMonPosix
+import GridMonWire
+import Synchronization
+
+/// Work one reactor thread asks of another.
+enum WorkerJob: Sendable {
+    /// Close `connection`: a newer connection on another thread took `node` over.
+    case evict(connection: UInt64, node: String)
+    /// Stop accepting, say Goodbye, drain, stop.
+    case shutdown(reason: String)
+}
+
+/// The thread-safe face of a worker: a mailbox and its reactor's wake-up.
+final class WorkerMailbox: Sendable {
+    private let jobs = Mutex<[WorkerJob]>([])
+    let reactor: Reactor.Handle
+
+    init(reactor: Reactor.Handle) { self.reactor = reactor }
+
+    func post(_ job: WorkerJob) {
+        jobs.withLock { $0.append(job) }
+        reactor.wakeUp()
+    }
+
+    func take() -> [WorkerJob] { jobs.withLock { jobs in defer { jobs.removeAll() }; return jobs } }
+}
+
+/// One reactor thread of the server: its own listener (SO_REUSEPORT spreads connections
+/// across workers), connections, encoder, read buffer and counters.
+///
+/// Node state is shared (`NodeTable`); a worker touches another worker's connections only by
+/// posting to its mailbox. Threading: confined to the thread running `run()`, except
+/// `mailbox`. Ownership: owns its listener and connection descriptors.
+final class Worker: EventHandler {
+    let index: Int
+    let shared: ServerShared
+    let reactor: Reactor
+    let mailbox: WorkerMailbox
+    let stats: ServerStats
+    let encoder = MessageEncoder()
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    var maxOutputBytes: Int { shared.config.maxOutputBytes }
+    /// Set on worker 0 only: the admin port and signals are served there.
+    var admin: AdminPort?
+    private let scorer: Scorer
+    private var listener: Int32
+    private var connections: [Int32: ServerConnection] = [:]
+    private var byID: [UInt64: ServerConnection] = [:]
+    private var nextConnection: UInt64 = 0
+    private(set) var shuttingDown = false
+
+    /// - Parameters: `reactor` and `shared.mailboxes[index]` are this worker's; `listener` is
+    ///   its own SO_REUSEPORT socket, which it closes at shutdown.
+    init(index: Int, shared: ServerShared, reactor: Reactor, listener: Int32, scorer: Scorer) throws(SyscallError) {
+        self.index = index
+        self.shared = shared
+        self.listener = listener
+        self.scorer = scorer
+        self.stats = shared.stats[index]
+        self.reactor = reactor
+        self.mailbox = shared.mailboxes[index]
+        reactor.onWakeUp = { [unowned self] in
+            for job in self.mailbox.take() { self.perform(job) }
+        }
+        try reactor.register(listener, events: .readable, handler: self)
+        scheduleSweep()
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    /// Runs the reactor until this worker has shut down.
+    func run() throws(SyscallError) {
+        try reactor.run()
+    }
+
+    func handleEvents(_ events: IOEvents) {
+        acceptPending()
+    }
+
+    func connectionClosed(_ connection: ServerConnection) {
+        reactor.unregister(connection.fd)
+        connections[connection.fd] = nil
+        byID[connection.session.owner.connection] = nil
+        stats.connectionsClosed.add()
+        if shuttingDown && connections.isEmpty { finishShutdown() }
+    }
+
+    private func perform(_ job: WorkerJob) {
+        switch job {
+        case .evict(let id, let node):
+            byID[id]?.session.evict(node)
+        case .shutdown(let reason):
+            beginShutdown(reason)
+        }
+    }
+
+    // MARK: - Accepting
+
+    private func acceptPending() {
+        while !shuttingDown {
+            let accepted: IOResult<(fd: Int32, peer: SocketAddress)>
+            do { accepted = try Socket.accept(listener) } catch {
+                // EMFILE and friends: log and retry on the next readiness (level-triggered).
+                Log.warning("accept_failed", ["error": error])
+                return
+            }
+            guard case .done(let (fd, peer)) = accepted else { return }
+            stats.connectionsAccepted.add()
+            guard shared.openConnections() <= shared.config.maxConnections else {
+                stats.connectionsRejected.add()
+                stats.violation("max_connections")
+                Log.warning("connection_refused", ["peer": peer, "reason": "max_connections", "limit": shared.config.maxConnections])
+                Socket.close(fd)
+                continue
+            }
+            try? Socket.setNoDelay(fd)
+            nextConnection += 1
+            let owner = StreamOwner(worker: index, connection: nextConnection)
+            let shared = self.shared
+            let session = ServerSession(
+                owner: owner, config: shared.config.session, nodes: shared.nodes, authenticator: { shared.authenticator },
+                scorer: scorer, sink: shared.sink, stats: stats,
+                evictElsewhere: { [unowned self] previous, node in self.evict(previous, node) })
+            let connection = ServerConnection(fd: fd, peer: peer, server: self, session: session,
+                                              maxFrameBytes: shared.config.session.maxFrameBytes)
+            do {
+                try reactor.register(fd, events: .readable, handler: connection)
+            } catch {
+                Log.warning("register_failed", ["error": error])
+                Socket.close(fd)
+                continue
+            }
+            connections[fd] = connection
+            byID[owner.connection] = connection
+            connection.sendOutgoing()  // the server's preface
+        }
+    }
+
+    /// Closes the connection that held `node` before: here directly, elsewhere by mail.
+    private func evict(_ previous: StreamOwner, _ node: String) {
+        if previous.worker == index {
+            byID[previous.connection]?.session.evict(node)
+        } else {
+            shared.mailboxes[previous.worker].post(.evict(connection: previous.connection, node: node))
+        }
+    }
+
+    // MARK: - Timeouts
+
+    /// Every 250 ms: close connections that sent no Hello in time, ping idle ones, and close
+    /// those that stayed silent for two keepalive intervals.
+    private func scheduleSweep() {
+        reactor.schedule(afterNanos: 250_000_000) { [weak self] in
+            guard let self else { return }
+            self.sweep(now: Clock.monotonicNanos())
+            self.scheduleSweep()
+        }
+    }
+
+    private func sweep(now: UInt64) {
+        admin?.sweep(now: now)
+        let handshakeNs = shared.config.handshakeTimeoutMs * 1_000_000
+        let keepaliveNs = UInt64(shared.config.session.keepaliveIntervalMs) * 1_000_000
+        for connection in Array(connections.values) where !connection.isClosed {
+            let session = connection.session
+            if !session.hasOpenedStream && now - connection.acceptedAtNs > handshakeNs {
+                session.fail(.deadlineExceeded, "no Hello within \(shared.config.handshakeTimeoutMs) ms", reason: "handshake_timeout")
+                connection.sendOutgoing()
+                if !connection.isClosed && connection.pendingOutput > 0 { connection.close() }
+            } else if keepaliveNs > 0 {
+                let idle = now - connection.lastInputNs
+                if idle > 2 * keepaliveNs {
+                    stats.violation("keepalive_timeout")
+                    connection.close()
+                } else if idle > keepaliveNs && connection.pingSentNs < connection.lastInputNs {
+                    connection.pingSentNs = now
+                    session.ping(nonce: now)
+                    connection.sendOutgoing()
+                }
+            }
+        }
+    }
+
+    // MARK: - Shutdown
+
+    /// Stops accepting, says Goodbye to every connection, and stops the reactor once all are
+    /// drained or the grace period ends.
+    private func beginShutdown(_ reason: String) {
+        guard !shuttingDown else { return }
+        shuttingDown = true
+        reactor.unregister(listener)
+        Socket.close(listener)
+        admin?.close()
+        for connection in Array(connections.values) {
+            connection.session.sayGoodbye(reason)
+            connection.sendOutgoing()
+        }
+        if connections.isEmpty { return finishShutdown() }
+        reactor.schedule(afterNanos: shared.config.shutdownGraceMs * 1_000_000) { [weak self] in
+            guard let self else { return }
+            for connection in Array(self.connections.values) { connection.close() }
+            self.finishShutdown()
+        }
+    }
+
+    private func finishShutdown() {
+        reactor.handle.stop()
+    }
+}
