@@ -9,7 +9,8 @@
 //   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers and accept4, which Glibc's module lacks
 //   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor
 //   GridMonServer  the server's protocol logic (sessions, nodes, auth, scoring hook, stats) and its epoll edge
-//   gridmon-stream-server  the daemon
+//   GridMonFlood   the load generator's engine: multiplexed streams, pacing, reconnects, HDR latency
+//   gridmon-stream-server, gridmon-flood  the command lines
 //   gridmon-bench  release-build benchmarks printed by Tools/bench-*
 import PackageDescription
 
@@ -19,10 +20,12 @@ let package = Package(
         .library(name: "GridMonWire", targets: ["GridMonWire"]),
         .library(name: "GridMonPosix", targets: ["GridMonPosix"]),
         .executable(name: "gridmon-stream-server", targets: ["gridmon-stream-server"]),
+        .executable(name: "gridmon-flood", targets: ["gridmon-flood"]),
         .executable(name: "gridmon-bench", targets: ["gridmon-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -50,6 +53,14 @@ let package = Package(
         .executableTarget(
             name: "gridmon-stream-server",
             dependencies: ["GridMonServer", "GridMonPosix", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .target(
+            name: "GridMonFlood",
+            dependencies: ["GridMonWire", "GridMonPosix", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
+        .executableTarget(
+            name: "gridmon-flood",
+            dependencies: ["GridMonFlood", "GridMonPosix", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "gridmon-bench",

@@ -20,9 +20,9 @@ final class ServerProcess: @unchecked Sendable {  // logText is guarded by logLo
             .appendingPathComponent("gridmon-stream-server")
     }
 
-    init(_ arguments: [String] = ["--insecure-no-auth"], environment: [String: String] = [:]) throws {
+    init(_ arguments: [String] = ["--insecure-no-auth"], environment: [String: String] = [:], listen: String = "127.0.0.1:0") throws {
         process.executableURL = Self.binary
-        process.arguments = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-level", "debug"] + arguments
+        process.arguments = ["--listen", listen, "--admin-listen", "127.0.0.1:0", "--log-level", "debug"] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardError = stderrPipe
         process.standardOutput = FileHandle.nullDevice
@@ -194,4 +194,36 @@ func metric(_ text: String, _ name: String) -> Double? {
         return Double(line.split(separator: " ").last!)
     }
     return nil
+}
+
+/// Runs a GridMon binary from the build folder to completion (bounded by `timeout`).
+/// Output goes through temp files, so a chatty child never blocks on a full pipe.
+func runBinary(_ name: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> (status: Int32, stdout: String, stderr: String) {
+    let directory = FileManager.default.temporaryDirectory
+    let outURL = directory.appendingPathComponent("gridmon-\(UUID()).out")
+    let errURL = directory.appendingPathComponent("gridmon-\(UUID()).err")
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    defer {
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+    let process = Process()
+    process.executableURL = ServerProcess.binary.deletingLastPathComponent().appendingPathComponent(name)
+    process.arguments = arguments
+    process.standardOutput = try FileHandle(forWritingTo: outURL)
+    process.standardError = try FileHandle(forWritingTo: errURL)
+    try process.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(10_000) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+    return (process.terminationStatus, try String(contentsOf: outURL, encoding: .utf8), try String(contentsOf: errURL, encoding: .utf8))
+}
+
+/// A loopback port that was free a moment ago (for a server that must come back on the same port).
+func freeLoopbackPort() throws -> UInt16 {
+    let fd = try Socket.listen(SocketAddress(host: "127.0.0.1", port: 0))
+    defer { Socket.close(fd) }
+    return try Socket.localAddress(fd).port
 }

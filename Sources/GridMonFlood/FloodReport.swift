@@ -1,0 +1,56 @@
+/// The final report of a flood run, as text for people and JSON for scripts.
+public struct FloodReport: Sendable {
+    public var samplesSent: UInt64
+    public var samplesAcked: UInt64
+    public var samplesResent: UInt64
+    public var framesSent: UInt64
+    public var seconds: Double
+    public var samplesPerSecond: Double
+    /// Ack latency percentiles in microseconds.
+    public var latency: [(label: String, micros: UInt64)]
+    public var reconnects: UInt64
+    public var anomaliesReported: UInt64
+    public var errors: [String: UInt64]
+
+    public init(stats: FloodStats, elapsedNs: UInt64) {
+        samplesSent = stats.samplesSent
+        samplesAcked = stats.samplesAcked
+        samplesResent = stats.samplesResent
+        framesSent = stats.framesSent
+        seconds = Double(elapsedNs) / 1e9
+        samplesPerSecond = seconds > 0 ? Double(stats.samplesAcked) / seconds : 0
+        let h = stats.latencyMicros
+        latency = h.totalCount == 0 ? [] : [
+            ("p50", h.valueAtPercentile(50)), ("p90", h.valueAtPercentile(90)), ("p99", h.valueAtPercentile(99)),
+            ("p99.9", h.valueAtPercentile(99.9)), ("max", h.max),
+        ]
+        reconnects = stats.reconnects
+        anomaliesReported = stats.anomaliesReported
+        errors = stats.errors
+    }
+
+    public var text: String {
+        var out = "samples sent      \(samplesSent)\nsamples acked     \(samplesAcked)\nsamples resent    \(samplesResent)\nframes sent       \(framesSent)\n"
+        out += "elapsed           \(format(seconds)) s\nthroughput        \(format(samplesPerSecond)) samples/s (acked)\n"
+        out += "ack latency       " + (latency.isEmpty ? "none recorded" : latency.map { "\($0.label) \(micros($0.micros))" }.joined(separator: "  ")) + "\n"
+        out += "anomalies         \(anomaliesReported)\nreconnects        \(reconnects)\n"
+        out += "errors            " + (errors.isEmpty ? "none" : errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) + "\n"
+        return out
+    }
+
+    public var json: String {
+        var fields = [
+            "\"samples_sent\":\(samplesSent)", "\"samples_acked\":\(samplesAcked)", "\"samples_resent\":\(samplesResent)", "\"frames_sent\":\(framesSent)",
+            "\"seconds\":\(format(seconds))", "\"samples_per_second\":\(format(samplesPerSecond))",
+            "\"reconnects\":\(reconnects)", "\"anomalies\":\(anomaliesReported)",
+        ]
+        fields.append("\"ack_latency_us\":{" + latency.map { "\"\($0.label)\":\($0.micros)" }.joined(separator: ",") + "}")
+        fields.append("\"errors\":{" + errors.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}")
+        return "{" + fields.joined(separator: ",") + "}"
+    }
+
+    private func format(_ value: Double) -> String { String(Double(Int(value * 1000)) / 1000) }
+    private func micros(_ value: UInt64) -> String {
+        value >= 1000 ? "\(format(Double(value) / 1000)) ms" : "\(value) µs"
+    }
+}

@@ -1,0 +1,169 @@
+import GridMonPosix
+import GridMonWire
+
+/// A flood run: opens the connections, pumps samples, collects acks, and stops by count or
+/// time, then waits (bounded) for the last acks.
+///
+/// One epoll reactor on the calling thread drives every connection, so the client stays
+/// cheap next to the server it measures. Threading: `run()` blocks its thread until done.
+public final class FloodRun {
+    public let config: FloodConfig
+    let reactor: Reactor
+    let encoder = MessageEncoder()
+    public internal(set) var stats = FloodStats()
+    var random: SplitMix64
+    /// Builds the sample `seq` of `node` (deterministic, so a resend repeats the same values).
+    let workload: (_ node: String, _ seq: UInt64) -> Sample
+    /// Called once per second with the stats so far (progress display).
+    public var onProgress: ((FloodStats, _ elapsedNs: UInt64) -> Void)?
+
+    private var connections: [FloodConnection] = []
+    private var started: UInt64 = 0
+    private(set) var sendingStopped = false
+    private var stoppedByCount = false
+    private var drainScheduled = false
+    private(set) var finished = false
+    private var remaining: UInt64
+    public private(set) var sendingNs: UInt64 = 0
+    public private(set) var elapsedNs: UInt64 = 0
+
+    public init(config: FloodConfig, workload: @escaping (_ node: String, _ seq: UInt64) -> Sample = FloodRun.steadyWorkload) throws(SyscallError) {
+        self.config = config
+        self.reactor = try Reactor()
+        self.random = SplitMix64(seed: config.seed)
+        self.workload = workload
+        self.remaining = config.totalSamples ?? UInt64.max
+    }
+
+    /// Samples still allowed by the count limit.
+    var budget: Int { Int(min(remaining, UInt64(Int.max))) }
+
+    /// A cheap, plausible sample: values vary with seq so frames are not all alike.
+    public static func steadyWorkload(_ node: String, _ seq: UInt64) -> Sample {
+        let phase = Double(seq % 600) / 600
+        return Sample(seq: seq, timestampNs: 1_700_000_000_000_000_000 + Int64(seq) * 1_000_000_000,
+                      cpuPercent: 20 + 10 * phase, memoryPercent: 45 + phase, diskPercent: 61.5, load1: 0.5 + phase,
+                      netRxBytesPerSec: 120_000 + 1000 * phase, netTxBytesPerSec: 64_000, diskReadBytesPerSec: 4096,
+                      diskWriteBytesPerSec: 16_384 * phase)
+    }
+
+    /// Runs to completion and returns what was measured.
+    public func run() throws(SyscallError) -> FloodStats {
+        started = Clock.monotonicNanos()
+        var connectionIndex = 0
+        for c in 0..<config.connections {
+            let streams = (0..<config.streamsPerConnection).map { s in
+                FloodStream(id: UInt32(s + 1), node: "\(config.nodePrefix)-\(c)-\(s)")
+            }
+            connections.append(FloodConnection(run: self, streams: streams))
+        }
+        // Ramp up: open connections in slices so the server's accept queue is not overrun.
+        func rampUp() {
+            let end = min(connections.count, connectionIndex + config.connectsPerTick)
+            while connectionIndex < end {
+                connections[connectionIndex].connect()
+                connectionIndex += 1
+            }
+            if connectionIndex < connections.count { reactor.schedule(afterNanos: 10_000_000) { rampUp() } }
+        }
+        rampUp()
+        if let duration = config.durationNs {
+            reactor.schedule(afterNanos: duration) { [unowned self] in self.stopSending() }
+        }
+        if let rate = config.ratePerStream {
+            schedulePacing(rate: rate)
+        }
+        scheduleProgress()
+        try reactor.run()
+        elapsedNs = Clock.monotonicNanos() - started
+        for connection in connections { connection.close() }
+        return stats
+    }
+
+    func sent(samples: Int) {
+        stats.samplesSent += UInt64(samples)
+        stats.framesSent += 1
+        remaining -= UInt64(samples)
+        if remaining == 0 {
+            stoppedByCount = true
+            stopSending()
+        }
+    }
+
+    /// Samples sent but lost in a broken connection: they will be sent again after the
+    /// reconnect, so they count as not sent yet.
+    func unsent(samples: UInt64) {
+        guard samples > 0 else { return }
+        stats.samplesSent -= samples
+        stats.samplesResent += samples
+        remaining += samples
+        if stoppedByCount && !finished {
+            // The count limit had stopped sending; the lost samples still have to go.
+            stoppedByCount = false
+            sendingStopped = false
+        }
+    }
+
+    func acked(samples: UInt64, anomalies: Int) {
+        stats.samplesAcked += samples
+        stats.anomaliesReported += UInt64(anomalies)
+        if sendingStopped && stats.samplesAcked >= stats.samplesSent { finish() }
+    }
+
+    func recordLatency(nanos: UInt64, count: Int) {
+        _ = stats.latencyMicros.record(max(1, nanos / 1000), count: UInt64(count))
+    }
+
+    private func stopSending() {
+        guard !sendingStopped else { return }
+        sendingStopped = true
+        sendingNs = Clock.monotonicNanos() - started
+        if stats.samplesAcked >= stats.samplesSent { return finish() }
+        guard !drainScheduled else { return }
+        drainScheduled = true
+        reactor.schedule(afterNanos: config.drainNs) { [unowned self] in
+            self.stats.error("unacked_at_end")
+            self.finish()
+        }
+    }
+
+    private func finish() {
+        guard !finished else { return }
+        finished = true
+        reactor.handle.stop()
+    }
+
+    /// Paced mode: every 10 ms each stream earns rate/100 samples of credit. Connections get
+    /// a random phase so they do not all send in the same tick.
+    private func schedulePacing(rate: Double) {
+        let tickNs: UInt64 = 10_000_000
+        let credit = rate * Double(tickNs) / 1e9
+        func tick() {
+            guard !sendingStopped else { return }
+            for connection in connections where connection.isConnected { connection.addCredits(credit) }
+            reactor.schedule(afterNanos: tickNs) { tick() }
+        }
+        reactor.schedule(afterNanos: UInt64.random(in: 0...tickNs, using: &random)) { tick() }
+    }
+
+    private func scheduleProgress() {
+        reactor.schedule(afterNanos: 1_000_000_000) { [unowned self] in
+            guard !self.finished else { return }
+            self.onProgress?(self.stats, Clock.monotonicNanos() - self.started)
+            self.scheduleProgress()
+        }
+    }
+}
+
+/// SplitMix64 (Steele, Lea and Flood, OOPSLA 2014): small, fast, seedable.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,127 @@
+// gridmon-flood: GridMon's load tester. See `gridmon-flood --help`.
+//
+// Exit codes: 0 the run completed and every sent sample was acknowledged; 1 the run completed
+// but samples stayed unacknowledged or errors occurred; 64 bad flags (EX_USAGE);
+// 69 the run could not start (EX_UNAVAILABLE).
+import ArgumentParser
+import GridMonFlood
+import GridMonPosix
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func env(_ name: String) -> String? {
+    getenv(name).map { String(cString: $0) }
+}
+
+struct Flood: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gridmon-flood",
+        abstract: "Loads a GridMon server with simulated node streams and reports throughput and ack latency.",
+        discussion: """
+            flood mode: as fast as the server acknowledges (or paced with --rate), over --connections
+            connections carrying --streams node streams each, in frames of --batch samples, until
+            --samples were sent or --duration passed. Every run is bounded by one or both.
+            Targets loopback unless --allow-remote. Every option has a GRIDMON_… environment twin.
+            Progress goes to stderr every second; the report to stdout (--json for scripts).
+            Exit codes: 0 all acked, 1 unacked samples or errors, 64 bad flags, 69 cannot start.
+            """)
+
+    @Option(help: "Server address HOST:PORT. [GRIDMON_TARGET]")
+    var target: String = env("GRIDMON_TARGET") ?? "127.0.0.1:7070"
+
+    @Flag(help: "Allow a target that is not on loopback (127.0.0.0/8). [GRIDMON_ALLOW_REMOTE=1]")
+    var allowRemote: Bool = env("GRIDMON_ALLOW_REMOTE") == "1"
+
+    @Option(help: "TCP connections. [GRIDMON_CONNECTIONS]")
+    var connections: Int = env("GRIDMON_CONNECTIONS").flatMap { Int($0) } ?? 1
+
+    @Option(help: "Node streams multiplexed on each connection. [GRIDMON_STREAMS]")
+    var streams: Int = env("GRIDMON_STREAMS").flatMap { Int($0) } ?? 1
+
+    @Option(help: "Samples per frame. [GRIDMON_BATCH]")
+    var batch: Int = env("GRIDMON_BATCH").flatMap { Int($0) } ?? 64
+
+    @Option(help: "Stop after sending this many samples (0 = no count limit). [GRIDMON_SAMPLES]")
+    var samples: UInt64 = env("GRIDMON_SAMPLES").flatMap { UInt64($0) } ?? 1_000_000
+
+    @Option(help: "Stop after this many seconds (0 = no time limit). [GRIDMON_DURATION]")
+    var duration: Double = env("GRIDMON_DURATION").flatMap { Double($0) } ?? 0
+
+    @Option(help: "Samples per second per stream; 0 = as fast as acks allow. [GRIDMON_RATE]")
+    var rate: Double = env("GRIDMON_RATE").flatMap { Double($0) } ?? 0
+
+    @Option(help: "Unacknowledged samples allowed per stream. [GRIDMON_WINDOW]")
+    var window: Int = env("GRIDMON_WINDOW").flatMap { Int($0) } ?? 8192
+
+    @Option(help: "Auth token sent in every Hello. [GRIDMON_TOKEN]")
+    var token: String = env("GRIDMON_TOKEN") ?? ""
+
+    @Option(help: "Node id prefix. [GRIDMON_NODE_PREFIX]")
+    var nodePrefix: String = env("GRIDMON_NODE_PREFIX") ?? "flood"
+
+    @Option(help: "Random seed (pacing phase, backoff jitter). [GRIDMON_SEED]")
+    var seed: UInt64 = env("GRIDMON_SEED").flatMap { UInt64($0) } ?? 1
+
+    @Flag(help: "Print the final report as JSON. [GRIDMON_JSON=1]")
+    var json: Bool = env("GRIDMON_JSON") == "1"
+
+    @Flag(help: "No progress lines. [GRIDMON_QUIET=1]")
+    var quiet: Bool = env("GRIDMON_QUIET") == "1"
+
+    func validate() throws {
+        guard let address = SocketAddress(parsing: target) else { throw ValidationError("--target: expected HOST:PORT (IPv4), got '\(target)'") }
+        guard allowRemote || address.host.hasPrefix("127.") else {
+            throw ValidationError("--target \(target) is not on loopback; pass --allow-remote to load another host on purpose")
+        }
+        guard samples > 0 || duration > 0 else { throw ValidationError("a run must be bounded: give --samples or --duration") }
+        guard (1...60_000).contains(connections) else { throw ValidationError("--connections must be 1 ... 60000") }
+        guard (1...10_000).contains(streams) else { throw ValidationError("--streams must be 1 ... 10000") }
+        guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be 1 ... 100000") }
+        guard window >= batch else { throw ValidationError("--window must be at least --batch") }
+        guard rate >= 0, duration >= 0, duration <= 86_400 else { throw ValidationError("--rate and --duration must be non-negative (duration ≤ 1 day)") }
+    }
+
+    func run() throws {
+        var config = FloodConfig()
+        config.target = SocketAddress(parsing: target)!
+        config.connections = connections
+        config.streamsPerConnection = streams
+        config.batchSize = batch
+        config.totalSamples = samples > 0 ? samples : nil
+        config.durationNs = duration > 0 ? UInt64(duration * 1e9) : nil
+        config.ratePerStream = rate > 0 ? rate : nil
+        config.windowSamples = window
+        config.authToken = token
+        config.nodePrefix = nodePrefix
+        config.seed = seed
+
+        let flood: FloodRun
+        do { flood = try FloodRun(config: config) } catch {
+            Log.error("cannot_start", ["error": error])
+            throw ExitCode(69)
+        }
+        if !quiet {
+            let terminal = isatty(2) == 1
+            var last: UInt64 = 0
+            flood.onProgress = { stats, elapsed in
+                let rate = stats.samplesAcked - last
+                last = stats.samplesAcked
+                let line = "t=\(elapsed / 1_000_000_000)s rate=\(rate)/s acked=\(stats.samplesAcked) in_flight=\(stats.samplesSent - stats.samplesAcked) connected=\(stats.connectionsUp) reconnects=\(stats.reconnects) errors=\(stats.errors.values.reduce(0, +))"
+                var text = terminal ? "\r\u{1B}[K" + line : line + "\n"
+                text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+            }
+        }
+        let stats: FloodStats
+        do { stats = try flood.run() } catch {
+            Log.error("run_failed", ["error": error])
+            throw ExitCode(69)
+        }
+        if !quiet && isatty(2) == 1 { _ = write(2, "\n", 1) }
+        let report = FloodReport(stats: stats, elapsedNs: flood.elapsedNs)
+        print(json ? report.json : report.text, terminator: json ? "\n" : "")
+        if stats.samplesAcked < stats.samplesSent { throw ExitCode(1) }
+    }
+}
+
+Flood.main()

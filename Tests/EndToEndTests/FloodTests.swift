@@ -1,0 +1,87 @@
+import Foundation
+import Glibc
+import GridMonPosix
+import Testing
+
+/// gridmon-flood against the real server.
+@Suite(.serialized) struct FloodTests {
+    private func report(_ stdout: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any])
+    }
+
+    @Test func floodModeSendsEverySampleAndAllAreAcked() throws {
+        let server = try ServerProcess()
+        let run = try runBinary("gridmon-flood", [
+            "--target", "\(server.address)", "--samples", "50000", "--batch", "64",
+            "--connections", "4", "--streams", "8", "--json", "--quiet",
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        let json = try report(run.stdout)
+        #expect(json["samples_sent"] as? Int == 50000)
+        #expect(json["samples_acked"] as? Int == 50000)
+        let latency = try #require(json["ack_latency_us"] as? [String: Int])
+        #expect(Set(latency.keys) == ["p50", "p90", "p99", "p99.9", "max"])
+        #expect(latency["p50"]! <= latency["p99"]! && latency["p99"]! <= latency["max"]!)
+        let metrics = try httpGet(try #require(server.adminAddress), "/metrics").body
+        #expect(metric(metrics, "gridmon_samples_accepted_total") == 50000)
+        #expect(metric(metrics, "gridmon_nodes") == 32)
+    }
+
+    @Test func oneSampleFramesAndTextReport() throws {
+        let server = try ServerProcess()
+        let run = try runBinary("gridmon-flood", ["--target", "\(server.address)", "--samples", "3000", "--batch", "1", "--quiet"])
+        #expect(run.status == 0)
+        #expect(run.stdout.contains("samples acked     3000"))
+        #expect(run.stdout.contains("frames sent       3000"))
+        #expect(run.stdout.contains("ack latency       p50"))
+    }
+
+    @Test func pacedRunIsBoundedByDuration() throws {
+        let server = try ServerProcess()
+        let run = try runBinary("gridmon-flood", [
+            "--target", "\(server.address)", "--samples", "0", "--duration", "2", "--rate", "50",
+            "--connections", "20", "--batch", "1", "--json", "--quiet",
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        let sent = try #require(try report(run.stdout)["samples_sent"] as? Int)
+        // 20 streams × 50 samples/s × 2 s = 2000, give or take the ramp-up and tick phase.
+        #expect(sent > 1200 && sent < 2600, "sent \(sent)")
+    }
+
+    @Test func survivesTheServerBeingKilledAndRestarted() throws {
+        let port = try freeLoopbackPort()
+        var server: ServerProcess? = try ServerProcess(listen: "127.0.0.1:\(port)")
+        let flood = Process()
+        flood.executableURL = ServerProcess.binary.deletingLastPathComponent().appendingPathComponent("gridmon-flood")
+        flood.arguments = ["--target", "127.0.0.1:\(port)", "--samples", "0", "--duration", "5", "--rate", "100",
+                           "--connections", "5", "--batch", "10", "--json", "--quiet"]
+        let out = Pipe()
+        flood.standardOutput = out
+        flood.standardError = FileHandle.nullDevice
+        try flood.run()
+        usleep(1_500_000)
+        #expect(server?.stop(signal: SIGKILL) == SIGKILL)
+        server = nil
+        usleep(700_000)
+        let restarted = try ServerProcess(listen: "127.0.0.1:\(port)")
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        flood.waitUntilExit()
+        let json = try report(stdout)
+        #expect((json["reconnects"] as? Int ?? 0) >= 5)
+        let errors = try #require(json["errors"] as? [String: Int])
+        #expect(errors["closed_by_server"] ?? 0 >= 1 || errors["read"] ?? 0 >= 1)
+        // The restarted server has no durable store yet, so it forgot what it had acked; the
+        // flood must say so rather than hide it.
+        #expect(errors["durable_seq_regressed"] ?? 0 >= 1)
+        // After the restart the streams flowed again.
+        let metrics = try httpGet(try #require(restarted.adminAddress), "/metrics").body
+        #expect((metric(metrics, "gridmon_samples_accepted_total") ?? 0) > 100)
+    }
+
+    @Test func refusesUnboundedRunsAndRemoteTargets() throws {
+        #expect(try runBinary("gridmon-flood", ["--samples", "0", "--duration", "0"]).status == 64)
+        let remote = try runBinary("gridmon-flood", ["--target", "192.0.2.1:7070", "--samples", "10"])
+        #expect(remote.status == 64)
+        #expect(remote.stderr.contains("--allow-remote"))
+    }
+}
