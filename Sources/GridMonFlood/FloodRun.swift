@@ -133,17 +133,24 @@ public final class FloodRun {
         reactor.handle.stop()
     }
 
-    /// Paced mode: every 10 ms each stream earns rate/100 samples of credit. Connections get
-    /// a random phase so they do not all send in the same tick.
+    /// Paced mode: each connection wakes once per `batch / rate` seconds and lets each of its
+    /// streams send one frame. Deadlines advance by the period from the previous deadline (no
+    /// drift), and each connection starts at a random phase so they do not send in lockstep.
     private func schedulePacing(rate: Double) {
-        let tickNs: UInt64 = 10_000_000
-        let credit = rate * Double(tickNs) / 1e9
-        func tick() {
-            guard !sendingStopped else { return }
-            for connection in connections where connection.isConnected { connection.addCredits(credit) }
-            reactor.schedule(afterNanos: tickNs) { tick() }
+        let periodNs = UInt64(Double(config.batchSize) / rate * 1e9)
+        for connection in connections {
+            let phase = UInt64.random(in: 0...max(1, periodNs), using: &random)
+            pace(connection, due: Clock.monotonicNanos() + phase, periodNs: periodNs)
         }
-        reactor.schedule(afterNanos: UInt64.random(in: 0...tickNs, using: &random)) { tick() }
+    }
+
+    private func pace(_ connection: FloodConnection, due: UInt64, periodNs: UInt64) {
+        let now = Clock.monotonicNanos()
+        reactor.schedule(afterNanos: due > now ? due - now : 0) { [unowned self] in
+            guard !self.sendingStopped else { return }
+            if connection.isConnected { connection.addCredits(Double(self.config.batchSize)) }
+            self.pace(connection, due: due + periodNs, periodNs: periodNs)
+        }
     }
 
     private func scheduleProgress() {

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Runs gridmon-stream-server under gridmon-flood load and prints one table (see Tools/bench-server).
+
+Server CPU comes from /proc/PID/stat (utime+stime) around each run; the flood client's
+from its rusage. Throughput runs are interleaved scenario by scenario and reported as medians.
+"""
+import argparse, json, os, re, socket, statistics, subprocess, sys, time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def peak_rss_mb(pid):
+    m = re.search(r"VmHWM:\s+(\d+) kB", open(f"/proc/{pid}/status").read())
+    return int(m.group(1)) / 1024
+
+
+class Server:
+    def __init__(self, bindir, cpu):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", str(cpu), f"{bindir}/gridmon-stream-server", "--insecure-no-auth", "--threads", "1",
+             "--listen", f"127.0.0.1:{self.port}", "--admin-listen", "off", "--log-level", "warn",
+             "--max-connections", "20000", "--keepalive-ms", "0"],
+            stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def flood(bindir, cpu, port, args):
+    cmd = ["taskset", "-c", str(cpu), f"{bindir}/gridmon-flood", "--target", f"127.0.0.1:{port}", "--json", "--quiet"] + args
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    report = json.loads(out)
+    report["client_cpu"] = usage.ru_utime + usage.ru_stime
+    return report
+
+
+def throughput(bindir, server_cpu, client_cpu, batch, connections, samples):
+    server = Server(bindir, server_cpu)
+    try:
+        before = cpu_seconds(server.proc.pid)
+        r = flood(bindir, client_cpu, server.port, ["--batch", str(batch), "--connections", str(connections),
+                                                    "--samples", str(samples), "--window", str(max(batch, 4096))])
+        used = cpu_seconds(server.proc.pid) - before
+    finally:
+        server.stop()
+    assert r["samples_acked"] == samples, r
+    return {"per_cpu_s": samples / used, "wall": r["samples_per_second"], "p99_us": r["ack_latency_us"]["p99"],
+            "server_cpu": used, "client_cpu": r["client_cpu"]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--idle-seconds", type=int, default=30)
+    a = ap.parse_args()
+    ncpu = os.cpu_count()
+    server_cpu, client_cpu = ncpu - 1, 0
+    scenarios = [(64, 1, 20_000_000), (64, 100, 20_000_000), (1, 1, 3_000_000), (1, 100, 3_000_000)]
+    results = {s: [] for s in scenarios}
+    for run in range(a.runs):
+        for s in scenarios:
+            results[s].append(throughput(a.bin, server_cpu, client_cpu, *s))
+            print(f"run {run + 1}/{a.runs} batch={s[0]} connections={s[1]}: "
+                  f"{results[s][-1]['per_cpu_s']:,.0f} samples per server CPU-second", file=sys.stderr)
+    print(f"Server: 1 reactor thread pinned to CPU {server_cpu}; gridmon-flood pinned to CPU {client_cpu}; "
+          f"medians of {a.runs} interleaved runs.\n")
+    print(f"| frame | connections | samples/s per reactor thread (per server CPU-s) | frames/s per thread | wall samples/s | p99 ack latency | server CPU | flood CPU |")
+    print("|---|---|---|---|---|---|---|---|")
+    for s in scenarios:
+        rs = results[s]
+        med = lambda k: statistics.median(r[k] for r in rs)
+        print(f"| {s[0]}-sample | {s[1]} | {med('per_cpu_s'):,.0f} | {med('per_cpu_s') / s[0]:,.0f} | {med('wall'):,.0f} | "
+              f"{med('p99_us') / 1000:.1f} ms | {med('server_cpu'):.2f} s | {med('client_cpu'):.2f} s |")
+
+    # 10,000 connections, one 1-sample frame per second each.
+    server = Server(a.bin, server_cpu)
+    try:
+        before = cpu_seconds(server.proc.pid)
+        start = time.time()
+        r = flood(a.bin, client_cpu, server.port, ["--batch", "1", "--connections", "10000", "--rate", "1",
+                                                   "--samples", "0", "--duration", str(a.idle_seconds), "--window", "16"])
+        wall = time.time() - start
+        used = cpu_seconds(server.proc.pid) - before
+        rss = peak_rss_mb(server.proc.pid)
+    finally:
+        server.stop()
+    lat = r["ack_latency_us"]
+    print(f"\n10,000 connections x 1 sample/s for {a.idle_seconds} s: {r['samples_acked']:,} samples acked, "
+          f"p50 {lat['p50'] / 1000:.2f} ms, p99 {lat['p99'] / 1000:.2f} ms, p99.9 {lat['p99.9'] / 1000:.2f} ms; "
+          f"server peak RSS {rss:.0f} MB, server CPU {100 * used / wall:.1f}% of a core; "
+          f"flood CPU {100 * r['client_cpu'] / wall:.1f}% of a core; errors {r['errors']}")
+
+
+if __name__ == "__main__":
+    main()
