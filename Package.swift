@@ -73,7 +73,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["GridMonWire", "GridMonPosix"]
+            dependencies: ["GridMonWire", "GridMonPosix", "GridMonServer"]
         ),
         .testTarget(
             name: "GridMonServerTests",

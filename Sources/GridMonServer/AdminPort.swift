@@ -21,6 +21,7 @@ final class AdminPort: EventHandler {
         while case .done(let (fd, _))? = try? Socket.accept(listener) {
             guard connections.count < worker.shared.config.maxAdminConnections else {
                 worker.stats.violation("max_admin_connections")
+                worker.shared.limitLog.note("max_admin_connections", ["limit": worker.shared.config.maxAdminConnections])
                 Socket.close(fd)
                 continue
             }

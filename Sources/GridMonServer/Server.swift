@@ -31,6 +31,8 @@ final class ServerShared: Sendable {
     let sink: SampleSink
     let stats: [ServerStats]
     let mailboxes: [WorkerMailbox]
+    /// Logs limit hits without flooding the log when a limit is hit thousands of times.
+    let limitLog = RateLimitedLog(intervalNs: 10_000_000_000)
     private let tokens: Mutex<Authenticator>
 
     init(config: ServerConfig, sink: SampleSink, authenticator: Authenticator, stats: [ServerStats], mailboxes: [WorkerMailbox]) {
@@ -52,7 +54,7 @@ final class ServerShared: Sendable {
     }
 
     func metricsText() -> String {
-        ServerStats.prometheus(stats, openConnections: openConnections(), nodes: nodes.count)
+        ServerStats.prometheus(stats, openConnections: openConnections(), nodes: nodes.count, sinkQueued: sink.queuedSamples)
     }
 }
 
@@ -61,13 +63,25 @@ final class ServerShared: Sendable {
 ///
 /// Threading: `run()` blocks the calling thread until shutdown; the workers run on threads of
 /// their own, and signals are read (signalfd) on worker 0's reactor.
-public final class Server {
+public final class Server: @unchecked Sendable {  // shutdown() may come from any thread; the rest is set before run()
     public let config: ServerConfig
     private let authenticator: Authenticator
     private let sink: SampleSink
     private let makeScorer: () -> Scorer
     /// Re-reads the tokens file on SIGHUP; nil when auth is off.
     public var reloadTokens: (() throws -> Authenticator)?
+    private let running = Mutex<ServerShared?>(nil)
+
+    /// Starts a graceful shutdown from any thread, as SIGTERM does.
+    public func shutdown() {
+        guard let shared = running.withLock({ $0 }) else { return }
+        for mailbox in shared.mailboxes { mailbox.post(.shutdown(reason: "server shutting down")) }
+    }
+
+    /// Counters of the running server in Prometheus text (empty before `run()`).
+    public func metricsText() -> String {
+        running.withLock { $0 }?.metricsText() ?? ""
+    }
 
     /// - Parameter makeScorer: called once per reactor thread (scorers need not be thread-safe).
     public init(config: ServerConfig, authenticator: Authenticator, scorer makeScorer: @escaping () -> Scorer, sink: SampleSink) {
@@ -99,6 +113,7 @@ public final class Server {
             let shared = ServerShared(
                 config: config, sink: sink, authenticator: authenticator, stats: (0..<threads).map { _ in ServerStats() },
                 mailboxes: reactors.map { WorkerMailbox(reactor: $0.handle) })
+            running.withLock { $0 = shared }
             for i in 0..<threads {
                 workers.append(try Worker(index: i, shared: shared, reactor: reactors[i], listener: listeners[i], scorer: makeScorer()))
             }

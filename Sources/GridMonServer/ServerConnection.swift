@@ -35,6 +35,9 @@ final class ServerConnection: EventHandler {
         self.lastInputNs = acceptedAtNs
         output.append(contentsOf: Preface.bytes)
         session.onUnpromptedOutput = { [unowned self] in self.sendOutgoing() }
+        session.onViolation = { [unowned self] reason in
+            self.server.shared.limitLog.note(reason, ["peer": self.peer])
+        }
     }
 
     var pendingOutput: Int { output.count - outputOffset }
@@ -84,6 +87,7 @@ final class ServerConnection: EventHandler {
         }
         session.flushAcks()
         sendOutgoing()
+        server.checkSinkPressure()
     }
 
     private func decode(_ chunk: UnsafeRawBufferPointer, nowNs: Int64) {
@@ -132,13 +136,18 @@ final class ServerConnection: EventHandler {
         updateInterest()
     }
 
-    /// Watch writability while output is pending; stop reading while too much is.
-    private func updateInterest() {
+    /// Watch writability while output is pending; stop reading while too much is, or while
+    /// the worker holds all reading back (sink backpressure).
+    func updateInterest() {
+        guard !isClosed else { return }
         var wanted: IOEvents = []
         if pendingOutput > 0 { wanted.insert(.writable) }
-        if session.closeReason == nil && pendingOutput <= server.maxOutputBytes { wanted.insert(.readable) }
+        if session.closeReason == nil && pendingOutput <= server.maxOutputBytes && !server.readingPaused {
+            wanted.insert(.readable)
+        }
         if pendingOutput > server.maxOutputBytes && watching.contains(.readable) {
             server.stats.violation("output_buffer_full")
+            server.shared.limitLog.note("output_buffer_full", ["peer": peer, "queued_bytes": pendingOutput])
         }
         guard wanted != watching else { return }
         do {

@@ -51,6 +51,8 @@ public final class ServerSession {
     /// Called when messages were queued outside `receive` (an eviction caused by another
     /// connection), so the owner writes them now.
     public var onUnpromptedOutput: (() -> Void)?
+    /// Called with the reason of every protocol violation or limit hit (for logging).
+    public var onViolation: ((String) -> Void)?
     /// Whether a stream was ever opened (the handshake timeout stops applying).
     public var hasOpenedStream: Bool { streamsOpened > 0 }
     private var streamsOpened = 0
@@ -138,7 +140,7 @@ public final class ServerSession {
     /// Sends a connection-level `Error` and marks the connection for closing.
     public func fail(_ code: StatusCode, _ message: String, reason: String, streamID: UInt32 = 0) {
         guard closeReason == nil else { return }
-        stats.violation(reason)
+        violated(reason)
         flushAcks()
         outgoing.append(.error(ErrorMessage(code: code, message: message, streamID: streamID)))
         closeReason = reason
@@ -167,7 +169,7 @@ public final class ServerSession {
                         streamID: hello.streamID)
         }
         guard streams.count < config.maxStreamsPerConnection else {
-            stats.violation("max_streams")
+            violated("max_streams")
             outgoing.append(.error(ErrorMessage(
                 code: .resourceExhausted, message: "at most \(config.maxStreamsPerConnection) streams per connection",
                 streamID: hello.streamID)))
@@ -178,7 +180,7 @@ public final class ServerSession {
             streams[oldID] = nil
         }
         guard let (record, state, previous) = nodes.claim(hello.nodeID, tenant: tenant, labels: hello.labels, by: owner) else {
-            stats.violation("max_nodes")
+            violated("max_nodes")
             outgoing.append(.error(ErrorMessage(
                 code: .resourceExhausted, message: "the server tracks \(nodes.capacity) nodes already", streamID: hello.streamID)))
             return
@@ -198,7 +200,7 @@ public final class ServerSession {
 
     private func accept(_ batch: SampleBatch, nowNs: Int64) {
         guard var stream = streams[batch.streamID] else {
-            stats.violation("unknown_stream")
+            violated("unknown_stream")
             outgoing.append(.error(ErrorMessage(
                 code: .notFound, message: "stream \(batch.streamID) is not open: send Hello first", streamID: batch.streamID)))
             return
@@ -248,6 +250,11 @@ public final class ServerSession {
             dueStreams.append(batch.streamID)
         }
         streams[batch.streamID] = stream
+    }
+
+    private func violated(_ reason: String) {
+        stats.violation(reason)
+        onViolation?(reason)
     }
 
     private func close(_ reason: String) {

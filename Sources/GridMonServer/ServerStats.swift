@@ -27,6 +27,7 @@ public final class ServerStats: Sendable {
     public let authFailures = Atomic<UInt64>(0)
     public let streamsOpened = Atomic<UInt64>(0)
     public let evictions = Atomic<UInt64>(0)
+    public let backpressurePauses = Atomic<UInt64>(0)
     /// Decode errors by `WireError.kind`; protocol violations and limit hits by reason.
     private let labelled = Mutex<(decode: [String: UInt64], violations: [String: UInt64])>(([:], [:]))
 
@@ -38,7 +39,7 @@ public final class ServerStats: Sendable {
     public var violations: [String: UInt64] { labelled.withLock { $0.violations } }
 
     /// Prometheus text exposition of the sum of `all` (one per reactor thread).
-    public static func prometheus(_ all: [ServerStats], openConnections: Int, nodes: Int) -> String {
+    public static func prometheus(_ all: [ServerStats], openConnections: Int, nodes: Int, sinkQueued: Int = 0) -> String {
         var out = ""
         func counter(_ name: String, _ help: String, _ value: (ServerStats) -> UInt64) {
             out += "# HELP gridmon_\(name) \(help)\n# TYPE gridmon_\(name) counter\n"
@@ -62,9 +63,11 @@ public final class ServerStats: Sendable {
         counter("auth_failures_total", "Hello frames with a bad or missing token.", { $0.authFailures.value })
         counter("streams_opened_total", "Node streams opened.", { $0.streamsOpened.value })
         counter("stream_evictions_total", "Streams taken over by a newer connection of the same node.", { $0.evictions.value })
+        counter("backpressure_pauses_total", "Times reading stopped because the sink queue passed its high-water mark.", { $0.backpressurePauses.value })
         labelled("decode_errors_total", "Undecodable input by kind.", "kind", { $0.decodeErrors })
         labelled("protocol_violations_total", "Protocol violations and limit hits by reason.", "reason", { $0.violations })
         out += "# HELP gridmon_connections_open Connections open now.\n# TYPE gridmon_connections_open gauge\ngridmon_connections_open \(openConnections)\n"
+        out += "# HELP gridmon_sink_queue_samples Samples accepted and not yet written by the sink.\n# TYPE gridmon_sink_queue_samples gauge\ngridmon_sink_queue_samples \(sinkQueued)\n"
         out += "# HELP gridmon_nodes Nodes known.\n# TYPE gridmon_nodes gauge\ngridmon_nodes \(nodes)\n"
         return out
     }

@@ -49,6 +49,8 @@ final class Worker: EventHandler {
     private var byID: [UInt64: ServerConnection] = [:]
     private var nextConnection: UInt64 = 0
     private(set) var shuttingDown = false
+    /// True while the sink's queue is above its high-water mark: no connection is read.
+    private(set) var readingPaused = false
 
     /// - Parameters: `reactor` and `shared.mailboxes[index]` are this worker's; `listener` is
     ///   its own SO_REUSEPORT socket, which it closes at shutdown.
@@ -95,6 +97,30 @@ final class Worker: EventHandler {
         }
     }
 
+    // MARK: - Backpressure
+
+    /// Called after each read: past the sink's high-water mark, stop reading every connection
+    /// of this worker (EPOLLIN off) until the queue drains below the low-water mark.
+    func checkSinkPressure() {
+        let sink = shared.sink
+        guard !readingPaused, sink.queuedSamples >= sink.highWater else { return }
+        readingPaused = true
+        stats.backpressurePauses.add()
+        shared.limitLog.note("sink_backpressure", ["queued": sink.queuedSamples, "high_water": sink.highWater])
+        for connection in connections.values { connection.updateInterest() }
+        scheduleResumeCheck()
+    }
+
+    private func scheduleResumeCheck() {
+        reactor.schedule(afterNanos: 5_000_000) { [weak self] in
+            guard let self, self.readingPaused else { return }
+            let sink = self.shared.sink
+            guard sink.queuedSamples < sink.lowWater || self.shuttingDown else { return self.scheduleResumeCheck() }
+            self.readingPaused = false
+            for connection in self.connections.values { connection.updateInterest() }
+        }
+    }
+
     // MARK: - Accepting
 
     private func acceptPending() {
@@ -110,7 +136,7 @@ final class Worker: EventHandler {
             guard shared.openConnections() <= shared.config.maxConnections else {
                 stats.connectionsRejected.add()
                 stats.violation("max_connections")
-                Log.warning("connection_refused", ["peer": peer, "reason": "max_connections", "limit": shared.config.maxConnections])
+                shared.limitLog.note("max_connections", ["peer": peer, "limit": shared.config.maxConnections])
                 Socket.close(fd)
                 continue
             }
@@ -172,6 +198,7 @@ final class Worker: EventHandler {
                 let idle = now - connection.lastInputNs
                 if idle > 2 * keepaliveNs {
                     stats.violation("keepalive_timeout")
+                    shared.limitLog.note("keepalive_timeout", ["peer": connection.peer])
                     connection.close()
                 } else if idle > keepaliveNs && connection.pingSentNs < connection.lastInputNs {
                     connection.pingSentNs = now

@@ -124,6 +124,58 @@ import Testing
         #expect(server.log.contains("event=stopped samples=2"))
     }
 
+    @Test func sighupReloadsTokensAndABadFileKeepsTheOldOnes() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tokens-\(UUID())")
+        try "first acme\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let server = try ServerProcess(["--tokens-file", file.path])
+        func accepted(_ token: String) throws -> Bool {
+            let client = try TestClient(server.address)
+            try client.send(.hello(Hello(nodeID: "n-\(token)", authToken: token, streamID: 1)))
+            if case .welcome? = try client.receive() { return true }
+            return false
+        }
+        func waitForLog(_ text: String) {
+            for _ in 0..<300 where !server.log.contains(text) { usleep(10_000) }
+        }
+        #expect(try accepted("first") && !(try accepted("second")))
+        try "second beta\n".write(to: file, atomically: true, encoding: .utf8)
+        kill(server.process.processIdentifier, SIGHUP)
+        waitForLog("event=tokens_reloaded tokens=1")
+        #expect(try accepted("second") && !(try accepted("first")))
+        try "broken line with three words\n".write(to: file, atomically: true, encoding: .utf8)
+        kill(server.process.processIdentifier, SIGHUP)
+        waitForLog("event=tokens_reload_failed")
+        #expect(server.log.contains("event=tokens_reload_failed"))
+        #expect(try accepted("second"))
+    }
+
+    @Test func keepalivePingsIdlePeersAndClosesSilentOnes() throws {
+        let server = try ServerProcess(["--insecure-no-auth", "--keepalive-ms", "300"])
+        let silent = try TestClient(server.address)
+        let lively = try TestClient(server.address)
+        _ = try silent.hello(node: "silent", stream: 1)
+        _ = try lively.hello(node: "lively", stream: 1)
+        // The lively peer answers every ping for 2 s; the silent one never does.
+        let deadline = Date().addingTimeInterval(2)
+        var pings = 0
+        while Date() < deadline {
+            if case .ping(let ping)? = try lively.receive(timeout: 100) {
+                pings += 1
+                try lively.send(.pong(Pong(nonce: ping.nonce)))
+            }
+        }
+        #expect(pings >= 2)
+        let seen = try silent.drainUntilClosed(timeout: 100)
+        #expect(seen.contains { if case .ping = $0 { true } else { false } })
+        #expect(silent.closedByPeer)
+        try lively.send(batch(1, 1...1))
+        var acked = false
+        while !acked, let message = try lively.receive() { if case .ack = message { acked = true } }
+        #expect(acked)
+        #expect(server.log.contains("what=keepalive_timeout"))
+    }
+
     @Test func badConfigExitsWith64() throws {
         let process = Process()
         process.executableURL = ServerProcess.binary

@@ -6,6 +6,9 @@ import GridMonWire
 final class RecordingSink: SampleSink, @unchecked Sendable {  // used from one thread only
     var appended: [ScoredSample] = []
     var isReady = true
+    var queuedSamples: Int { 0 }
+    var highWater: Int { .max }
+    var lowWater: Int { .max }
     func append(_ samples: [ScoredSample]) { appended += samples }
 }
 
