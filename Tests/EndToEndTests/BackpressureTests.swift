@@ -47,10 +47,13 @@ final class GateSink: SampleSink {
         #expect(try ackedSeq(within: 5000) == 10)
 
         // The sink's queue passes its high-water mark: the batch that is read is still
-        // processed, then the server stops reading.
+        // processed, then the server stops reading. (The pauses let the server finish the
+        // check that follows each read before the queue depth changes under it.)
+        usleep(100_000)
         sink.queued.store(1000, ordering: .relaxed)
         try agent.send(batch(1, 11...20))
         #expect(try ackedSeq(within: 5000) == 20)
+        usleep(100_000)
         try agent.send(batch(1, 21...30))
         #expect(try ackedSeq(within: 300) == nil)
         #expect(sink.appended.load(ordering: .relaxed) == 20)
