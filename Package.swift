@@ -5,6 +5,8 @@
 // Modules by role:
 //   CProtobufC     system library: the protobuf-c runtime (libprotobuf-c-dev)
 //   CGridMonProto  C: protobuf-c code generated from Proto/ by Tools/gen-proto (committed, never edited)
+//   GridMonCore    pure helpers shared by the cores: CRC-32C, a seedable RNG
+//   GridMonForest  pure Swift: the Isolation Forest (fit, score), its model file, CSV, quality metrics
 //   GridMonWire    pure Swift core: message model, frame codec, protobuf-c bridge; no syscalls
 //   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers and accept4, which Glibc's module lacks
 //   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor
@@ -21,6 +23,7 @@ let package = Package(
         .library(name: "GridMonPosix", targets: ["GridMonPosix"]),
         .executable(name: "gridmon-stream-server", targets: ["gridmon-stream-server"]),
         .executable(name: "gridmon-flood", targets: ["gridmon-flood"]),
+        .executable(name: "gridmon-train", targets: ["gridmon-train"]),
         .executable(name: "gridmon-bench", targets: ["gridmon-bench"]),
     ],
     dependencies: [
@@ -36,6 +39,11 @@ let package = Package(
         .target(
             name: "CGridMonProto",
             dependencies: ["CProtobufC"]
+        ),
+        .target(name: "GridMonCore"),
+        .target(
+            name: "GridMonForest",
+            dependencies: ["GridMonCore"]
         ),
         .target(
             name: "GridMonWire",
@@ -56,11 +64,15 @@ let package = Package(
         ),
         .target(
             name: "GridMonFlood",
-            dependencies: ["GridMonWire", "GridMonPosix", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["GridMonCore", "GridMonWire", "GridMonPosix", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .executableTarget(
             name: "gridmon-flood",
             dependencies: ["GridMonFlood", "GridMonPosix", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "gridmon-train",
+            dependencies: ["GridMonForest", "GridMonPosix", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "gridmon-bench",
@@ -78,6 +90,11 @@ let package = Package(
         .testTarget(
             name: "GridMonServerTests",
             dependencies: ["GridMonServer", "GridMonWire"]
+        ),
+        .testTarget(
+            name: "GridMonForestTests",
+            dependencies: ["GridMonForest", "GridMonCore"],
+            exclude: ["Sklearn"]
         ),
         .testTarget(
             name: "GridMonPosixTests",

@@ -92,7 +92,7 @@ struct StreamServer: ParsableCommand {
         config.session.serverID = "gridmon-\(getpid())"
 
         let path = tokensFile
-        let loadTokens: (() throws -> Authenticator)? = path.isEmpty ? nil : { try Authenticator(parsing: try readFile(path)) }
+        let loadTokens: (() throws -> Authenticator)? = path.isEmpty ? nil : { try Authenticator(parsing: try Files.readText(path)) }
         let authenticator: Authenticator
         do {
             authenticator = insecureNoAuth ? Authenticator(tokens: [:], insecure: true) : try loadTokens!()
@@ -111,27 +111,6 @@ struct StreamServer: ParsableCommand {
             throw ExitCode(69)
         }
     }
-}
-
-struct FileError: Error, CustomStringConvertible {
-    let path: String
-    let error: SyscallError
-    var description: String { "\(path): \(error)" }
-}
-
-/// Reads a whole (small) file.
-func readFile(_ path: String) throws -> String {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw FileError(path: path, error: SyscallError(call: "open", errno: errno)) }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let result = try buffer.withUnsafeMutableBytes { raw in try syscallChecked("read") { read(fd, raw.baseAddress, raw.count) } }
-        if result == 0 { break }
-        bytes += buffer[..<result]
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 StreamServer.main()

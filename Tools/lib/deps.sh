@@ -30,7 +30,7 @@ ensure_pyvenv() {
   if [ ! -x "$dir/bin/python" ]; then
     python3 -m venv --help >/dev/null 2>&1 || ensure_packages python3 python3-venv
     log "creating Python venv $dir"
-    python3 -m venv "$dir" >&2
+    python3 -m venv --system-site-packages "$dir" >&2
   fi
   local p
   for p in "$@"; do

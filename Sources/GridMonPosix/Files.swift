@@ -1,0 +1,51 @@
+import Glibc
+
+/// Whole-file reads and atomic writes, the only file I/O the command-line tools need.
+public enum Files {
+    /// The bytes of the file at `path`.
+    /// - Throws: `SyscallError` naming the call and the path.
+    public static func read(_ path: String) throws(SyscallError) -> [UInt8] {
+        let fd = try syscallChecked("open(\(path))") { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { raw in Glibc.read(fd, raw.baseAddress, raw.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw SyscallError(call: "read(\(path))", errno: errno)
+            }
+            if count == 0 { return bytes }
+            bytes += chunk[..<count]
+        }
+    }
+
+    /// The file at `path` as UTF-8 text (invalid sequences repaired).
+    public static func readText(_ path: String) throws(SyscallError) -> String {
+        String(decoding: try read(path), as: UTF8.self)
+    }
+
+    /// Replaces the file at `path` with `bytes` atomically: written to a temporary file beside
+    /// it, fsync'ed, then renamed over it, so a crash leaves the old file or the new one.
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws(SyscallError) {
+        let temporary = path + ".tmp.\(getpid())"
+        let fd = try syscallChecked("open(\(temporary))") { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        var failure: SyscallError?
+        var offset = 0
+        while offset < bytes.count && failure == nil {
+            let written = bytes.withUnsafeBytes { raw in Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) }
+            if written < 0 {
+                if errno != EINTR { failure = SyscallError(call: "write(\(temporary))", errno: errno) }
+            } else {
+                offset += written
+            }
+        }
+        if failure == nil && fsync(fd) != 0 { failure = SyscallError(call: "fsync(\(temporary))", errno: errno) }
+        close(fd)
+        if failure == nil && rename(temporary, path) != 0 { failure = SyscallError(call: "rename(\(temporary), \(path))", errno: errno) }
+        if let failure {
+            unlink(temporary)
+            throw failure
+        }
+    }
+}

@@ -1,0 +1,148 @@
+// gridmon-train: fit, score, evaluate and inspect GridMon's Isolation Forest models.
+//
+// Exit codes: 0 done; 1 bad input data or model file (the message names the file and line);
+// 64 bad flags (EX_USAGE).
+import ArgumentParser
+import GridMonForest
+import GridMonPosix
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+
+/// Prints `message` to stderr and exits 1: the input, not the program, is at fault.
+func fail(_ message: String) -> Never {
+    var text = "gridmon-train: \(message)\n"
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    exit(1)
+}
+
+func loadCSV(_ path: String) -> CSVTable {
+    do { return try CSVTable(parsing: try Files.readText(path), file: path) } catch let error as CSVTable.ParseError {
+        fail(error.description)
+    } catch { fail("\(error)") }
+}
+
+func loadModel(_ path: String) -> IsolationForest {
+    let bytes: [UInt8]
+    do { bytes = try Files.read(path) } catch { fail("\(error)") }
+    do { return try ModelFile.decode(bytes) } catch { fail("\(path): \(error)") }
+}
+
+func matrix(_ table: CSVTable, _ features: [String], _ path: String) -> FeatureMatrix {
+    do { return try table.matrix(columns: features, file: path) } catch { fail(error.description) }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gridmon-train",
+        abstract: "Fit, score, evaluate and inspect Isolation Forest models (CSV in, model file out).",
+        discussion: "Exit codes: 0 done, 1 bad data or model file (named with file and line), 64 bad flags.",
+        subcommands: [Fit.self, Score.self, Evaluate.self, Inspect.self])
+}
+
+struct Fit: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Fit a model on a CSV file with a header row.")
+
+    @Option(help: "Training CSV (header row, numbers). [GRIDMON_TRAIN_DATA]")
+    var data: String = env("GRIDMON_TRAIN_DATA") ?? ""
+    @Option(help: "Model file to write. [GRIDMON_MODEL]")
+    var out: String = env("GRIDMON_MODEL") ?? "model.gmf"
+    @Option(help: "Comma-separated feature columns (default: all). [GRIDMON_FEATURES]")
+    var features: String = env("GRIDMON_FEATURES") ?? ""
+    @Option(help: "Number of trees t. [GRIDMON_TREES]")
+    var trees: Int = env("GRIDMON_TREES").flatMap { Int($0) } ?? 100
+    @Option(help: "Subsample size ψ per tree. [GRIDMON_SUBSAMPLE]")
+    var subsample: Int = env("GRIDMON_SUBSAMPLE").flatMap { Int($0) } ?? 256
+    @Option(help: "Random seed (same seed + data = same model, bit for bit). [GRIDMON_SEED]")
+    var seed: UInt64 = env("GRIDMON_SEED").flatMap { UInt64($0) } ?? 0
+    @Option(help: "Expected anomaly fraction in (0, 0.5); sets the threshold at that quantile of training scores (0 = fixed threshold 0.5, scikit-learn's 'auto'). [GRIDMON_CONTAMINATION]")
+    var contamination: Double = env("GRIDMON_CONTAMINATION").flatMap { Double($0) } ?? 0
+    @Option(help: "Creation time recorded in the model, Unix seconds (-1 = now; fix it for reproducible files). [GRIDMON_CREATED_UNIX]")
+    var createdUnix: Int64 = env("GRIDMON_CREATED_UNIX").flatMap { Int64($0) } ?? -1
+
+    func validate() throws {
+        guard !data.isEmpty else { throw ValidationError("--data is required") }
+        guard (1...100_000).contains(trees), subsample >= 2 else { throw ValidationError("--trees 1...100000, --subsample >= 2") }
+        guard contamination == 0 || (contamination > 0 && contamination < 0.5) else { throw ValidationError("--contamination must be 0 or in (0, 0.5)") }
+    }
+
+    func run() throws {
+        let table = loadCSV(data)
+        let names = features.isEmpty ? table.columns : features.split(separator: ",").map(String.init)
+        var options = FitOptions()
+        options.trees = trees
+        options.subsampleSize = subsample
+        options.seed = seed
+        options.contamination = contamination > 0 ? contamination : nil
+        options.source = data
+        let created = createdUnix >= 0 ? createdUnix : Int64(time(nil))
+        let forest = IsolationForest.fit(matrix(table, names, data), features: names, options: options, createdUnix: created)
+        do { try Files.writeAtomically(out, ModelFile.encode(forest)) } catch { fail("\(error)") }
+        print("wrote \(out): \(forest.trees.count) trees, \(forest.nodes.count) nodes, \(names.count) features, threshold \(forest.threshold)")
+    }
+}
+
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Score every row of a CSV file: one anomaly score (0...1) per line.")
+    @Option(help: "Model file. [GRIDMON_MODEL]") var model: String = env("GRIDMON_MODEL") ?? "model.gmf"
+    @Option(help: "CSV with the model's feature columns. [GRIDMON_DATA]") var data: String = env("GRIDMON_DATA") ?? ""
+    func validate() throws { guard !data.isEmpty else { throw ValidationError("--data is required") } }
+    func run() throws {
+        let forest = loadModel(model)
+        let scores = forest.scores(matrix(loadCSV(data), forest.features, data))
+        var out = "score\n"
+        out.reserveCapacity(scores.count * 20)
+        for score in scores { out += "\(score)\n" }
+        print(out, terminator: "")
+    }
+}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "ROC-AUC, PR-AUC (average precision) and best point-wise F1 against labels.")
+    @Option(help: "Model file. [GRIDMON_MODEL]") var model: String = env("GRIDMON_MODEL") ?? "model.gmf"
+    @Option(help: "Test CSV. [GRIDMON_DATA]") var data: String = env("GRIDMON_DATA") ?? ""
+    @Option(help: "Labels CSV: header, then one 0/1 per test row. [GRIDMON_LABELS]") var labels: String = env("GRIDMON_LABELS") ?? ""
+    @Flag(help: "Print JSON.") var json = false
+    func validate() throws { guard !data.isEmpty, !labels.isEmpty else { throw ValidationError("--data and --labels are required") } }
+    func run() throws {
+        let forest = loadModel(model)
+        let scores = forest.scores(matrix(loadCSV(data), forest.features, data))
+        let labelTable = loadCSV(labels)
+        guard labelTable.columns.count == 1 else { fail("\(labels): expected one label column, found \(labelTable.columns.count)") }
+        guard labelTable.rows.count == scores.count else { fail("\(labels): \(labelTable.rows.count) labels for \(scores.count) rows of \(data)") }
+        var flags: [Bool] = []
+        for (i, row) in labelTable.rows.enumerated() {
+            guard row[0] == 0 || row[0] == 1 else { fail("\(labels):\(i + 2): label \(row[0]) is not 0 or 1") }
+            flags.append(row[0] == 1)
+        }
+        let q = DetectionQuality(scores: scores, labels: flags)
+        if json {
+            print("{\"roc_auc\":\(q.rocAUC),\"pr_auc\":\(q.prAUC),\"best_f1\":\(q.bestF1),\"best_threshold\":\(q.bestThreshold),\"rows\":\(scores.count)}")
+        } else {
+            print("rows \(scores.count)  ROC-AUC \(q.rocAUC)  PR-AUC \(q.prAUC)  best F1 \(q.bestF1) (at score >= \(q.bestThreshold))")
+        }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show what a model file holds.")
+    @Argument(help: "Model file.") var model: String
+    func run() throws {
+        let forest = loadModel(model)
+        let depths = forest.trees.map(\.depth)
+        print("""
+            features      \(forest.features.joined(separator: ", "))
+            trees         \(forest.trees.count)
+            nodes         \(forest.nodes.count) (\(forest.leafValues.filter { $0 > 0 }.count) leaves)
+            subsample     \(forest.subsampleSize)  (c(ψ) = \(forest.normalizer))
+            depth         max \(depths.max() ?? 0), mean \(Double(depths.reduce(0, +)) / Double(max(1, depths.count)))
+            threshold     \(forest.threshold)
+            trained on    \(forest.metadata.trainingRows) rows, seed \(forest.metadata.seed), created \(forest.metadata.createdUnix)
+            source        \(forest.metadata.source)
+            """)
+    }
+}
+
+Train.main()
