@@ -17,7 +17,8 @@ public struct CSVTable: Sendable {
 
     /// Parses `text`; `file` names it in errors.
     public init(parsing text: String, file: String) throws(ParseError) {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
+        // Split on any line break; Swift reads "\r\n" as one Character, so this covers CRLF files.
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
         while let last = lines.last, last.allSatisfy({ $0 == " " }) { lines.removeLast() }
         guard let headerLine = lines.first, !headerLine.isEmpty else {
             throw ParseError(file: file, line: 0, reason: "empty file (expected a header row)")
