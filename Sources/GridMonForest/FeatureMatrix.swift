@@ -26,6 +26,8 @@ public struct FeatureMatrix: Sendable, Equatable {
         for value in row { values.append(Float(value)) }
     }
 
+    mutating func appendRaw(_ row: ArraySlice<Float>) { values.append(contentsOf: row) }
+
     public mutating func reserve(rows: Int) { values.reserveCapacity(rows * columns) }
 
     public subscript(row: Int, column: Int) -> Float { values[row * columns + column] }

@@ -24,14 +24,26 @@ func loadCSV(_ path: String) -> CSVTable {
     } catch { fail("\(error)") }
 }
 
-func loadModel(_ path: String) -> IsolationForest {
+func loadModel(_ path: String) -> Detector {
     let bytes: [UInt8]
     do { bytes = try Files.read(path) } catch { fail("\(error)") }
-    do { return try ModelFile.decode(bytes) } catch { fail("\(path): \(error)") }
+    do { return try Detector.decode(bytes) } catch { fail("\(path): \(error)") }
+}
+
+/// The model's input columns of every row of `path`, in time order.
+func rows(_ table: CSVTable, _ columns: [String], _ path: String) -> [[Double]] {
+    var indices: [Int] = []
+    for name in columns {
+        guard let index = table.columns.firstIndex(of: name) else {
+            fail("\(path):1: no column '\(name)' (columns: \(table.columns.joined(separator: ", ")))")
+        }
+        indices.append(index)
+    }
+    return table.rows.map { row in indices.map { row[$0] } }
 }
 
 func matrix(_ table: CSVTable, _ features: [String], _ path: String) -> FeatureMatrix {
-    do { return try table.matrix(columns: features, file: path) } catch { fail(error.description) }
+    FeatureMatrix(columns: features.count, rows: rows(table, features, path))
 }
 
 struct Train: ParsableCommand {
@@ -51,8 +63,14 @@ struct Fit: ParsableCommand {
     var out: String = env("GRIDMON_MODEL") ?? "model.gmf"
     @Option(help: "Comma-separated feature columns (default: all). [GRIDMON_FEATURES]")
     var features: String = env("GRIDMON_FEATURES") ?? ""
-    @Option(help: "Number of trees t. [GRIDMON_TREES]")
-    var trees: Int = env("GRIDMON_TREES").flatMap { Int($0) } ?? 100
+    @Option(help: "forest: one Isolation Forest over the features (scikit-learn's model). temporal: a forest per metric over its temporal features (value, delta, rolling mean and std, deviation), top-k vote; rows must be in time order. [GRIDMON_METHOD]")
+    var method: String = env("GRIDMON_METHOD") ?? "forest"
+    @Option(help: "temporal: rolling window, in samples. [GRIDMON_WINDOW]")
+    var window: Int = env("GRIDMON_WINDOW").flatMap { Int($0) } ?? 10
+    @Option(help: "temporal: how many of the most anomalous metrics are averaged. [GRIDMON_TOP_K]")
+    var topK: Int = env("GRIDMON_TOP_K").flatMap { Int($0) } ?? 3
+    @Option(help: "Number of trees t (per metric for temporal; default 100 for forest, 50 for temporal). [GRIDMON_TREES]")
+    var trees: Int = env("GRIDMON_TREES").flatMap { Int($0) } ?? 0
     @Option(help: "Subsample size ψ per tree. [GRIDMON_SUBSAMPLE]")
     var subsample: Int = env("GRIDMON_SUBSAMPLE").flatMap { Int($0) } ?? 256
     @Option(help: "Random seed (same seed + data = same model, bit for bit). [GRIDMON_SEED]")
@@ -64,20 +82,34 @@ struct Fit: ParsableCommand {
 
     func validate() throws {
         guard !data.isEmpty else { throw ValidationError("--data is required") }
-        guard (1...100_000).contains(trees), subsample >= 2 else { throw ValidationError("--trees 1...100000, --subsample >= 2") }
+        guard ["forest", "temporal"].contains(method) else { throw ValidationError("--method is forest or temporal") }
+        guard (0...100_000).contains(trees), subsample >= 2 else { throw ValidationError("--trees 1...100000, --subsample >= 2") }
+        guard (1...10_000).contains(window), topK >= 1 else { throw ValidationError("--window 1...10000, --top-k >= 1") }
         guard contamination == 0 || (contamination > 0 && contamination < 0.5) else { throw ValidationError("--contamination must be 0 or in (0, 0.5)") }
     }
 
     func run() throws {
         let table = loadCSV(data)
         let names = features.isEmpty ? table.columns : features.split(separator: ",").map(String.init)
+        let created = createdUnix >= 0 ? createdUnix : Int64(time(nil))
+        if method == "temporal" {
+            var options = TemporalDetector.Options()
+            options.window = window
+            options.topK = topK
+            options.trees = trees > 0 ? trees : 50
+            options.subsampleSize = subsample
+            options.seed = seed
+            let detector = TemporalDetector.fit(rows(table, names, data), metrics: names, options: options, createdUnix: created, source: data)
+            do { try Files.writeAtomically(out, TemporalFile.encode(detector)) } catch { fail("\(error)") }
+            print("wrote \(out): temporal detector, \(names.count) metrics × \(options.trees) trees, window \(window), top \(detector.topK)")
+            return
+        }
         var options = FitOptions()
-        options.trees = trees
+        options.trees = trees > 0 ? trees : 100
         options.subsampleSize = subsample
         options.seed = seed
         options.contamination = contamination > 0 ? contamination : nil
         options.source = data
-        let created = createdUnix >= 0 ? createdUnix : Int64(time(nil))
         let forest = IsolationForest.fit(matrix(table, names, data), features: names, options: options, createdUnix: created)
         do { try Files.writeAtomically(out, ModelFile.encode(forest)) } catch { fail("\(error)") }
         print("wrote \(out): \(forest.trees.count) trees, \(forest.nodes.count) nodes, \(names.count) features, threshold \(forest.threshold)")
@@ -90,8 +122,8 @@ struct Score: ParsableCommand {
     @Option(help: "CSV with the model's feature columns. [GRIDMON_DATA]") var data: String = env("GRIDMON_DATA") ?? ""
     func validate() throws { guard !data.isEmpty else { throw ValidationError("--data is required") } }
     func run() throws {
-        let forest = loadModel(model)
-        let scores = forest.scores(matrix(loadCSV(data), forest.features, data))
+        let detector = loadModel(model)
+        let scores = detector.scores(rows(loadCSV(data), detector.inputColumns, data))
         var out = "score\n"
         out.reserveCapacity(scores.count * 20)
         for score in scores { out += "\(score)\n" }
@@ -107,8 +139,8 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     func validate() throws { guard !data.isEmpty, !labels.isEmpty else { throw ValidationError("--data and --labels are required") } }
     func run() throws {
-        let forest = loadModel(model)
-        let scores = forest.scores(matrix(loadCSV(data), forest.features, data))
+        let detector = loadModel(model)
+        let scores = detector.scores(rows(loadCSV(data), detector.inputColumns, data))
         let labelTable = loadCSV(labels)
         guard labelTable.columns.count == 1 else { fail("\(labels): expected one label column, found \(labelTable.columns.count)") }
         guard labelTable.rows.count == scores.count else { fail("\(labels): \(labelTable.rows.count) labels for \(scores.count) rows of \(data)") }
@@ -130,9 +162,22 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show what a model file holds.")
     @Argument(help: "Model file.") var model: String
     func run() throws {
-        let forest = loadModel(model)
+        let forest: IsolationForest
+        switch loadModel(model) {
+        case .forest(let f): forest = f
+        case .temporal(let t):
+            print("""
+                kind          temporal per-metric detector
+                metrics       \(t.metrics.joined(separator: ", "))
+                window        \(t.window) samples, top-\(t.topK) vote, threshold \(t.threshold)
+                forests       \(t.forests.count) × \(t.forests.first?.trees.count ?? 0) trees, \(t.forests.reduce(0) { $0 + $1.nodes.count }) nodes
+                source        \(t.forests.first?.metadata.source ?? "")
+                """)
+            return
+        }
         let depths = forest.trees.map(\.depth)
         print("""
+            kind          Isolation Forest
             features      \(forest.features.joined(separator: ", "))
             trees         \(forest.trees.count)
             nodes         \(forest.nodes.count) (\(forest.leafValues.filter { $0 > 0 }.count) leaves)

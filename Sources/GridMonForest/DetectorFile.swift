@@ -1,0 +1,135 @@
+import GridMonCore
+
+/// A model file of either kind, as `gridmon-train` and the server load it: a plain Isolation
+/// Forest (`ModelFile`, magic "GMFOREST") or a temporal per-metric detector (magic "GMTEMPOR").
+public enum Detector: Sendable {
+    case forest(IsolationForest)
+    case temporal(TemporalDetector)
+
+    /// The columns a data file must have, in the order the model reads them.
+    public var inputColumns: [String] {
+        switch self {
+        case .forest(let forest): forest.features
+        case .temporal(let detector): detector.metrics
+        }
+    }
+
+    /// Scores of time-ordered rows (columns as `inputColumns`): s(x) in 0...1 for a forest,
+    /// the raw top-k score for a temporal detector (rank-equivalent to its 0...1 score).
+    public func scores(_ rows: [[Double]]) -> [Double] {
+        switch self {
+        case .forest(let forest): forest.scores(FeatureMatrix(columns: forest.features.count, rows: rows))
+        case .temporal(let detector): detector.rawScores(rows)
+        }
+    }
+
+    public var threshold: Double {
+        switch self {
+        case .forest(let forest): forest.threshold
+        case .temporal(let detector): detector.threshold
+        }
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(ModelFileError) -> Detector {
+        if bytes.starts(with: TemporalFile.magic) { return .temporal(try TemporalFile.decode(bytes)) }
+        return .forest(try ModelFile.decode(bytes))
+    }
+
+    public func encode() -> [UInt8] {
+        switch self {
+        case .forest(let forest): ModelFile.encode(forest)
+        case .temporal(let detector): TemporalFile.encode(detector)
+        }
+    }
+}
+
+/// The temporal detector's file, version 1 (little-endian):
+///
+///     magic "GMTEMPOR", u32 version 1, u32 headerLen, header text:
+///       `window W`, `top_k K`, `threshold T`, `metrics N`, then N lines
+///       `metric MEDIAN SPREAD NAME` (column order)
+///     N × (u32 length, one complete `ModelFile` for that metric's forest)
+///     u32 CRC-32C of every byte before it
+///
+/// Each embedded forest is validated as a model file of its own. Pure.
+public enum TemporalFile {
+    public static let magic = Array("GMTEMPOR".utf8)
+
+    public static func encode(_ detector: TemporalDetector) -> [UInt8] {
+        var out = magic
+        put(&out, UInt32(1))
+        var header = "window \(detector.window)\ntop_k \(detector.topK)\nthreshold \(detector.threshold)\nmetrics \(detector.metrics.count)\n"
+        for m in detector.metrics.indices {
+            header += "metric \(detector.medians[m]) \(detector.spreads[m]) \(detector.metrics[m])\n"
+        }
+        let headerBytes = Array(header.utf8)
+        put(&out, UInt32(headerBytes.count))
+        out += headerBytes
+        for forest in detector.forests {
+            let blob = ModelFile.encode(forest)
+            put(&out, UInt32(blob.count))
+            out += blob
+        }
+        put(&out, CRC32C.checksum(out))
+        return out
+    }
+
+    private static func put(_ out: inout [UInt8], _ value: UInt32) {
+        withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(ModelFileError) -> TemporalDetector {
+        guard bytes.starts(with: magic) else { throw .notAModel }
+        guard bytes.count >= magic.count + 12 else { throw .truncated("header") }
+        var position = magic.count
+        func u32() throws(ModelFileError) -> UInt32 {
+            guard position + 4 <= bytes.count - 4 else { throw .truncated("length field") }
+            defer { position += 4 }
+            return UInt32(bytes[position]) | UInt32(bytes[position + 1]) << 8 | UInt32(bytes[position + 2]) << 16 | UInt32(bytes[position + 3]) << 24
+        }
+        let version = try u32()
+        guard version == 1 else { throw .unsupportedVersion(version) }
+        let stored = bytes[(bytes.count - 4)...].withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        let computed = bytes[..<(bytes.count - 4)].withUnsafeBytes { CRC32C.checksum($0) }
+        guard stored == computed else { throw .checksumMismatch(stored: stored, computed: computed) }
+        let headerLength = Int(try u32())
+        guard headerLength <= bytes.count - 4 - position else { throw .truncated("header") }
+        guard let text = String(validating: bytes[position..<position + headerLength], as: UTF8.self) else { throw .badHeader("not UTF-8") }
+        position += headerLength
+
+        var window = 0, topK = 0, declared = -1
+        var threshold = Double.nan
+        var metrics: [String] = [], medians: [Double] = [], spreads: [Double] = []
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+            switch parts[0] {
+            case "window": window = Int(parts.count > 1 ? parts[1] : "") ?? 0
+            case "top_k": topK = Int(parts.count > 1 ? parts[1] : "") ?? 0
+            case "threshold": threshold = Double(parts.count > 1 ? parts[1] : "") ?? .nan
+            case "metrics": declared = Int(parts.count > 1 ? parts[1] : "") ?? -1
+            case "metric":
+                guard parts.count == 4, let median = Double(parts[1]), let spread = Double(parts[2]), median.isFinite,
+                      spread.isFinite, spread > 0, !parts[3].isEmpty
+                else { throw .badHeader("bad line '\(line)'") }
+                medians.append(median)
+                spreads.append(spread)
+                metrics.append(parts[3])
+            default: break
+            }
+        }
+        guard (1...10_000).contains(window) else { throw .badHeader("window \(window)") }
+        guard declared == metrics.count, declared > 0 else { throw .badHeader("metrics says \(declared), \(metrics.count) metric lines") }
+        guard (1...metrics.count).contains(topK) else { throw .badHeader("top_k \(topK)") }
+        guard threshold.isFinite else { throw .badHeader("threshold missing") }
+        var forests: [IsolationForest] = []
+        for m in metrics.indices {
+            let length = Int(try u32())
+            guard length <= bytes.count - 4 - position else { throw .truncated("forest of \(metrics[m])") }
+            let expected = TemporalFeatures.names.map { "\(metrics[m]).\($0)" }
+            forests.append(try ModelFile.decode(Array(bytes[position..<position + length]), expectedFeatures: expected))
+            position += length
+        }
+        guard position == bytes.count - 4 else { throw .trailingBytes(bytes.count - 4 - position) }
+        return TemporalDetector(metrics: metrics, window: window, topK: topK, forests: forests, medians: medians, spreads: spreads, threshold: threshold)
+    }
+}
