@@ -76,7 +76,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "gridmon-bench",
-            dependencies: ["GridMonWire", "CGridMonProto"]
+            dependencies: ["GridMonWire", "CGridMonProto", "GridMonForest", "GridMonPosix"]
         ),
         .testTarget(
             name: "GridMonWireTests",

@@ -39,6 +39,7 @@ public struct IsolationForest: Sendable {
     /// Scores at or above this are anomalous.
     public var threshold: Double
     public var metadata: ModelMetadata
+    let layout: ScoringLayout
 
     /// c(ψ): the expected path length the scores are normalised by.
     public var normalizer: Double { averagePathLength(subsampleSize) }
@@ -52,6 +53,7 @@ public struct IsolationForest: Sendable {
         self.subsampleSize = subsampleSize
         self.threshold = threshold
         self.metadata = metadata
+        self.layout = ScoringLayout(nodes: nodes, leafValues: leafValues, trees: trees)
     }
 
     /// The anomaly score of one row (values in `features` order).
@@ -71,53 +73,85 @@ public struct IsolationForest: Sendable {
 
     /// Scores the rows of `matrix` into `out` (one per row).
     ///
-    /// Rows go through each tree in blocks of 8: eight independent walks interleave, so the
-    /// processor overlaps their memory loads instead of waiting on one walk at a time.
+    /// Rows go through each tree eight at a time, as eight independent walks in eight
+    /// registers: the processor overlaps their loads instead of waiting on one walk at a time
+    /// (a single walk is a chain of dependent loads). A last partial block is padded.
     public func score(_ matrix: FeatureMatrix, into out: inout [Double]) {
         precondition(matrix.columns == features.count, "matrix has \(matrix.columns) columns, the model \(features.count)")
         precondition(out.count >= matrix.rows)
-        let columns = matrix.columns
-        let scale = -1.0 / (Double(trees.count) * normalizer)
         let rows = matrix.rows
-        matrix.values.withUnsafeBufferPointer { x in
-            nodes.withUnsafeBufferPointer { nodes in
-                leafValues.withUnsafeBufferPointer { leaves in
-                    out.withUnsafeMutableBufferPointer { out in
-                        var start = 0
-                        while start < rows {
-                            let count = min(8, rows - start)
-                            var sums: (Double, Double, Double, Double, Double, Double, Double, Double) = (0, 0, 0, 0, 0, 0, 0, 0)
-                            withUnsafeMutableBytes(of: &sums) { sumBytes in
-                                let sums = sumBytes.bindMemory(to: Double.self)
-                                for tree in trees {
-                                    walk(tree, x.baseAddress! + start * columns, count, columns, nodes, leaves, sums)
+        let whole = rows / 8 * 8
+        if whole > 0 {
+            matrix.values.withUnsafeBufferPointer { x in
+                out.withUnsafeMutableBufferPointer { out in scoreBlocks(x.baseAddress!, blocks: whole / 8, columns: matrix.columns, out.baseAddress!) }
+            }
+        }
+        if whole < rows {
+            // Pad the tail to a whole block with copies of the last row.
+            let columns = matrix.columns
+            var tail = Array(matrix.values[(whole * columns)...])
+            let last = Array(tail.suffix(columns))
+            while tail.count < 8 * columns { tail += last }
+            var scores = [Double](repeating: 0, count: 8)
+            tail.withUnsafeBufferPointer { x in
+                scores.withUnsafeMutableBufferPointer { s in scoreBlocks(x.baseAddress!, blocks: 1, columns: columns, s.baseAddress!) }
+            }
+            for i in whole..<rows { out[i] = scores[i - whole] }
+        }
+    }
+
+    /// Rows are scored in chunks of up to 256 (their features and sums stay in L1), tree by
+    /// tree (a tree's ~500 nodes stay in L1 while every row of the chunk walks it). Within a
+    /// chunk the features are transposed per block of 8 rows (feature-major), so one base
+    /// register serves all eight walks and the lane is a constant offset.
+    private func scoreBlocks(_ x: UnsafePointer<Float>, blocks: Int, columns: Int, _ out: UnsafeMutablePointer<Double>) {
+        let scale = -1.0 / (Double(trees.count) * normalizer)
+        let chunkBlocks = 32
+        layout.nodes.withUnsafeBufferPointer { nodeBuffer in
+            layout.leaves.withUnsafeBufferPointer { leafBuffer in
+                let nodes = nodeBuffer.baseAddress!
+                let leaves = leafBuffer.baseAddress!
+                withUnsafeTemporaryAllocation(of: Double.self, capacity: chunkBlocks * 8) { sums in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: chunkBlocks * 8 * columns) { soa in
+                        var firstBlock = 0
+                        while firstBlock < blocks {
+                            let chunk = min(chunkBlocks, blocks - firstBlock)
+                            for i in 0..<chunk * 8 { sums[i] = 0 }
+                            // soa[block][feature][lane]
+                            for block in 0..<chunk {
+                                for lane in 0..<8 {
+                                    let row = x + ((firstBlock + block) * 8 + lane) * columns
+                                    for f in 0..<columns { soa[(block * columns + f) * 8 + lane] = row[f] }
                                 }
-                                for b in 0..<count { out[start + b] = exp2(sums[b] * scale) }
                             }
-                            start += count
+                            for t in 0..<layout.roots.count {
+                                let root = layout.roots[t]
+                                let depth = layout.depths[t]
+                                for block in 0..<chunk {
+                                    let xb = soa.baseAddress! + block * columns * 8
+                                    var c0 = root, c1 = root, c2 = root, c3 = root, c4 = root, c5 = root, c6 = root, c7 = root
+                                    for _ in 0..<depth {
+                                        c0 = ScoringLayout.step(nodes, c0, xb, 0)
+                                        c1 = ScoringLayout.step(nodes, c1, xb, 1)
+                                        c2 = ScoringLayout.step(nodes, c2, xb, 2)
+                                        c3 = ScoringLayout.step(nodes, c3, xb, 3)
+                                        c4 = ScoringLayout.step(nodes, c4, xb, 4)
+                                        c5 = ScoringLayout.step(nodes, c5, xb, 5)
+                                        c6 = ScoringLayout.step(nodes, c6, xb, 6)
+                                        c7 = ScoringLayout.step(nodes, c7, xb, 7)
+                                    }
+                                    let s = sums.baseAddress! + block * 8
+                                    s[0] += leaves[c0]; s[1] += leaves[c1]; s[2] += leaves[c2]; s[3] += leaves[c3]
+                                    s[4] += leaves[c4]; s[5] += leaves[c5]; s[6] += leaves[c6]; s[7] += leaves[c7]
+                                }
+                            }
+                            let o = out + firstBlock * 8
+                            for i in 0..<chunk * 8 { o[i] = exp2(sums[i] * scale) }
+                            firstBlock += chunk
                         }
                     }
                 }
             }
-        }
-    }
-
-    @inline(__always)
-    private func walk(
-        _ tree: Tree, _ x: UnsafePointer<Float>, _ count: Int, _ columns: Int,
-        _ nodes: UnsafeBufferPointer<Node>, _ leaves: UnsafeBufferPointer<Double>, _ sums: UnsafeMutableBufferPointer<Double>
-    ) {
-        var cursor: (Int, Int, Int, Int, Int, Int, Int, Int) = (tree.root, tree.root, tree.root, tree.root, tree.root, tree.root, tree.root, tree.root)
-        withUnsafeMutableBytes(of: &cursor) { raw in
-            let cursor = raw.bindMemory(to: Int.self)
-            let nodes = nodes.baseAddress!
-            for _ in 0..<tree.depth {
-                for b in 0..<count {
-                    let node = nodes[cursor[b]]
-                    cursor[b] = Int(x[b * columns + Int(node.feature)] <= node.threshold ? node.left : node.right)
-                }
-            }
-            for b in 0..<count { sums[b] += leaves[cursor[b]] }
         }
     }
 }

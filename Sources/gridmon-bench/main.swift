@@ -1,6 +1,7 @@
 // gridmon-bench: release-build micro-benchmarks, driven by the Tools/bench-* scripts.
 //
 //   gridmon-bench codec [--rounds N] [--millis M]
+//   gridmon-bench forest --model M.gmf --data TEST.csv --train TRAIN.csv [--rounds N]
 //
 // Prints one line per measurement: `swift <case> ns_per_op=<median CPU ns> ops=<count>`,
 // the same format as Tools/bench/codec_baseline.c, so a script can put both side by side.
@@ -8,22 +9,26 @@ import Glibc
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let command = arguments.first else {
-    fputs("usage: gridmon-bench codec [--rounds N] [--millis M]\n")
+    fputs("usage: gridmon-bench codec|forest [--rounds N] [--millis M] [--model F --data F --train F]\n")
     exit(2)
 }
 var rounds = 7
 var millis = 300
+var options: [String: String] = [:]
 var i = 1
 while i < arguments.count {
     switch arguments[i] {
     case "--rounds" where i + 1 < arguments.count: rounds = Int(arguments[i + 1]) ?? rounds; i += 2
     case "--millis" where i + 1 < arguments.count: millis = Int(arguments[i + 1]) ?? millis; i += 2
+    case let flag where flag.hasPrefix("--") && i + 1 < arguments.count: options[String(flag.dropFirst(2))] = arguments[i + 1]; i += 2
     default: fputs("gridmon-bench: unknown argument \(arguments[i])\n"); exit(2)
     }
 }
 
 switch command {
 case "codec": CodecBenchmark(rounds: rounds, millis: millis).run()
+case "forest":
+    ForestBenchmark(rounds: rounds, model: options["model"] ?? "", data: options["data"] ?? "", train: options["train"] ?? "").run()
 default:
     fputs("gridmon-bench: unknown benchmark \(command)\n")
     exit(2)
