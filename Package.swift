@@ -60,7 +60,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "gridmon-stream-server",
-            dependencies: ["GridMonServer", "GridMonPosix", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["GridMonServer", "GridMonPosix", "GridMonForest", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            exclude: ["Models"]
         ),
         .target(
             name: "GridMonFlood",

@@ -51,7 +51,7 @@ struct Train: ParsableCommand {
         commandName: "gridmon-train",
         abstract: "Fit, score, evaluate and inspect Isolation Forest models (CSV in, model file out).",
         discussion: "Exit codes: 0 done, 1 bad data or model file (named with file and line), 64 bad flags.",
-        subcommands: [Fit.self, Score.self, Evaluate.self, Inspect.self])
+        subcommands: [Fit.self, Score.self, Evaluate.self, Inspect.self, DefaultModelCommand.self])
 }
 
 struct Fit: ParsableCommand {
@@ -187,6 +187,24 @@ struct Inspect: ParsableCommand {
             trained on    \(forest.metadata.trainingRows) rows, seed \(forest.metadata.seed), created \(forest.metadata.createdUnix)
             source        \(forest.metadata.source)
             """)
+    }
+}
+
+struct DefaultModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "default-model",
+        abstract: "Write GridMon's default global model (and, with --data, its generated training rows), bit for bit reproducible.")
+    @Option(help: "Model file to write.") var out: String = "default-model.gmf"
+    @Option(help: "Also write the generated training rows as CSV here.") var data: String = ""
+    func run() throws {
+        let forest = DefaultModel.make()
+        do { try Files.writeAtomically(out, ModelFile.encode(forest)) } catch { fail("\(error)") }
+        if !data.isEmpty {
+            var csv = DefaultModel.features.joined(separator: ",") + "\n"
+            for row in DefaultModel.trainingRows() { csv += row.map { "\($0)" }.joined(separator: ",") + "\n" }
+            do { try Files.writeAtomically(data, Array(csv.utf8)) } catch { fail("\(error)") }
+        }
+        print("wrote \(out): \(forest.trees.count) trees over \(DefaultModel.features.joined(separator: ", ")), threshold \(forest.threshold)")
     }
 }
 
