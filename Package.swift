@@ -56,7 +56,7 @@ let package = Package(
         ),
         .target(
             name: "GridMonServer",
-            dependencies: ["GridMonWire", "GridMonPosix"]
+            dependencies: ["GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore"]
         ),
         .executableTarget(
             name: "gridmon-stream-server",

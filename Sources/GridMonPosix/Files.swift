@@ -48,4 +48,18 @@ public enum Files {
             throw failure
         }
     }
+
+    /// The names in directory `path` (without "." and ".."), sorted.
+    public static func list(_ path: String) throws(SyscallError) -> [String] {
+        guard let dir = opendir(path) else { throw SyscallError(call: "opendir(\(path))", errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
 }

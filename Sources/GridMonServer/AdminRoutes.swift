@@ -9,7 +9,7 @@ import GridMonWire
 ///   durable seq, counts, last sample and last score.
 enum AdminRoutes {
     static func respond(to request: HTTPRequestParser.Request, metrics: () -> String, ready: Bool,
-                        nodes: () -> [String: NodeState]) -> [UInt8] {
+                        nodes: () -> [String: NodeState], modelKind: (String, String) -> String = { _, _ in "" }) -> [UInt8] {
         let head = request.method == "HEAD"
         guard request.method == "GET" || head else { return httpResponse(status: 405, body: "only GET and HEAD\n") }
         switch request.path {
@@ -21,13 +21,13 @@ enum AdminRoutes {
             return ready ? httpResponse(status: 200, body: "ready\n", head: head)
                 : httpResponse(status: 503, body: "not ready: the sink cannot write\n", head: head)
         case "/api/v1/nodes":
-            return httpResponse(status: 200, contentType: "application/json", body: nodesJSON(nodes()), head: head)
+            return httpResponse(status: 200, contentType: "application/json", body: nodesJSON(nodes(), modelKind: modelKind), head: head)
         default:
             return httpResponse(status: 404, body: "not found; try /metrics, /healthz, /readyz, /api/v1/nodes\n", head: head)
         }
     }
 
-    static func nodesJSON(_ nodes: [String: NodeState]) -> String {
+    static func nodesJSON(_ nodes: [String: NodeState], modelKind: (String, String) -> String = { _, _ in "" }) -> String {
         var out = "["
         for (index, (id, node)) in nodes.sorted(by: { $0.key < $1.key }).enumerated() {
             if index > 0 { out += "," }
@@ -35,6 +35,7 @@ enum AdminRoutes {
             out += node.labels.map { "\(json($0.key)):\(json($0.value))" }.joined(separator: ",")
             out += "},\"last_seen_ns\":\(node.lastSeenNs),\"durable_seq\":\(node.durableSeq),"
             out += "\"samples\":\(node.samples),\"anomalies\":\(node.anomalies),\"duplicates\":\(node.duplicates),"
+            out += "\"model\":\(json(modelKind(id, node.tenant))),"
             out += "\"last_score\":\(number(node.lastScore)),\"last_sample\":"
             if let s = node.lastSample {
                 out += "{\"seq\":\(s.seq),\"timestamp_ns\":\(s.timestampNs),\"cpu\":\(number(s.cpuPercent)),"

@@ -1,3 +1,4 @@
+import GridMonForest
 import GridMonWire
 
 /// Scores samples for anomaly, 0...1 (higher = more anomalous), the hook the Isolation Forest
@@ -5,14 +6,13 @@ import GridMonWire
 ///
 /// Threading: called on the reactor thread that owns the connection; must not block.
 public protocol Scorer: AnyObject {
-    /// Scores at or above this are reported as anomalies in acks.
-    var threshold: Double { get }
-    /// Writes one score per sample into `scores` (same count as `samples`).
-    func score(_ samples: [Sample], node: String, into scores: inout [Double])
+    /// Writes one score per sample into `scores` (same count as `samples`) and returns the
+    /// threshold that applies to them: scores at or above it are anomalies.
+    func score(_ samples: [Sample], node: String, tenant: String, into scores: inout [Double]) -> Double
 }
 
-/// A trivial stand-in until the Isolation Forest lands: the highest of CPU, memory and disk
-/// percent, scaled to 0...1. Flags a sample when one of them is at or above `threshold`.
+/// A static rule (`--scorer static`): the highest of CPU, memory and disk percent, scaled to
+/// 0...1. Flags a sample when one of them is at or above `threshold`.
 public final class UtilizationScorer: Scorer {
     public let threshold: Double
 
@@ -20,11 +20,49 @@ public final class UtilizationScorer: Scorer {
         self.threshold = threshold
     }
 
-    public func score(_ samples: [Sample], node: String, into scores: inout [Double]) {
+    public func score(_ samples: [Sample], node: String, tenant: String, into scores: inout [Double]) -> Double {
         scores.removeAll(keepingCapacity: true)
         for sample in samples {
             let peak = max(sample.cpuPercent, sample.memoryPercent, sample.diskPercent) / 100
             scores.append(peak.isFinite ? min(1, max(0, peak)) : 0)
         }
+        return threshold
+    }
+}
+
+/// Scores with Isolation Forests: the node's own model once learned, else its tenant's, else
+/// the default (`ModelRegistry`); feeds the node's history to the `NodeLearner`.
+///
+/// One per reactor thread (it reuses its buffers); the registry and learner are shared.
+public final class ForestScorer: Scorer {
+    private let registry: ModelRegistry
+    private let learner: NodeLearner?
+    private var rows: [Float] = []
+    private var matrixScores: [Double] = []
+    private var flagged: [Bool] = []
+    private var extractors: [[String]: SampleFeatures] = [:]
+
+    public init(registry: ModelRegistry, learner: NodeLearner?) {
+        self.registry = registry
+        self.learner = learner
+    }
+
+    public func score(_ samples: [Sample], node: String, tenant: String, into scores: inout [Double]) -> Double {
+        let (model, _) = registry.model(node: node, tenant: tenant)
+        let extractor = extractors[model.features] ?? {
+            let made = SampleFeatures(model.features)
+            extractors[model.features] = made
+            return made
+        }()
+        rows.removeAll(keepingCapacity: true)
+        for sample in samples { extractor.append(sample, to: &rows) }
+        if scores.count != samples.count { scores = [Double](repeating: 0, count: samples.count) }
+        model.score(FeatureMatrix(columns: model.features.count, values: rows), into: &scores)
+        if let learner {
+            flagged.removeAll(keepingCapacity: true)
+            for score in scores { flagged.append(score >= model.threshold) }
+            learner.observe(node: node, features: model.features, rows: rows, flagged: flagged)
+        }
+        return model.threshold
     }
 }

@@ -27,6 +27,8 @@ public struct ServerConfig: Sendable {
 /// counters and mailbox. Threading: every member is thread-safe.
 final class ServerShared: Sendable {
     let config: ServerConfig
+    let models: ModelRegistry?
+    let learner: NodeLearner?
     let nodes = NodeTable()
     let sink: SampleSink
     let stats: [ServerStats]
@@ -35,8 +37,11 @@ final class ServerShared: Sendable {
     let limitLog = RateLimitedLog(intervalNs: 10_000_000_000)
     private let tokens: Mutex<Authenticator>
 
-    init(config: ServerConfig, sink: SampleSink, authenticator: Authenticator, stats: [ServerStats], mailboxes: [WorkerMailbox]) {
+    init(config: ServerConfig, sink: SampleSink, authenticator: Authenticator, stats: [ServerStats], mailboxes: [WorkerMailbox],
+         models: ModelRegistry?, learner: NodeLearner?) {
         self.config = config
+        self.models = models
+        self.learner = learner
         self.sink = sink
         self.stats = stats
         self.mailboxes = mailboxes
@@ -54,7 +59,16 @@ final class ServerShared: Sendable {
     }
 
     func metricsText() -> String {
-        ServerStats.prometheus(stats, openConnections: openConnections(), nodes: nodes.count, sinkQueued: sink.queuedSamples)
+        var text = ServerStats.prometheus(stats, openConnections: openConnections(), nodes: nodes.count, sinkQueued: sink.queuedSamples)
+        if let models {
+            text += "# HELP gridmon_node_models Nodes scored by a model learned from their own history.\n# TYPE gridmon_node_models gauge\ngridmon_node_models \(models.nodeModelCount)\n"
+            text += "# HELP gridmon_tenant_models Tenant models loaded.\n# TYPE gridmon_tenant_models gauge\ngridmon_tenant_models \(models.tenantModelCount)\n"
+        }
+        if let learner {
+            text += "# HELP gridmon_node_model_fits_total Per-node models fit.\n# TYPE gridmon_node_model_fits_total counter\ngridmon_node_model_fits_total \(learner.fits.value)\n"
+            text += "# HELP gridmon_node_model_skipped_total Per-node fits skipped (queue full or model limit).\n# TYPE gridmon_node_model_skipped_total counter\ngridmon_node_model_skipped_total \(learner.skipped.value)\n"
+        }
+        return text
     }
 }
 
@@ -70,6 +84,12 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
     private let makeScorer: () -> Scorer
     /// Re-reads the tokens file on SIGHUP; nil when auth is off.
     public var reloadTokens: (() throws -> Authenticator)?
+    /// Re-reads the model files on SIGHUP (default and tenant models; node models stay).
+    public var reloadModels: (() throws -> Void)?
+    /// The models scoring uses, for the admin port (nil when scoring is not by forest).
+    public var models: ModelRegistry?
+    /// Learns per-node models; started with the server, stopped after it.
+    public var learner: NodeLearner?
     private let running = Mutex<ServerShared?>(nil)
 
     /// Starts a graceful shutdown from any thread, as SIGTERM does.
@@ -112,7 +132,7 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             let reactors = try (0..<threads).map { (_: Int) throws(SyscallError) in try Reactor() }
             let shared = ServerShared(
                 config: config, sink: sink, authenticator: authenticator, stats: (0..<threads).map { _ in ServerStats() },
-                mailboxes: reactors.map { WorkerMailbox(reactor: $0.handle) })
+                mailboxes: reactors.map { WorkerMailbox(reactor: $0.handle) }, models: models, learner: learner)
             running.withLock { $0 = shared }
             for i in 0..<threads {
                 workers.append(try Worker(index: i, shared: shared, reactor: reactors[i], listener: listeners[i], scorer: makeScorer()))
@@ -130,11 +150,13 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             if authenticator.insecure {
                 Log.warning("insecure_no_auth", ["note": "every Hello is accepted without a token; for demos only"])
             }
+            learner?.start()
             // Worker 0 runs here; the others on threads of their own.
             var threadsStarted: [WorkerThread] = []
             for worker in workers.dropFirst() { threadsStarted.append(WorkerThread(worker)) }
             try workers[0].run()
             for thread in threadsStarted { thread.join() }
+            learner?.stop()
             Socket.close(signalFD)
             let total = shared.stats.reduce(0) { $0 + $1.samplesAccepted.value }
             Log.info("stopped", ["samples": total, "connections": shared.stats.reduce(0) { $0 + $1.connectionsAccepted.value }])
@@ -147,12 +169,21 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
     fileprivate func handleSignal(_ signal: Int32, shared: ServerShared) {
         switch signal {
         case SIGHUP:
-            guard let reloadTokens else { return Log.info("sighup_ignored", ["reason": "no tokens file"]) }
-            do {
-                shared.authenticator = try reloadTokens()
-                Log.info("tokens_reloaded", ["tokens": shared.authenticator.tokenCount])
-            } catch {
-                Log.error("tokens_reload_failed", ["error": error, "kept": shared.authenticator.tokenCount])
+            if let reloadTokens {
+                do {
+                    shared.authenticator = try reloadTokens()
+                    Log.info("tokens_reloaded", ["tokens": shared.authenticator.tokenCount])
+                } catch {
+                    Log.error("tokens_reload_failed", ["error": error, "kept": shared.authenticator.tokenCount])
+                }
+            }
+            if let reloadModels {
+                do {
+                    try reloadModels()
+                    Log.info("models_reloaded", ["tenant_models": models?.tenantModelCount ?? 0])
+                } catch {
+                    Log.error("models_reload_failed", ["error": error, "note": "the models in use are kept"])
+                }
             }
         default:
             let name = signal == SIGINT ? "SIGINT" : "SIGTERM"

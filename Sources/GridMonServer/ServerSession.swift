@@ -215,11 +215,11 @@ public final class ServerSession {
             return false
         }
         let duplicates = UInt64(batch.samples.count - fresh.count)
-        scorer.score(fresh, node: stream.node, into: &scores)
+        let threshold = scorer.score(fresh, node: stream.node, tenant: stream.tenant, into: &scores)
         var anomalies: UInt64 = 0
         scored.removeAll(keepingCapacity: true)
         for (sample, score) in zip(fresh, scores) {
-            let anomalous = score >= scorer.threshold
+            let anomalous = score >= threshold
             if anomalous { anomalies += 1 }
             scored.append(ScoredSample(
                 node: stream.node, tenant: stream.tenant, labels: stream.labels, sample: sample, score: score,

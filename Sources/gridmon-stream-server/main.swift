@@ -3,6 +3,7 @@
 // Exit codes: 0 clean shutdown (SIGINT/SIGTERM, drained); 64 bad flags or config
 // (EX_USAGE); 69 cannot listen or start (EX_UNAVAILABLE).
 import ArgumentParser
+import GridMonForest
 import GridMonPosix
 import GridMonServer
 
@@ -57,7 +58,28 @@ struct StreamServer: ParsableCommand {
     @Option(help: "Ping a connection silent this long (ms); close it after twice that; 0 = off. [GRIDMON_KEEPALIVE_MS]")
     var keepaliveMs: UInt32 = env("GRIDMON_KEEPALIVE_MS").flatMap { UInt32($0) } ?? 15_000
 
-    @Option(help: "Anomaly threshold of the scorer, 0...1. [GRIDMON_THRESHOLD]")
+    @Option(help: "forest: Isolation Forests (node, tenant or default model). static: flag CPU, memory or disk at or above --threshold. [GRIDMON_SCORER]")
+    var scorer: String = env("GRIDMON_SCORER") ?? "forest"
+
+    @Option(help: "Default model file (gridmon-train output); empty = the built-in default model. [GRIDMON_MODEL]")
+    var model: String = env("GRIDMON_MODEL") ?? ""
+
+    @Option(help: "Directory of per-tenant models, one TENANT.gmf each; reloaded with --model on SIGHUP. [GRIDMON_TENANT_MODELS]")
+    var tenantModels: String = env("GRIDMON_TENANT_MODELS") ?? ""
+
+    @Option(help: "Samples of a node before its own model is fit (0 = no per-node models). [GRIDMON_NODE_WARMUP]")
+    var nodeWarmup: Int = env("GRIDMON_NODE_WARMUP").flatMap { Int($0) } ?? 3600
+
+    @Option(help: "Samples between refits of a node's model. [GRIDMON_NODE_REFIT]")
+    var nodeRefit: Int = env("GRIDMON_NODE_REFIT").flatMap { Int($0) } ?? 3600
+
+    @Option(help: "Rows of history kept per node for its model (reservoir sample). [GRIDMON_NODE_RESERVOIR]")
+    var nodeReservoir: Int = env("GRIDMON_NODE_RESERVOIR").flatMap { Int($0) } ?? 512
+
+    @Option(help: "Most per-node models held; further nodes keep the tenant/default model. [GRIDMON_NODE_MODELS_MAX]")
+    var nodeModelsMax: Int = env("GRIDMON_NODE_MODELS_MAX").flatMap { Int($0) } ?? 10_000
+
+    @Option(help: "static scorer: threshold on max(CPU, memory, disk)/100, 0...1. [GRIDMON_THRESHOLD]")
     var threshold: Double = env("GRIDMON_THRESHOLD").flatMap { Double($0) } ?? 0.95
 
     @Option(help: "Log level: debug, info, warn, error. [GRIDMON_LOG_LEVEL]")
@@ -76,6 +98,10 @@ struct StreamServer: ParsableCommand {
         guard maxConnections > 0, maxStreams > 0 else { throw ValidationError("--max-connections and --max-streams must be positive") }
         guard maxFrameBytes >= 64, maxFrameBytes <= Int(UInt32.max) else { throw ValidationError("--max-frame-bytes must be 64 ... 4294967295") }
         guard (0...1).contains(threshold) else { throw ValidationError("--threshold must be within 0...1") }
+        guard ["forest", "static"].contains(scorer) else { throw ValidationError("--scorer is forest or static") }
+        guard nodeWarmup >= 0, nodeRefit > 0, nodeReservoir >= 16, nodeModelsMax >= 0 else {
+            throw ValidationError("--node-warmup >= 0, --node-refit > 0, --node-reservoir >= 16, --node-models-max >= 0")
+        }
     }
 
     func run() throws {
@@ -100,16 +126,71 @@ struct StreamServer: ParsableCommand {
             Log.error("bad_config", ["error": error])
             throw ExitCode(64)
         }
-        do {
+        var registry: ModelRegistry?
+        var learner: NodeLearner?
+        let makeScorer: () -> Scorer
+        if scorer == "forest" {
+            let (fallback, tenants): (IsolationForest, [String: IsolationForest])
+            do { (fallback, tenants) = try loadModels() } catch {
+                Log.error("bad_config", ["error": error])
+                throw ExitCode(64)
+            }
+            let models = ModelRegistry(default: fallback, tenants: tenants, maxNodeModels: nodeModelsMax)
+            registry = models
+            if nodeWarmup > 0 {
+                var options = NodeLearner.Options()
+                options.warmup = nodeWarmup
+                options.refitEvery = nodeRefit
+                options.reservoirSize = nodeReservoir
+                learner = NodeLearner(options: options, registry: models)
+            }
+            let nodeLearner = learner
+            makeScorer = { ForestScorer(registry: models, learner: nodeLearner) }
+            Log.info("models_loaded", ["default": model.isEmpty ? "built-in" : model, "tenant_models": tenants.count,
+                                       "per_node": nodeWarmup > 0 ? "after \(nodeWarmup) samples" : "off"])
+        } else {
             let threshold = self.threshold
-            let server = Server(config: config, authenticator: authenticator,
-                                scorer: { UtilizationScorer(threshold: threshold) }, sink: CountingSink())
+            makeScorer = { UtilizationScorer(threshold: threshold) }
+        }
+        do {
+            let server = Server(config: config, authenticator: authenticator, scorer: makeScorer, sink: CountingSink())
             server.reloadTokens = insecureNoAuth ? nil : loadTokens
+            server.models = registry
+            server.learner = learner
+            if let registry {
+                server.reloadModels = {
+                    let (fallback, tenants) = try self.loadModels()
+                    registry.replace(default: fallback, tenants: tenants)
+                }
+            }
             try server.run()
         } catch {
             Log.error("cannot_start", ["error": error])
             throw ExitCode(69)
         }
+    }
+}
+
+struct ModelLoadError: Error, CustomStringConvertible {
+    let description: String
+}
+
+extension StreamServer {
+    /// The default model (file or built-in) and the tenant models of --tenant-models.
+    func loadModels() throws -> (IsolationForest, [String: IsolationForest]) {
+        func load(_ path: String) throws -> IsolationForest {
+            do { return try ModelFile.decode(try Files.read(path)) } catch {
+                throw ModelLoadError(description: "\(path): \(error)")
+            }
+        }
+        let fallback = model.isEmpty ? DefaultModel.make() : try load(model)
+        var tenants: [String: IsolationForest] = [:]
+        if !tenantModels.isEmpty {
+            for name in try Files.list(tenantModels) where name.hasSuffix(".gmf") {
+                tenants[String(name.dropLast(4))] = try load(tenantModels + "/" + name)
+            }
+        }
+        return (fallback, tenants)
     }
 }
 

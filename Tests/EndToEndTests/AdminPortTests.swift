@@ -18,7 +18,7 @@ import Testing
     }
 
     @Test func metricsCountWhatHappened() throws {
-        let server = try ServerProcess()
+        let server = try ServerProcess(["--insecure-no-auth", "--scorer", "static"])
         let admin = try #require(server.adminAddress)
         let client = try TestClient(server.address)
         _ = try client.hello(node: "m1", stream: 1)
@@ -40,7 +40,7 @@ import Testing
     }
 
     @Test func nodesAreListedAsJSON() throws {
-        let server = try ServerProcess()
+        let server = try ServerProcess(["--insecure-no-auth", "--scorer", "static"])
         let admin = try #require(server.adminAddress)
         let client = try TestClient(server.address)
         try client.send(.hello(Hello(nodeID: "db \"primary\"", labels: [Label(key: "rack", value: "b12")], streamID: 1)))

@@ -8,7 +8,7 @@ import Testing
 /// server, and running them one at a time keeps the 2-core machine responsive.
 @Suite(.serialized) struct StreamServerTests {
     @Test func handshakeSamplesAndCumulativeAcks() throws {
-        let server = try ServerProcess()
+        let server = try ServerProcess(["--insecure-no-auth", "--scorer", "static"])
         let client = try TestClient(server.address)
         let welcome = try client.hello(node: "web-1", stream: 1)
         #expect(welcome.accepted && welcome.durableSeq == 0 && welcome.streamID == 1)

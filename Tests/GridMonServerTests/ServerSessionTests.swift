@@ -14,10 +14,10 @@ final class RecordingSink: SampleSink, @unchecked Sendable {  // used from one t
 
 /// A scorer that flags samples whose seq is in `flagged`.
 final class FlaggingScorer: Scorer {
-    let threshold = 0.5
     var flagged: Set<UInt64> = []
-    func score(_ samples: [Sample], node: String, into scores: inout [Double]) {
+    func score(_ samples: [Sample], node: String, tenant: String, into scores: inout [Double]) -> Double {
         scores = samples.map { flagged.contains($0.seq) ? 0.9 : 0.1 }
+        return 0.5
     }
 }
 

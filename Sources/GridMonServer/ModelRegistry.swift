@@ -1,0 +1,59 @@
+import GridMonCore
+import GridMonForest
+import GridMonPosix
+import Synchronization
+
+/// Which model scores a node: its own once learned, else its tenant's, else the default.
+///
+/// Models are swapped whole (reload on SIGHUP, a refit finishing), so a reader always sees a
+/// complete model. Threading: safe from any thread; the lock guards only the lookup tables.
+public final class ModelRegistry: Sendable {
+    public enum Kind: String, Sendable { case node, tenant, `default` }
+
+    private struct Tables {
+        var fallback: IsolationForest
+        var tenants: [String: IsolationForest] = [:]
+        var nodes: [String: IsolationForest] = [:]
+    }
+
+    private let tables: Mutex<Tables>
+    /// Most per-node models kept; past it nodes stay on their tenant's model (counted).
+    public let maxNodeModels: Int
+
+    public init(default model: IsolationForest, tenants: [String: IsolationForest] = [:], maxNodeModels: Int = 10_000) {
+        tables = Mutex(Tables(fallback: model, tenants: tenants))
+        self.maxNodeModels = maxNodeModels
+    }
+
+    /// The model for `node` of `tenant`, and which kind it is.
+    public func model(node: String, tenant: String) -> (IsolationForest, Kind) {
+        tables.withLock { t in
+            if let own = t.nodes[node] { return (own, .node) }
+            if let shared = t.tenants[tenant] { return (shared, .tenant) }
+            return (t.fallback, .default)
+        }
+    }
+
+    public func kind(node: String, tenant: String) -> Kind { model(node: node, tenant: tenant).1 }
+
+    /// Installs a node's own model; false when the per-node limit is reached.
+    @discardableResult
+    public func setNodeModel(_ model: IsolationForest, for node: String) -> Bool {
+        tables.withLock { t in
+            guard t.nodes[node] != nil || t.nodes.count < maxNodeModels else { return false }
+            t.nodes[node] = model
+            return true
+        }
+    }
+
+    public var nodeModelCount: Int { tables.withLock { $0.nodes.count } }
+    public var tenantModelCount: Int { tables.withLock { $0.tenants.count } }
+
+    /// Replaces the default and tenant models (a reload); node models stay.
+    public func replace(default model: IsolationForest, tenants: [String: IsolationForest]) {
+        tables.withLock { t in
+            t.fallback = model
+            t.tenants = tenants
+        }
+    }
+}

@@ -1,0 +1,191 @@
+import GridMonCore
+import GridMonForest
+import GridMonPosix
+import Synchronization
+
+/// Learns each node's own Isolation Forest in the background.
+///
+/// Per node it keeps a bounded reservoir (Vitter's Algorithm R) of feature rows: every sample
+/// during the warm-up, then only samples its model did not flag. After `warmup` samples a
+/// forest is fit on the reservoir, and again every `refitEvery` samples, on a thread of its
+/// own — the reactors only copy a reservoir into a bounded job queue (full queue: the refit is
+/// skipped and counted, and retried on a later sample). Finished models go into the
+/// `ModelRegistry`, so the node's next batch is scored by them.
+///
+/// Threading: `observe` from any reactor thread; one trainer thread. Memory: at most
+/// `reservoirSize × features` floats per node, and `maxQueued` reservoir copies in the queue.
+public final class NodeLearner: @unchecked Sendable {  // mutable state is behind `state` and `queue`
+    public struct Options: Sendable {
+        public var warmup = 3600
+        public var refitEvery = 3600
+        public var reservoirSize = 512
+        public var trees = 50
+        public var maxQueued = 64
+        public init() {}
+    }
+
+    private struct NodeHistory {
+        var seen = 0
+        var sinceFit = 0
+        var fitted = false
+        var queued = false
+        var rows: [Float] = []
+        var rng: SplitMix64
+    }
+
+    private struct Job {
+        let node: String
+        let features: [String]
+        let rows: [Float]
+    }
+
+    public let options: Options
+    private let registry: ModelRegistry
+    private let state = Mutex<[String: NodeHistory]>([:])
+    private let queue = Mutex<(jobs: [Job], stopped: Bool)>(([], false))
+    private let wake = Semaphore()
+    public let fits = Atomic<UInt64>(0)
+    public let skipped = Atomic<UInt64>(0)
+    private var thread = pthread_t()
+    private var started = false
+
+    public init(options: Options, registry: ModelRegistry) {
+        self.options = options
+        self.registry = registry
+    }
+
+    /// Starts the trainer thread.
+    public func start() {
+        guard !started else { return }
+        started = true
+        let unmanaged = Unmanaged.passRetained(self)
+        pthread_create(&thread, nil, { raw in
+            let learner = Unmanaged<NodeLearner>.fromOpaque(raw!).takeRetainedValue()
+            learner.trainLoop()
+            return nil
+        }, unmanaged.toOpaque())
+    }
+
+    /// Stops the trainer after the job in hand.
+    public func stop() {
+        guard started else { return }
+        queue.withLock { $0.stopped = true }
+        wake.signal()
+        pthread_join(thread, nil)
+        started = false
+    }
+
+    /// Records a node's scored samples: `rows` holds `count` rows of `features.count` floats.
+    public func observe(node: String, features: [String], rows: [Float], flagged: [Bool]) {
+        let width = features.count
+        let count = flagged.count
+        var job: Job?
+        state.withLock { table in
+            var history = table[node] ?? NodeHistory(rng: SplitMix64(seed: stableHash(node)))
+            for i in 0..<count {
+                history.seen += 1
+                history.sinceFit += 1
+                // During the warm-up every sample is history; afterwards only the unflagged.
+                if history.fitted && flagged[i] { continue }
+                let row = rows[(i * width)..<((i + 1) * width)]
+                let stored = history.rows.count / width
+                if stored < options.reservoirSize {
+                    history.rows.append(contentsOf: row)
+                } else {
+                    let slot = Int(history.rng.next() % UInt64(history.seen))
+                    if slot < options.reservoirSize {
+                        history.rows.replaceSubrange((slot * width)..<((slot + 1) * width), with: row)
+                    }
+                }
+            }
+            let due = history.fitted ? history.sinceFit >= options.refitEvery : history.seen >= options.warmup
+            if due && !history.queued && history.rows.count >= 2 * width {
+                history.queued = true
+                job = Job(node: node, features: features, rows: history.rows)
+            }
+            table[node] = history
+        }
+        if let job { enqueue(job) }
+    }
+
+    private func enqueue(_ job: Job) {
+        let accepted = queue.withLock { q -> Bool in
+            guard q.jobs.count < options.maxQueued else { return false }
+            q.jobs.append(job)
+            return true
+        }
+        if accepted {
+            wake.signal()
+        } else {
+            skipped.add()
+            state.withLock { $0[job.node]?.queued = false }
+        }
+    }
+
+    private func trainLoop() {
+        while true {
+            wake.wait()
+            while let job = queue.withLock({ q -> Job?? in q.stopped ? .some(nil) : (q.jobs.isEmpty ? nil : q.jobs.removeFirst()) }) {
+                guard let job else { return }
+                var fit = FitOptions()
+                fit.trees = options.trees
+                fit.seed = stableHash(job.node)
+                fit.source = "node \(job.node) history"
+                let matrix = FeatureMatrix(columns: job.features.count, values: job.rows)
+                var model = IsolationForest.fit(matrix, features: job.features, options: fit, createdUnix: Clock.unixNanos() / 1_000_000_000)
+                // A node model flags what its own history makes rare: threshold at its 99th percentile.
+                model.threshold = max(0.5, quantile(model.scores(matrix), 0.99))
+                let installed = registry.setNodeModel(model, for: job.node)
+                if installed { fits.add() } else { skipped.add() }
+                state.withLock { table in
+                    guard var history = table[job.node] else { return }
+                    history.queued = false
+                    history.fitted = history.fitted || installed
+                    history.sinceFit = 0
+                    table[job.node] = history
+                }
+            }
+            if queue.withLock({ $0.stopped }) { return }
+        }
+    }
+}
+
+/// FNV-1a of the UTF-8 bytes: a seed that is the same in every process (Swift's hashValue is not).
+func stableHash(_ text: String) -> UInt64 {
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash &*= 0x100_0000_01B3
+    }
+    return hash
+}
+
+/// A counting semaphore on a mutex and a condition variable (no Dispatch in the core).
+final class Semaphore: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var count = 0
+
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+
+    func signal() {
+        pthread_mutex_lock(&mutex)
+        count += 1
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    func wait() {
+        pthread_mutex_lock(&mutex)
+        while count == 0 { pthread_cond_wait(&condition, &mutex) }
+        count -= 1
+        pthread_mutex_unlock(&mutex)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

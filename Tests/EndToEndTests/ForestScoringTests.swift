@@ -1,0 +1,96 @@
+import Foundation
+import GridMonWire
+import Testing
+
+/// The server scoring with Isolation Forests: the built-in default model, tenant models,
+/// and each node's own model learned in the background.
+@Suite(.serialized) struct ForestScoringTests {
+    private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>, _ values: (UInt64) -> (Double, Double, Double)) -> Message {
+        .samples(SampleBatch(streamID: stream, samples: seqs.map { seq in
+            let (cpu, memory, disk) = values(seq)
+            return Sample(seq: seq, timestampNs: Int64(seq) * 1_000_000_000, cpuPercent: cpu, memoryPercent: memory, diskPercent: disk)
+        }))
+    }
+
+    /// Sends a batch and returns the seqs the server flagged, once it acked through `last`.
+    private func flagged(_ client: TestClient, _ batch: Message, last: UInt64) throws -> [UInt64] {
+        try client.send(batch)
+        var seqs: [UInt64] = []
+        while let message = try client.receive() {
+            guard case .ack(let ack) = message else { continue }
+            seqs += ack.anomalies.map(\.seq)
+            if ack.durableSeq >= last { break }
+        }
+        return seqs
+    }
+
+    private func nodes(_ server: ServerProcess) throws -> [String: [String: Any]] {
+        let body = try httpGet(try #require(server.adminAddress), "/api/v1/nodes").body
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]])
+        return Dictionary(uniqueKeysWithValues: list.map { ($0["node"] as! String, $0) })
+    }
+
+    @Test func defaultModelFlagsAnOverloadedServerOnly() throws {
+        let server = try ServerProcess(["--insecure-no-auth", "--node-warmup", "0"])
+        let client = try TestClient(server.address)
+        _ = try client.hello(node: "web-1", stream: 1)
+        let seqs = try flagged(client, samples(1, 1...12) { $0 > 10 ? (100, 99, 99) : (30, 50, 50) }, last: 12)
+        #expect(seqs == [11, 12])
+        #expect(try nodes(server)["web-1"]?["model"] as? String == "default")
+    }
+
+    @Test func tenantModelsApplyToTheirTenantsNodes() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-tenants-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // acme's fleet normally runs hot: train its model on rows around 90 % CPU.
+        var csv = "cpu,memory,disk\n"
+        for i in 0..<2000 { csv += "\(88 + Double(i % 50) / 10),\(60 + Double(i % 7)),\(40 + Double(i % 11))\n" }
+        try csv.write(to: directory.appendingPathComponent("acme.csv"), atomically: true, encoding: .utf8)
+        let fit = try runBinary("gridmon-train", ["fit", "--data", directory.appendingPathComponent("acme.csv").path,
+                                                  "--out", directory.appendingPathComponent("models/acme.gmf").path])
+        #expect(fit.status == 1)  // the models/ folder does not exist yet: a clear error, exit 1
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("models"), withIntermediateDirectories: true)
+        let again = try runBinary("gridmon-train", ["fit", "--data", directory.appendingPathComponent("acme.csv").path,
+                                                    "--out", directory.appendingPathComponent("models/acme.gmf").path])
+        #expect(again.status == 0, "\(again.stderr)")
+        let tokens = directory.appendingPathComponent("tokens")
+        try "a-token acme\nb-token beta\n".write(to: tokens, atomically: true, encoding: .utf8)
+        let server = try ServerProcess(["--tokens-file", tokens.path, "--tenant-models", directory.appendingPathComponent("models").path,
+                                        "--node-warmup", "0"])
+        let hot = try TestClient(server.address)
+        _ = try hot.hello(node: "acme-1", stream: 1, token: "a-token")
+        let other = try TestClient(server.address)
+        _ = try other.hello(node: "beta-1", stream: 1, token: "b-token")
+        // 90 % CPU is normal for acme, and far outside what the default model saw... but a
+        // quiet 10 % is unusual for acme.
+        #expect(try flagged(hot, samples(1, 1...5) { $0 == 5 ? (10, 20, 40) : (90, 62, 45) }, last: 5) == [5])
+        let listed = try nodes(server)
+        #expect(listed["acme-1"]?["model"] as? String == "tenant")
+        #expect(listed["beta-1"]?["model"] as? String == "default")
+    }
+
+    @Test func eachNodeLearnsItsOwnNormalAfterTheWarmUp() throws {
+        let server = try ServerProcess(["--insecure-no-auth", "--node-warmup", "300", "--node-refit", "100000"])
+        let client = try TestClient(server.address)
+        _ = try client.hello(node: "batch-1", stream: 1)
+        // A batch server that always runs flat out: the default model flags it ...
+        let hot: (UInt64) -> (Double, Double, Double) = { seq in (97 + Double(seq % 5) / 5, 96 + Double(seq % 3) / 3, 98) }
+        let early = try flagged(client, samples(1, 1...300, hot), last: 300)
+        #expect(early.count > 250)
+        // ... until its own model, fit in the background on its first 300 samples, takes over.
+        var kind = ""
+        for _ in 0..<500 where kind != "node" {
+            kind = try nodes(server)["batch-1"]?["model"] as? String ?? ""
+            if kind != "node" { usleep(10_000) }
+        }
+        #expect(kind == "node")
+        let later = try flagged(client, samples(1, 301...400, hot), last: 400)
+        #expect(later.count <= 10, "\(later.count) of 100 flagged")  // was > 250 of 300 under the default model
+        // Now an idle moment is what is unusual for this node.
+        #expect(try flagged(client, samples(1, 401...401) { _ in (5, 20, 98) }, last: 401) == [401])
+        let metrics = try httpGet(try #require(server.adminAddress), "/metrics").body
+        #expect(metric(metrics, "gridmon_node_models") == 1)
+        #expect(metric(metrics, "gridmon_node_model_fits_total") == 1)
+    }
+}
