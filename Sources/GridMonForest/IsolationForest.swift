@@ -87,16 +87,45 @@ public struct IsolationForest: Sendable {
             }
         }
         if whole < rows {
-            // Pad the tail to a whole block with copies of the last row.
             let columns = matrix.columns
-            var tail = Array(matrix.values[(whole * columns)...])
-            let last = Array(tail.suffix(columns))
-            while tail.count < 8 * columns { tail += last }
-            var scores = [Double](repeating: 0, count: 8)
-            tail.withUnsafeBufferPointer { x in
-                scores.withUnsafeMutableBufferPointer { s in scoreBlocks(x.baseAddress!, blocks: 1, columns: columns, s.baseAddress!) }
+            matrix.values.withUnsafeBufferPointer { x in
+                if rows - whole <= 3 {
+                    // A few rows: one walk each costs less than a padded block of eight.
+                    for i in whole..<rows { out[i] = scoreOne(x.baseAddress! + i * columns) }
+                } else {
+                    // Pad the tail to a whole block with copies of the last row (on the stack).
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * columns) { tail in
+                        for lane in 0..<8 {
+                            let row = min(whole + lane, rows - 1)
+                            for f in 0..<columns { tail[lane * columns + f] = x[row * columns + f] }
+                        }
+                        withUnsafeTemporaryAllocation(of: Double.self, capacity: 8) { scores in
+                            scoreBlocks(UnsafePointer(tail.baseAddress!), blocks: 1, columns: columns, scores.baseAddress!)
+                            for i in whole..<rows { out[i] = scores[i - whole] }
+                        }
+                    }
+                }
             }
-            for i in whole..<rows { out[i] = scores[i - whole] }
+        }
+    }
+
+    /// One row through every tree, one walk at a time (for small batches).
+    private func scoreOne(_ x: UnsafePointer<Float>) -> Double {
+        layout.nodes.withUnsafeBufferPointer { nodeBuffer in
+            layout.leaves.withUnsafeBufferPointer { leaves in
+                let nodes = nodeBuffer.baseAddress!
+                var sum = 0.0
+                for t in 0..<layout.roots.count {
+                    var cursor = layout.roots[t]
+                    for _ in 0..<layout.depths[t] {
+                        let node = nodes[cursor]
+                        let feature = Int(node.packed >> ScoringLayout.indexBits)
+                        cursor = Int(node.packed & (1 << ScoringLayout.indexBits - 1)) + (x[feature] > node.threshold ? 1 : 0)
+                    }
+                    sum += leaves[cursor]
+                }
+                return exp2(sum * (-1.0 / (Double(trees.count) * normalizer)))
+            }
         }
     }
 

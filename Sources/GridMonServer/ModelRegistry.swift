@@ -3,6 +3,17 @@ import GridMonForest
 import GridMonPosix
 import Synchronization
 
+/// A model ready to score samples: the forest and how to read its features from a sample.
+/// A class, so handing it out costs one reference, not a copy of the forest's arrays.
+public final class ScoringModel: Sendable {
+    public let forest: IsolationForest
+    public let features: SampleFeatures
+    public init(_ forest: IsolationForest) {
+        self.forest = forest
+        self.features = SampleFeatures(forest.features)
+    }
+}
+
 /// Which model scores a node: its own once learned, else its tenant's, else the default.
 ///
 /// Models are swapped whole (reload on SIGHUP, a refit finishing), so a reader always sees a
@@ -11,9 +22,9 @@ public final class ModelRegistry: Sendable {
     public enum Kind: String, Sendable { case node, tenant, `default` }
 
     private struct Tables {
-        var fallback: IsolationForest
-        var tenants: [String: IsolationForest] = [:]
-        var nodes: [String: IsolationForest] = [:]
+        var fallback: ScoringModel
+        var tenants: [String: ScoringModel] = [:]
+        var nodes: [String: ScoringModel] = [:]
     }
 
     private let tables: Mutex<Tables>
@@ -21,12 +32,12 @@ public final class ModelRegistry: Sendable {
     public let maxNodeModels: Int
 
     public init(default model: IsolationForest, tenants: [String: IsolationForest] = [:], maxNodeModels: Int = 10_000) {
-        tables = Mutex(Tables(fallback: model, tenants: tenants))
+        tables = Mutex(Tables(fallback: ScoringModel(model), tenants: tenants.mapValues(ScoringModel.init)))
         self.maxNodeModels = maxNodeModels
     }
 
     /// The model for `node` of `tenant`, and which kind it is.
-    public func model(node: String, tenant: String) -> (IsolationForest, Kind) {
+    public func model(node: String, tenant: String) -> (ScoringModel, Kind) {
         tables.withLock { t in
             if let own = t.nodes[node] { return (own, .node) }
             if let shared = t.tenants[tenant] { return (shared, .tenant) }
@@ -41,7 +52,7 @@ public final class ModelRegistry: Sendable {
     public func setNodeModel(_ model: IsolationForest, for node: String) -> Bool {
         tables.withLock { t in
             guard t.nodes[node] != nil || t.nodes.count < maxNodeModels else { return false }
-            t.nodes[node] = model
+            t.nodes[node] = ScoringModel(model)
             return true
         }
     }
@@ -52,8 +63,8 @@ public final class ModelRegistry: Sendable {
     /// Replaces the default and tenant models (a reload); node models stay.
     public func replace(default model: IsolationForest, tenants: [String: IsolationForest]) {
         tables.withLock { t in
-            t.fallback = model
-            t.tenants = tenants
+            t.fallback = ScoringModel(model)
+            t.tenants = tenants.mapValues(ScoringModel.init)
         }
     }
 }

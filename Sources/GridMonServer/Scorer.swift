@@ -40,7 +40,6 @@ public final class ForestScorer: Scorer {
     private var rows: [Float] = []
     private var matrixScores: [Double] = []
     private var flagged: [Bool] = []
-    private var extractors: [[String]: SampleFeatures] = [:]
 
     public init(registry: ModelRegistry, learner: NodeLearner?) {
         self.registry = registry
@@ -48,14 +47,10 @@ public final class ForestScorer: Scorer {
     }
 
     public func score(_ samples: [Sample], node: String, tenant: String, into scores: inout [Double]) -> Double {
-        let (model, _) = registry.model(node: node, tenant: tenant)
-        let extractor = extractors[model.features] ?? {
-            let made = SampleFeatures(model.features)
-            extractors[model.features] = made
-            return made
-        }()
+        let (scoring, _) = registry.model(node: node, tenant: tenant)
+        let model = scoring.forest
         rows.removeAll(keepingCapacity: true)
-        for sample in samples { extractor.append(sample, to: &rows) }
+        for sample in samples { scoring.features.append(sample, to: &rows) }
         if scores.count != samples.count { scores = [Double](repeating: 0, count: samples.count) }
         model.score(FeatureMatrix(columns: model.features.count, values: rows), into: &scores)
         if let learner {

@@ -23,6 +23,13 @@ public final class ServerSession {
         let record: NodeRecord
         let tenant: String
         let labels: [Label]
+        /// Samples accepted since the last flush, not yet scored or stored (scored together,
+        /// so many small frames from one read cost one batch through the forest).
+        var pending: [Sample] = []
+        /// Highest seq accepted on this stream (stored or pending): the resend cut-off.
+        var highestSeq: UInt64
+        var pendingDuplicates: UInt64 = 0
+        var lastSeenNs: Int64 = 0
         var verdicts: [Verdict] = []
         var ackDue = false
         var node: String { record.id }
@@ -98,16 +105,22 @@ public final class ServerSession {
         }
     }
 
-    /// One cumulative `Ack` per stream that accepted samples since the last flush.
+    /// Scores and stores what each stream accepted since the last flush, then sends one
+    /// cumulative `Ack` per such stream (called once per socket read, so acks coalesce).
     public func flushAcks() {
-        for id in dueStreams {
+        let due = dueStreams
+        dueStreams.removeAll(keepingCapacity: true)
+        for id in due {
             guard var stream = streams[id], stream.ackDue else { continue }
-            outgoing.append(.ack(Ack(streamID: id, durableSeq: stream.record.state.durableSeq, anomalies: stream.verdicts)))
-            stream.verdicts.removeAll()
             stream.ackDue = false
+            guard store(&stream) else {
+                streams[id] = stream
+                return evict(stream.node)
+            }
+            outgoing.append(.ack(Ack(streamID: id, durableSeq: stream.highestSeq, anomalies: stream.verdicts)))
+            stream.verdicts.removeAll()
             streams[id] = stream
         }
-        dueStreams.removeAll(keepingCapacity: true)
     }
 
     /// A newer connection took `node` over: this one gets an `Error` and closes, so the
@@ -121,8 +134,12 @@ public final class ServerSession {
 
     /// The connection is gone: release its nodes.
     public func closed() {
-        for stream in streams.values { stream.record.release(owner) }
-        streams.removeAll()
+        // Samples read before the close are stored; the agent learns it from the next Welcome.
+        for (id, var stream) in streams {
+            if !stream.pending.isEmpty { _ = store(&stream) }
+            stream.record.release(owner)
+            streams[id] = nil
+        }
     }
 
     /// Tells the peer the connection closes, for a server shutdown.
@@ -186,7 +203,7 @@ public final class ServerSession {
             return
         }
         if let previous { evictElsewhere(previous, hello.nodeID) }
-        streams[hello.streamID] = Stream(record: record, tenant: tenant, labels: hello.labels)
+        streams[hello.streamID] = Stream(record: record, tenant: tenant, labels: hello.labels, highestSeq: state.durableSeq)
         streamsOpened += 1
         stats.streamsOpened.add()
         outgoing.append(.welcome(Welcome(
@@ -205,17 +222,36 @@ public final class ServerSession {
                 code: .notFound, message: "stream \(batch.streamID) is not open: send Hello first", streamID: batch.streamID)))
             return
         }
-        let durable = stream.record.state.durableSeq
-        // Drop resends (at or below the durable seq) and anything out of order.
-        var fresh = batch.samples
-        var highest = durable
-        fresh.removeAll { sample in
-            if sample.seq <= highest { return true }
-            highest = sample.seq
-            return false
+        // Drop resends (at or below what this stream already accepted) and anything out of order.
+        var highest = stream.highestSeq
+        var duplicates: UInt64 = 0
+        for sample in batch.samples {
+            if sample.seq > highest {
+                stream.pending.append(sample)
+                highest = sample.seq
+            } else {
+                duplicates += 1
+            }
         }
-        let duplicates = UInt64(batch.samples.count - fresh.count)
-        let threshold = scorer.score(fresh, node: stream.node, tenant: stream.tenant, into: &scores)
+        stream.highestSeq = highest
+        stream.pendingDuplicates += duplicates
+        stream.lastSeenNs = nowNs
+        if !stream.ackDue {
+            stream.ackDue = true
+            dueStreams.append(batch.streamID)
+        }
+        streams[batch.streamID] = stream
+    }
+
+    /// Scores the stream's pending samples, moves the node's durable seq, and hands them to
+    /// the sink. False when this connection no longer owns the node (a newer connection took
+    /// it over): then nothing is stored, and the agent resends on its new connection.
+    private func store(_ stream: inout Stream) -> Bool {
+        let fresh = stream.pending
+        stream.pending.removeAll(keepingCapacity: true)
+        let duplicates = stream.pendingDuplicates
+        stream.pendingDuplicates = 0
+        let threshold = fresh.isEmpty ? 1 : scorer.score(fresh, node: stream.node, tenant: stream.tenant, into: &scores)
         var anomalies: UInt64 = 0
         scored.removeAll(keepingCapacity: true)
         for (sample, score) in zip(fresh, scores) {
@@ -225,12 +261,13 @@ public final class ServerSession {
                 node: stream.node, tenant: stream.tenant, labels: stream.labels, sample: sample, score: score,
                 anomalous: anomalous))
         }
-        // Only the connection that owns the node moves its durable seq. A connection that lost
-        // the node to a newer one (eviction in flight from another thread) stores nothing more.
-        let lastScore = scores.last ?? 0
+        // Only the connection that owns the node moves its durable seq.
+        let highest = stream.highestSeq
+        let seen = stream.lastSeenNs
+        let lastScore = fresh.isEmpty ? 0 : scores[fresh.count - 1]
         let owned = stream.record.update(ifOwnedBy: owner) { state in
             state.durableSeq = max(state.durableSeq, highest)
-            state.lastSeenNs = nowNs
+            state.lastSeenNs = seen
             state.samples += UInt64(fresh.count)
             state.anomalies += anomalies
             state.duplicates += duplicates
@@ -239,17 +276,13 @@ public final class ServerSession {
                 state.lastScore = lastScore
             }
         }
-        guard owned else { return evict(stream.node) }
+        guard owned else { return false }
         if !scored.isEmpty { sink.append(scored) }
         for item in scored where item.anomalous { stream.verdicts.append(Verdict(seq: item.sample.seq, score: item.score)) }
         stats.samplesAccepted.add(UInt64(fresh.count))
         stats.samplesDuplicate.add(duplicates)
         stats.anomalies.add(anomalies)
-        if !stream.ackDue {
-            stream.ackDue = true
-            dueStreams.append(batch.streamID)
-        }
-        streams[batch.streamID] = stream
+        return true
     }
 
     private func violated(_ reason: String) {

@@ -54,6 +54,16 @@ final class ServerProcess: @unchecked Sendable {  // logText is guarded by logLo
 
     var log: String { logLock.lock(); defer { logLock.unlock() }; return logText }
 
+    /// Whether the server logged `text` within `timeout` (its stderr is read asynchronously).
+    func logContains(_ text: String, timeout: TimeInterval = 5) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !log.contains(text) {
+            if Date() > deadline { return false }
+            usleep(10_000)
+        }
+        return true
+    }
+
     /// Sends `signal` and waits (bounded) for the exit status.
     func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 10) -> Int32? {
         kill(process.processIdentifier, signal)

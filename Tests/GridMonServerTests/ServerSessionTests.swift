@@ -126,6 +126,7 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         old.onUnpromptedOutput = { prompted = true }
         old.receive(.hello(Hello(nodeID: "n", authToken: "good", streamID: 1)), nowNs: 0)
         old.receive(samples(1, 1...2), nowNs: 0)
+        old.flushAcks()  // the end of the read that carried them: scored and stored
         new.receive(.hello(Hello(nodeID: "n", authToken: "good", streamID: 1)), nowNs: 0)
         #expect(prompted && old.closeReason == "superseded")
         guard case .welcome(let w)? = new.takeOutgoing().first else { Issue.record("no welcome"); return }
