@@ -19,7 +19,9 @@ public struct SessionConfig: Sendable {
 ///
 /// Threading: confined to the reactor thread that owns the connection.
 public final class ServerSession {
-    private struct Stream {
+    /// A class: mutated in place many times per read (a struct copied out of the dictionary
+    /// would copy its pending array on every append).
+    private final class Stream {
         let record: NodeRecord
         let tenant: String
         let labels: [Label]
@@ -33,6 +35,13 @@ public final class ServerSession {
         var verdicts: [Verdict] = []
         var ackDue = false
         var node: String { record.id }
+
+        init(record: NodeRecord, tenant: String, labels: [Label], highestSeq: UInt64) {
+            self.record = record
+            self.tenant = tenant
+            self.labels = labels
+            self.highestSeq = highestSeq
+        }
     }
 
     /// This connection, as the owner of the node streams it opens.
@@ -111,15 +120,11 @@ public final class ServerSession {
         let due = dueStreams
         dueStreams.removeAll(keepingCapacity: true)
         for id in due {
-            guard var stream = streams[id], stream.ackDue else { continue }
+            guard let stream = streams[id], stream.ackDue else { continue }
             stream.ackDue = false
-            guard store(&stream) else {
-                streams[id] = stream
-                return evict(stream.node)
-            }
+            guard store(stream) else { return evict(stream.node) }
             outgoing.append(.ack(Ack(streamID: id, durableSeq: stream.highestSeq, anomalies: stream.verdicts)))
-            stream.verdicts.removeAll()
-            streams[id] = stream
+            stream.verdicts.removeAll(keepingCapacity: true)
         }
     }
 
@@ -135,11 +140,11 @@ public final class ServerSession {
     /// The connection is gone: release its nodes.
     public func closed() {
         // Samples read before the close are stored; the agent learns it from the next Welcome.
-        for (id, var stream) in streams {
-            if !stream.pending.isEmpty { _ = store(&stream) }
+        for stream in streams.values {
+            if !stream.pending.isEmpty { _ = store(stream) }
             stream.record.release(owner)
-            streams[id] = nil
         }
+        streams.removeAll()
     }
 
     /// Tells the peer the connection closes, for a server shutdown.
@@ -216,7 +221,7 @@ public final class ServerSession {
     // MARK: - Samples
 
     private func accept(_ batch: SampleBatch, nowNs: Int64) {
-        guard var stream = streams[batch.streamID] else {
+        guard let stream = streams[batch.streamID] else {
             violated("unknown_stream")
             outgoing.append(.error(ErrorMessage(
                 code: .notFound, message: "stream \(batch.streamID) is not open: send Hello first", streamID: batch.streamID)))
@@ -240,13 +245,12 @@ public final class ServerSession {
             stream.ackDue = true
             dueStreams.append(batch.streamID)
         }
-        streams[batch.streamID] = stream
     }
 
     /// Scores the stream's pending samples, moves the node's durable seq, and hands them to
     /// the sink. False when this connection no longer owns the node (a newer connection took
     /// it over): then nothing is stored, and the agent resends on its new connection.
-    private func store(_ stream: inout Stream) -> Bool {
+    private func store(_ stream: Stream) -> Bool {
         let fresh = stream.pending
         stream.pending.removeAll(keepingCapacity: true)
         let duplicates = stream.pendingDuplicates
