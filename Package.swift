@@ -11,6 +11,7 @@
 //   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers and accept4, which Glibc's module lacks
 //   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor
 //   GridMonServer  the server's protocol logic (sessions, nodes, auth, scoring hook, stats) and its epoll edge
+//   GridMonAgent   the agent: /proc parsers (pure), bounded sample buffer (pure), sampler and loop (edge)
 //   GridMonFlood   the load generator's engine: multiplexed streams, pacing, reconnects, HDR latency
 //   gridmon-stream-server, gridmon-flood  the command lines
 //   gridmon-bench  release-build benchmarks printed by Tools/bench-*
@@ -23,6 +24,7 @@ let package = Package(
         .library(name: "GridMonPosix", targets: ["GridMonPosix"]),
         .executable(name: "gridmon-stream-server", targets: ["gridmon-stream-server"]),
         .executable(name: "gridmon-flood", targets: ["gridmon-flood"]),
+        .executable(name: "gridmon-agent", targets: ["gridmon-agent"]),
         .executable(name: "gridmon-train", targets: ["gridmon-train"]),
         .executable(name: "gridmon-bench", targets: ["gridmon-bench"]),
     ],
@@ -71,6 +73,14 @@ let package = Package(
             name: "gridmon-flood",
             dependencies: ["GridMonFlood", "GridMonPosix", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .target(
+            name: "GridMonAgent",
+            dependencies: ["GridMonWire", "GridMonPosix", "CGridMonPosix"]
+        ),
+        .executableTarget(
+            name: "gridmon-agent",
+            dependencies: ["GridMonAgent", "GridMonPosix", "GridMonWire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "gridmon-train",
             dependencies: ["GridMonForest", "GridMonPosix", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -96,6 +106,10 @@ let package = Package(
             name: "GridMonForestTests",
             dependencies: ["GridMonForest", "GridMonCore"],
             exclude: ["Sklearn"]
+        ),
+        .testTarget(
+            name: "GridMonAgentTests",
+            dependencies: ["GridMonAgent", "GridMonWire"]
         ),
         .testTarget(
             name: "GridMonPosixTests",
