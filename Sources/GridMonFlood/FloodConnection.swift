@@ -110,6 +110,7 @@ final class FloodConnection: EventHandler {
             count = min(count, Int(stream.credits))
         }
         count = min(count, run.budget)
+        if let limit = run.perStreamLimit { count = min(count, Int(limit - min(limit, stream.nextSeq - 1))) }
         return count > 0 ? count : nil
     }
 
@@ -184,11 +185,14 @@ final class FloodConnection: EventHandler {
     private func acknowledge(_ i: Int, _ ack: Ack) {
         let now = Clock.monotonicNanos()
         var acked: UInt64 = 0
+        let flagged = Set(ack.anomalies.map(\.seq))
+        for verdict in ack.anomalies { run.anomaly(node: streams[i].node, seq: verdict.seq, score: verdict.score) }
         while streams[i].inFlightHead < streams[i].inFlight.count,
               streams[i].inFlight[streams[i].inFlightHead].lastSeq <= ack.durableSeq {
             let frame = streams[i].inFlight[streams[i].inFlightHead]
             run.recordLatency(nanos: now - frame.sentNs, count: frame.count)
             acked += UInt64(frame.count)
+            run.tally(node: streams[i].node, seqs: (frame.lastSeq + 1 - UInt64(frame.count))...frame.lastSeq, flagged: flagged)
             streams[i].inFlightHead += 1
         }
         if streams[i].inFlightHead > 1024 {

@@ -11,6 +11,7 @@ public struct FloodReport: Sendable {
     public var reconnects: UInt64
     public var anomaliesReported: UInt64
     public var errors: [String: UInt64]
+    public var detection: DetectionTally?
 
     public init(stats: FloodStats, elapsedNs: UInt64) {
         samplesSent = stats.samplesSent
@@ -27,6 +28,7 @@ public struct FloodReport: Sendable {
         reconnects = stats.reconnects
         anomaliesReported = stats.anomaliesReported
         errors = stats.errors
+        detection = stats.detection
     }
 
     public var text: String {
@@ -35,6 +37,13 @@ public struct FloodReport: Sendable {
         out += "ack latency       " + (latency.isEmpty ? "none recorded" : latency.map { "\($0.label) \(micros($0.micros))" }.joined(separator: "  ")) + "\n"
         out += "anomalies         \(anomaliesReported)\nreconnects        \(reconnects)\n"
         out += "errors            " + (errors.isEmpty ? "none" : errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) + "\n"
+        if let d = detection {
+            out += "detection         precision \(format(d.precision))  recall \(format(d.recall))  F1 \(format(d.f1))  (samples: TP \(d.truePositives) FP \(d.falsePositives) FN \(d.falseNegatives))\n"
+            for (kind, t) in d.byType.sorted(by: { $0.key < $1.key }) {
+                let delay = t.detected > 0 ? "\(format(Double(t.delaySum) / Double(t.detected))) samples" : "-"
+                out += "  \(kind + String(repeating: " ", count: max(0, 15 - kind.count))) detected \(t.detected)/\(t.incidents), mean delay \(delay)\n"
+            }
+        }
         return out
     }
 
@@ -46,6 +55,14 @@ public struct FloodReport: Sendable {
         ]
         fields.append("\"ack_latency_us\":{" + latency.map { "\"\($0.label)\":\($0.micros)" }.joined(separator: ",") + "}")
         fields.append("\"errors\":{" + errors.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}")
+        if let d = detection {
+            let types = d.byType.sorted { $0.key < $1.key }.map { kind, t in
+                "\"\(kind)\":{\"incidents\":\(t.incidents),\"detected\":\(t.detected),\"mean_delay_samples\":\(t.detected > 0 ? format(Double(t.delaySum) / Double(t.detected)) : "null")}"
+            }
+            fields.append("\"detection\":{\"precision\":\(format(d.precision)),\"recall\":\(format(d.recall)),\"f1\":\(format(d.f1)),"
+                + "\"true_positives\":\(d.truePositives),\"false_positives\":\(d.falsePositives),\"false_negatives\":\(d.falseNegatives),"
+                + "\"by_incident\":{" + types.joined(separator: ",") + "}}")
+        }
         return "{" + fields.joined(separator: ",") + "}"
     }
 

@@ -17,6 +17,10 @@ public final class FloodRun {
     let workload: (_ node: String, _ seq: UInt64) -> Sample
     /// Called once per second with the stats so far (progress display).
     public var onProgress: ((FloodStats, _ elapsedNs: UInt64) -> Void)?
+    /// Called for every anomaly verdict, with the simulator's label when known.
+    public var onAnomaly: ((_ node: String, _ seq: UInt64, _ score: Double, _ incident: Incident?) -> Void)?
+    /// Fleet mode: the labels verdicts are scored against.
+    public let fleet: FleetWorkload?
 
     private var connections: [FloodConnection] = []
     private var started: UInt64 = 0
@@ -28,16 +32,29 @@ public final class FloodRun {
     public private(set) var sendingNs: UInt64 = 0
     public private(set) var elapsedNs: UInt64 = 0
 
-    public init(config: FloodConfig, workload: @escaping (_ node: String, _ seq: UInt64) -> Sample = FloodRun.steadyWorkload) throws(SyscallError) {
+    /// - Parameter fleet: simulate this fleet (with labelled incidents) instead of `workload`.
+    public init(config: FloodConfig, fleet: FleetWorkload? = nil,
+                workload: @escaping (_ node: String, _ seq: UInt64) -> Sample = FloodRun.steadyWorkload) throws(SyscallError) {
         self.config = config
         self.reactor = try Reactor()
         self.random = SplitMix64(seed: config.seed)
-        self.workload = workload
+        self.fleet = fleet
+        self.workload = fleet.map { f in { node, seq in f.sample(node: node, seq: seq) } } ?? workload
+        if fleet != nil { stats.detection = DetectionTally() }
         self.remaining = config.totalSamples ?? UInt64.max
+        if fleet != nil, let total = config.totalSamples {
+            remaining = max(1, total / UInt64(config.connections * config.streamsPerConnection)) * UInt64(config.connections * config.streamsPerConnection)
+        }
     }
 
     /// Samples still allowed by the count limit.
     var budget: Int { Int(min(remaining, UInt64(Int.max))) }
+    /// Fleet mode splits the count limit evenly across nodes, so a seed fixes exactly which
+    /// samples every node sends (and the run's verdicts, for a deterministic server).
+    var perStreamLimit: UInt64? {
+        guard fleet != nil, let total = config.totalSamples else { return nil }
+        return max(1, total / UInt64(config.connections * config.streamsPerConnection))
+    }
 
     /// A cheap, plausible sample: values vary with seq so frames are not all alike.
     public static func steadyWorkload(_ node: String, _ seq: UInt64) -> Sample {
@@ -109,6 +126,18 @@ public final class FloodRun {
         stats.samplesAcked += samples
         stats.anomaliesReported += UInt64(anomalies)
         if sendingStopped && stats.samplesAcked >= stats.samplesSent { finish() }
+    }
+
+    func anomaly(node: String, seq: UInt64, score: Double) {
+        onAnomaly?(node, seq, score, fleet?.incident(node: node, seq: seq)?.kind)
+    }
+
+    /// Scores the acknowledged `seqs` of `node` against the fleet's labels.
+    func tally(node: String, seqs: ClosedRange<UInt64>, flagged: Set<UInt64>) {
+        guard let fleet, stats.detection != nil else { return }
+        for seq in seqs {
+            stats.detection!.record(node: node, seq: seq, flagged: flagged.contains(seq), incident: fleet.incident(node: node, seq: seq))
+        }
     }
 
     func recordLatency(nanos: UInt64, count: Int) {

@@ -16,6 +16,9 @@ public struct FloodStats: Sendable {
     /// Ack latency per sample in microseconds: send of its frame → ack covering it.
     public var latencyMicros = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
 
+    /// Fleet mode: the verdicts scored against the simulator's labels.
+    public var detection: DetectionTally?
+
     public init() {}
 
     public mutating func error(_ kind: String) { errors[kind, default: 0] += 1 }

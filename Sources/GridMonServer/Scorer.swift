@@ -40,6 +40,9 @@ public final class ForestScorer: Scorer {
     private var rows: [Float] = []
     private var matrixScores: [Double] = []
     private var flagged: [Bool] = []
+    private var learnerRows: [Float] = []
+    /// Node models learn from every fixed gauge, whatever the shared model reads.
+    public static let nodeFeatures = SampleFeatures(["cpu", "memory", "disk", "load1", "net_rx", "net_tx", "disk_read", "disk_write"])
 
     public init(registry: ModelRegistry, learner: NodeLearner?) {
         self.registry = registry
@@ -56,7 +59,14 @@ public final class ForestScorer: Scorer {
         if let learner {
             flagged.removeAll(keepingCapacity: true)
             for score in scores { flagged.append(score >= model.threshold) }
-            learner.observe(node: node, features: model.features, rows: rows, flagged: flagged)
+            let learned = Self.nodeFeatures
+            if model.features == learned.names {
+                learner.observe(node: node, features: learned.names, rows: rows, flagged: flagged)
+            } else {
+                learnerRows.removeAll(keepingCapacity: true)
+                for sample in samples { learned.append(sample, to: &learnerRows) }
+                learner.observe(node: node, features: learned.names, rows: learnerRows, flagged: flagged)
+            }
         }
         return model.threshold
     }

@@ -19,13 +19,26 @@ struct Flood: ParsableCommand {
         commandName: "gridmon-flood",
         abstract: "Loads a GridMon server with simulated node streams and reports throughput and ack latency.",
         discussion: """
-            flood mode: as fast as the server acknowledges (or paced with --rate), over --connections
+            --mode flood: synthetic steady samples. --mode fleet: a simulated fleet, each node with
+            its own baseline, daily cycle and noise, and labelled incidents (cpu-spike, stress-test,
+            crypto-mining, memory-leak, disk-filling, network-storm; deterministic with --seed);
+            the report then scores the server's verdicts (precision, recall, F1, delay per type).
+            Both run as fast as the server acknowledges (or paced with --rate), over --connections
             connections carrying --streams node streams each, in frames of --batch samples, until
             --samples were sent or --duration passed. Every run is bounded by one or both.
             Targets loopback unless --allow-remote. Every option has a GRIDMON_… environment twin.
             Progress goes to stderr every second; the report to stdout (--json for scripts).
             Exit codes: 0 all acked, 1 unacked samples or errors, 64 bad flags, 69 cannot start.
             """)
+
+    @Option(help: "flood or fleet. [GRIDMON_MODE]")
+    var mode: String = env("GRIDMON_MODE") ?? "flood"
+
+    @Option(help: "fleet: chance per node per 600 samples that an incident starts. [GRIDMON_INCIDENT_RATE]")
+    var incidentRate: Double = env("GRIDMON_INCIDENT_RATE").flatMap { Double($0) } ?? 0.2
+
+    @Flag(help: "Print each anomaly verdict as it arrives (with the injected incident, in fleet mode). [GRIDMON_SHOW_ANOMALIES=1]")
+    var showAnomalies: Bool = env("GRIDMON_SHOW_ANOMALIES") == "1"
 
     @Option(help: "Server address HOST:PORT. [GRIDMON_TARGET]")
     var target: String = env("GRIDMON_TARGET") ?? "127.0.0.1:7070"
@@ -74,6 +87,8 @@ struct Flood: ParsableCommand {
         guard allowRemote || address.host.hasPrefix("127.") else {
             throw ValidationError("--target \(target) is not on loopback; pass --allow-remote to load another host on purpose")
         }
+        guard ["flood", "fleet"].contains(mode) else { throw ValidationError("--mode is flood or fleet") }
+        guard (0...1).contains(incidentRate) else { throw ValidationError("--incident-rate must be within 0...1") }
         guard samples > 0 || duration > 0 else { throw ValidationError("a run must be bounded: give --samples or --duration") }
         guard (1...60_000).contains(connections) else { throw ValidationError("--connections must be 1 ... 60000") }
         guard (1...10_000).contains(streams) else { throw ValidationError("--streams must be 1 ... 10000") }
@@ -97,7 +112,7 @@ struct Flood: ParsableCommand {
         config.seed = seed
 
         let flood: FloodRun
-        do { flood = try FloodRun(config: config) } catch {
+        do { flood = try FloodRun(config: config, fleet: mode == "fleet" ? FleetWorkload(seed: seed, incidentRate: incidentRate) : nil) } catch {
             Log.error("cannot_start", ["error": error])
             throw ExitCode(69)
         }
@@ -112,6 +127,13 @@ struct Flood: ParsableCommand {
                 text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
             }
         }
+        if showAnomalies {
+            flood.onAnomaly = { node, seq, score, incident in
+                let label = mode == "fleet" ? " incident=\(incident?.rawValue ?? "none")" : ""
+                var line = "anomaly node=\(node) seq=\(seq) score=\(String(format3(score)))\(label)\n"
+                line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+            }
+        }
         let stats: FloodStats
         do { stats = try flood.run() } catch {
             Log.error("run_failed", ["error": error])
@@ -123,5 +145,7 @@ struct Flood: ParsableCommand {
         if stats.samplesAcked < stats.samplesSent { throw ExitCode(1) }
     }
 }
+
+func format3(_ value: Double) -> String { String(Double(Int(value * 1000)) / 1000) }
 
 Flood.main()

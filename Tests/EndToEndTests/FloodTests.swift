@@ -78,6 +78,30 @@ import Testing
         #expect((metric(metrics, "gridmon_samples_accepted_total") ?? 0) > 100)
     }
 
+    @Test func fleetModeScoresVerdictsAgainstInjectedIncidentsDeterministically() throws {
+        func run(seed: Int) throws -> [String: Any] {
+            let server = try ServerProcess(["--insecure-no-auth", "--node-warmup", "0"])
+            let result = try runBinary("gridmon-flood", [
+                "--target", "\(server.address)", "--mode", "fleet", "--seed", "\(seed)", "--connections", "4", "--streams", "5",
+                "--batch", "60", "--samples", "240000", "--json", "--quiet",
+            ])
+            #expect(result.status == 0, "\(result.stderr)")
+            return try #require(try report(result.stdout)["detection"] as? [String: Any])
+        }
+        let first = try run(seed: 3)
+        let again = try run(seed: 3)
+        let other = try run(seed: 4)
+        let byIncident = try #require(first["by_incident"] as? [String: [String: Any]])
+        #expect(byIncident.keys.contains("crypto-mining") && byIncident.keys.contains("cpu-spike"))
+        let precision = try #require(first["precision"] as? Double)
+        let recall = try #require(first["recall"] as? Double)
+        #expect(precision > 0.9 && recall > 0.1)  // the default model flags what it flags correctly
+        #expect((byIncident["stress-test"]?["detected"] as? Int ?? 0) > 0)
+        // Same seed, same fleet, same verdicts; another seed, another fleet.
+        #expect(NSDictionary(dictionary: first).isEqual(to: again))
+        #expect(!NSDictionary(dictionary: first).isEqual(to: other))
+    }
+
     @Test func refusesUnboundedRunsAndRemoteTargets() throws {
         #expect(try runBinary("gridmon-flood", ["--samples", "0", "--duration", "0"]).status == 64)
         let remote = try runBinary("gridmon-flood", ["--target", "192.0.2.1:7070", "--samples", "10"])

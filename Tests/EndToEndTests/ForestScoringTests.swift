@@ -75,7 +75,10 @@ import Testing
         let client = try TestClient(server.address)
         _ = try client.hello(node: "batch-1", stream: 1)
         // A batch server that always runs flat out: the default model flags it ...
-        let hot: (UInt64) -> (Double, Double, Double) = { seq in (97 + Double(seq % 5) / 5, 96 + Double(seq % 3) / 3, 98) }
+        let hot: (UInt64) -> (Double, Double, Double) = { seq in
+            let a = Double(seq) * 0.618_033_988_75, b = Double(seq) * 0.414_213_562_37
+            return (97 + (a - a.rounded(.down)), 96 + (b - b.rounded(.down)), 98)
+        }
         let early = try flagged(client, samples(1, 1...300, hot), last: 300)
         #expect(early.count > 250)
         // ... until its own model, fit in the background on its first 300 samples, takes over.
