@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import GridMonWire
 import Testing
 
@@ -68,6 +69,33 @@ import Testing
         let listed = try nodes(server)
         #expect(listed["acme-1"]?["model"] as? String == "tenant")
         #expect(listed["beta-1"]?["model"] as? String == "default")
+    }
+
+    @Test func sighupReloadsModelsWithoutARestart() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-reload-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let tokens = directory.appendingPathComponent("tokens")
+        try "t1 acme\n".write(to: tokens, atomically: true, encoding: .utf8)
+        let server = try ServerProcess(["--tokens-file", tokens.path, "--tenant-models", directory.path, "--node-warmup", "0"])
+        let client = try TestClient(server.address)
+        _ = try client.hello(node: "acme-9", stream: 1, token: "t1")
+        _ = try flagged(client, samples(1, 1...3) { _ in (30, 50, 50) }, last: 3)
+        #expect(try nodes(server)["acme-9"]?["model"] as? String == "default")
+
+        // acme gets a model of its own: written beside, picked up on SIGHUP, no restart.
+        let written = try runBinary("gridmon-train", ["default-model", "--out", directory.appendingPathComponent("acme.gmf").path])
+        #expect(written.status == 0)
+        kill(server.process.processIdentifier, SIGHUP)
+        #expect(server.logContains("event=models_reloaded tenant_models=1"))
+        #expect(try nodes(server)["acme-9"]?["model"] as? String == "tenant")
+
+        // A broken file on the next reload keeps the models in use.
+        try "not a model".write(to: directory.appendingPathComponent("acme.gmf"), atomically: true, encoding: .utf8)
+        kill(server.process.processIdentifier, SIGHUP)
+        #expect(server.logContains("event=models_reload_failed"))
+        #expect(try nodes(server)["acme-9"]?["model"] as? String == "tenant")
+        _ = try flagged(client, samples(1, 4...5) { _ in (30, 50, 50) }, last: 5)
     }
 
     @Test func eachNodeLearnsItsOwnNormalAfterTheWarmUp() throws {
