@@ -17,6 +17,8 @@ struct SklearnExactnessTests {
     func scoresEqualScikitLearnsScoreSamples(server: String) throws {
         let python = try #require(python, "GRIDMON_REQUIRE_INTEROP=1 but GRIDMON_PYTHON is not set")
         let data = Self.asd.appendingPathComponent(server)
+        try #require(FileManager.default.fileExists(atPath: data.appendingPathComponent("train.csv").path),
+                     "no \(data.path): the shared data must sit beside the repository (../shared)")
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-sklearn-\(UUID())")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: work) }
