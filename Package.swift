@@ -7,6 +7,7 @@
 //   CGridMonProto  C: protobuf-c code generated from Proto/ by Tools/gen-proto (committed, never edited)
 //   GridMonCore    pure helpers shared by the cores: CRC-32C, a seedable RNG
 //   GridMonForest  pure Swift: the Isolation Forest (fit, score), its model file, CSV, quality metrics
+//   GridMonStore   pure Swift: InfluxDB line protocol encoder, the outbox's record format
 //   GridMonWire    pure Swift core: message model, frame codec, protobuf-c bridge; no syscalls
 //   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers and accept4, which Glibc's module lacks
 //   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor
@@ -47,6 +48,7 @@ let package = Package(
             name: "GridMonForest",
             dependencies: ["GridMonCore"]
         ),
+        .target(name: "GridMonStore", dependencies: ["GridMonCore", "GridMonWire"]),
         .target(
             name: "GridMonWire",
             dependencies: ["CGridMonProto"]
@@ -110,6 +112,10 @@ let package = Package(
         .testTarget(
             name: "GridMonAgentTests",
             dependencies: ["GridMonAgent", "GridMonWire"]
+        ),
+        .testTarget(
+            name: "GridMonStoreTests",
+            dependencies: ["GridMonStore", "GridMonWire", "GridMonCore"]
         ),
         .testTarget(
             name: "GridMonPosixTests",
