@@ -1,0 +1,68 @@
+import Testing
+@testable import GridMonStore
+
+@Suite struct OutboxSegmentTests {
+    let payloads: [[UInt8]] = [Array("first batch\n".utf8), [], Array(repeating: 0xAB, count: 5000), Array("last\n".utf8)]
+
+    var segment: [UInt8] {
+        var bytes = OutboxSegment.header(firstRecord: 42)
+        for p in payloads { OutboxSegment.appendRecord(p, to: &bytes) }
+        return bytes
+    }
+
+    private func read(_ bytes: [UInt8], _ scan: OutboxSegment.Scan) -> [[UInt8]] { scan.payloads.map { Array(bytes[$0]) } }
+
+    @Test func roundTrips() {
+        let bytes = segment
+        let scan = OutboxSegment.scan(bytes)
+        #expect(scan.damage == .none && scan.firstRecord == 42 && scan.validLength == bytes.count)
+        #expect(read(bytes, scan) == payloads)
+    }
+
+    @Test func everyCutIsATornTailThatKeepsWhatWasWhole() {
+        let bytes = segment
+        let boundaries = [16, 16 + 8 + 12, 16 + 8 + 12 + 8, 16 + 8 + 12 + 8 + 8 + 5000]
+        for cut in 0..<bytes.count {
+            let scan = OutboxSegment.scan(Array(bytes.prefix(cut)))
+            let whole = boundaries.filter { $0 <= cut }.count - 1  // records entirely before the cut
+            if cut < 16 {
+                #expect(scan.damage == .tornTail(offset: 0), "cut \(cut)")
+                continue
+            }
+            if boundaries.contains(cut) {
+                #expect(scan.damage == .none, "cut \(cut)")
+            } else {
+                #expect(scan.damage == .tornTail(offset: scan.validLength), "cut \(cut)")
+            }
+            #expect(scan.payloads.count == max(0, whole), "cut \(cut)")
+        }
+    }
+
+    @Test func aFlippedBitInTheLastRecordIsATornTail() {
+        var bytes = segment
+        bytes[bytes.count - 2] ^= 1
+        let scan = OutboxSegment.scan(bytes)
+        #expect(scan.payloads.count == 3)
+        #expect(scan.damage == .tornTail(offset: scan.validLength))
+    }
+
+    @Test func aFlippedBitInTheMiddleIsCorruption() {
+        var bytes = segment
+        bytes[16 + 8 + 3] ^= 0x40  // inside the first record's payload
+        let scan = OutboxSegment.scan(bytes)
+        #expect(scan.payloads.isEmpty)
+        #expect(scan.damage == .corrupt(offset: 16, reason: "CRC-32C mismatch in record 42"))
+    }
+
+    @Test func aHugeLengthDoesNotAllocateOrCrash() {
+        var bytes = OutboxSegment.header(firstRecord: 1)
+        bytes += [0xFF, 0xFF, 0xFF, 0x7F, 0, 0, 0, 0, 1, 2, 3]
+        let scan = OutboxSegment.scan(bytes)
+        #expect(scan.damage == .tornTail(offset: 16) && scan.payloads.isEmpty)
+    }
+
+    @Test func otherFilesAreNotSegments() {
+        #expect(OutboxSegment.scan(Array("hello, this is not a segment".utf8)).damage == .badHeader)
+        #expect(OutboxSegment.scan([]).damage == .tornTail(offset: 0))
+    }
+}
