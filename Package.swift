@@ -8,6 +8,7 @@
 //   GridMonCore    pure helpers shared by the cores: CRC-32C, a seedable RNG
 //   GridMonForest  pure Swift: the Isolation Forest (fit, score), its model file, CSV, quality metrics
 //   GridMonStore   pure Swift: InfluxDB line protocol encoder, the outbox's record format
+//   GridMonOutbox  the edge of storage: the durable outbox (segment files, group commit, recovery)
 //   GridMonWire    pure Swift core: message model, frame codec, protobuf-c bridge; no syscalls
 //   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers and accept4, which Glibc's module lacks
 //   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor
@@ -57,6 +58,10 @@ let package = Package(
         .target(
             name: "GridMonPosix",
             dependencies: ["CGridMonPosix"]
+        ),
+        .target(
+            name: "GridMonOutbox",
+            dependencies: ["GridMonStore", "GridMonPosix"]
         ),
         .target(
             name: "GridMonServer",
@@ -116,6 +121,10 @@ let package = Package(
         .testTarget(
             name: "GridMonStoreTests",
             dependencies: ["GridMonStore", "GridMonWire", "GridMonCore"]
+        ),
+        .testTarget(
+            name: "GridMonOutboxTests",
+            dependencies: ["GridMonOutbox", "GridMonStore", "GridMonPosix"]
         ),
         .testTarget(
             name: "GridMonPosixTests",

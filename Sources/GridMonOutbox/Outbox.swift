@@ -1,0 +1,212 @@
+import Glibc
+import GridMonPosix
+import GridMonStore
+import Synchronization
+
+/// What opening an outbox found and repaired.
+public struct OutboxRecovery: Sendable, Equatable {
+    public var segments = 0
+    public var records = 0
+    /// Torn tails cut off (writes a crash interrupted; never acknowledged).
+    public var truncatedBytes = 0
+    /// Segments moved aside as corrupt (renamed to `*.quarantined`), with the reason.
+    public var quarantined: [String] = []
+}
+
+/// GridMon's durable outbox: an append-only log of records in segment files, fsync'ed in
+/// groups (group commit), replayed on start, deleted a segment at a time once delivered.
+///
+/// Records are numbered 1, 2, 3, … across segments; a segment file is named by its first
+/// record (`00000000000000000001.seg`). `append` buffers a record in memory and returns its
+/// number; `commit` writes everything buffered and fsyncs, after which those records are
+/// durable — the server acknowledges samples to agents only then. Bounded: `totalBytes`
+/// (files plus buffer) is what backpressure compares to the configured maximum.
+///
+/// Threading: `append` from any thread; `commit`, `read`, `deleteSegments` and `retain` from
+/// one owner thread at a time (the committer). Errors: file errors throw `SyscallError`
+/// naming the call and path; the caller keeps the records and retries.
+public final class Outbox: @unchecked Sendable {  // mutable state behind `state`; file handles used by the committer only
+    public let directory: String
+    public let segmentBytes: Int
+
+    private struct State {
+        var pending: [UInt8] = []
+        var pendingRecords = 0
+        var nextRecord: UInt64 = 1
+        var durableRecord: UInt64 = 0
+        var diskBytes = 0
+    }
+
+    private let state = Mutex(State())
+    private var current: SegmentFile?
+    /// Segments on disk: first record number and path, oldest first.
+    private var segments: [(first: UInt64, path: String)] = []
+
+    private init(directory: String, segmentBytes: Int) {
+        self.directory = directory
+        self.segmentBytes = segmentBytes
+    }
+
+    /// Opens (or creates) the outbox in `directory` and recovers it: torn tails are truncated,
+    /// corrupt segments quarantined, and every intact record is passed to `replay`, in order.
+    public static func open(
+        directory: String, segmentBytes: Int = 64 << 20,
+        replay: (_ record: UInt64, _ payload: ArraySlice<UInt8>) -> Void = { _, _ in }
+    ) throws(SyscallError) -> (Outbox, OutboxRecovery) {
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw SyscallError(call: "mkdir(\(directory))", errno: errno) }
+        let outbox = Outbox(directory: directory, segmentBytes: segmentBytes)
+        var recovery = OutboxRecovery()
+        var next: UInt64 = 1
+        var disk = 0
+        let names = try Files.list(directory).filter { $0.hasSuffix(".seg") }.sorted()
+        for name in names {
+            let path = directory + "/" + name
+            let bytes = try Files.read(path)
+            let scan = OutboxSegment.scan(bytes)
+            switch scan.damage {
+            case .badHeader, .corrupt:
+                // Keep it for a human; deliver what was intact before the damage.
+                try quarantine(path, &recovery, scan)
+                for (i, range) in scan.payloads.enumerated() { replay(scan.firstRecord + UInt64(i), bytes[range]) }
+                next = max(next, scan.firstRecord + UInt64(scan.payloads.count))
+                continue
+            case .tornTail(let offset):
+                if offset < OutboxSegment.headerSize {
+                    unlink(path)  // a segment whose creation the crash interrupted
+                    recovery.truncatedBytes += bytes.count
+                    continue
+                }
+                try SegmentFile.truncate(path, to: offset)
+                recovery.truncatedBytes += bytes.count - offset
+            case .none:
+                break
+            }
+            recovery.segments += 1
+            recovery.records += scan.payloads.count
+            for (i, range) in scan.payloads.enumerated() { replay(scan.firstRecord + UInt64(i), bytes[range]) }
+            next = max(next, scan.firstRecord + UInt64(scan.payloads.count))
+            outbox.segments.append((scan.firstRecord, path))
+            disk += scan.validLength
+        }
+        outbox.state.withLock { state in
+            state.nextRecord = next
+            state.durableRecord = next - 1
+            state.diskBytes = disk
+        }
+        if let last = outbox.segments.last { outbox.current = try SegmentFile(path: last.path) }
+        return (outbox, recovery)
+    }
+
+    private static func quarantine(_ path: String, _ recovery: inout OutboxRecovery, _ scan: OutboxSegment.Scan) throws(SyscallError) {
+        let target = path + ".quarantined"
+        try syscallChecked("rename(\(path))") { rename(path, target) }
+        let reason: String
+        switch scan.damage {
+        case .corrupt(let offset, let why): reason = "\(why) at byte \(offset)"
+        default: reason = "not an outbox segment"
+        }
+        recovery.quarantined.append("\(target): \(reason)")
+    }
+
+    /// Buffers one record; returns its number. Durable after the next `commit()`.
+    @discardableResult
+    public func append(_ payload: [UInt8]) -> UInt64 {
+        state.withLock { state in
+            OutboxSegment.appendRecord(payload, to: &state.pending)
+            state.pendingRecords += 1
+            defer { state.nextRecord += 1 }
+            return state.nextRecord
+        }
+    }
+
+    /// The highest record number that is on disk and fsync'ed.
+    public var durableRecord: UInt64 { state.withLock { $0.durableRecord } }
+
+    /// Bytes held: segment files plus records not yet written.
+    public var totalBytes: Int { state.withLock { $0.diskBytes + $0.pending.count } }
+
+    /// Writes every buffered record and fsyncs (group commit). Returns the durable record.
+    /// On error the records stay buffered and the next commit tries again.
+    @discardableResult
+    public func commit() throws(SyscallError) -> UInt64 {
+        let (bytes, records, lastRecord) = state.withLock { state -> ([UInt8], Int, UInt64) in
+            defer {
+                state.pending.removeAll(keepingCapacity: true)
+                state.pendingRecords = 0
+            }
+            return (state.pending, state.pendingRecords, state.nextRecord - 1)
+        }
+        guard records > 0 else { return durableRecord }
+        do {
+            let firstRecord = lastRecord - UInt64(records) + 1
+            if current == nil || current!.size >= segmentBytes {
+                let path = directory + "/" + Self.name(firstRecord)
+                let file = try SegmentFile(path: path)
+                if file.size == 0 { try file.append(OutboxSegment.header(firstRecord: firstRecord)) }
+                try SegmentFile.syncDirectory(directory)
+                segments.append((firstRecord, path))
+                current = file
+                state.withLock { $0.diskBytes += OutboxSegment.headerSize }
+            }
+            try current!.append(bytes)
+            try current!.sync()
+        } catch {
+            // Put them back in front of anything appended meanwhile; they keep their numbers.
+            state.withLock { state in
+                state.pending = bytes + state.pending
+                state.pendingRecords += records
+            }
+            throw error
+        }
+        return state.withLock { state in
+            state.diskBytes += bytes.count
+            state.durableRecord = lastRecord
+            return lastRecord
+        }
+    }
+
+    /// Durable records from `first` on, at most `limit`, as (number, payload), oldest first.
+    public func read(from first: UInt64, limit: Int) throws(SyscallError) -> [(UInt64, [UInt8])] {
+        var out: [(UInt64, [UInt8])] = []
+        let durable = durableRecord
+        for (index, segment) in segments.enumerated() {
+            let next = index + 1 < segments.count ? segments[index + 1].first : UInt64.max
+            guard next > first else { continue }
+            let bytes = try Files.read(segment.path)
+            let scan = OutboxSegment.scan(bytes)
+            for (i, range) in scan.payloads.enumerated() {
+                let number = scan.firstRecord + UInt64(i)
+                guard number >= first, number <= durable else { continue }
+                out.append((number, Array(bytes[range])))
+                if out.count == limit { return out }
+            }
+        }
+        return out
+    }
+
+    /// Deletes every segment whose records are all at or below `record` (delivered), keeping
+    /// the one being written. Returns the bytes freed.
+    @discardableResult
+    public func deleteSegments(upTo record: UInt64) throws(SyscallError) -> Int {
+        var freed = 0
+        while segments.count > 1, segments[1].first - 1 <= record {
+            let path = segments.removeFirst().path
+            var info = stat()
+            if stat(path, &info) == 0 { freed += Int(info.st_size) }
+            try syscallChecked("unlink(\(path))") { unlink(path) }
+        }
+        if freed > 0 {
+            try SegmentFile.syncDirectory(directory)
+            state.withLock { $0.diskBytes -= freed }
+        }
+        return freed
+    }
+
+    /// Segment files on disk, oldest first (for retention and tests).
+    public var segmentPaths: [String] { segments.map(\.path) }
+
+    static func name(_ firstRecord: UInt64) -> String {
+        let digits = String(firstRecord)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".seg"
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Glibc
+import GridMonPosix
+import Testing
+@testable import GridMonOutbox
+
+/// The outbox on real files in a temporary directory.
+@Suite struct OutboxTests {
+    let directory: String
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-outbox-\(UUID())").path
+    }
+
+    private func payload(_ i: Int) -> [UInt8] { Array("record \(i) ".utf8) + [UInt8](repeating: UInt8(i % 251), count: i % 300) }
+
+    private func reopen() throws -> (Outbox, OutboxRecovery, [(UInt64, [UInt8])]) {
+        var replayed: [(UInt64, [UInt8])] = []
+        let (outbox, recovery) = try Outbox.open(directory: directory, segmentBytes: 4096) { replayed.append(($0, Array($1))) }
+        return (outbox, recovery, replayed)
+    }
+
+    @Test func committedRecordsSurviveAReopenInOrderAndNumberingContinues() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let (outbox, recovery, replayed) = try reopen()
+            #expect(recovery == OutboxRecovery() && replayed.isEmpty)
+            for i in 1...100 {
+                #expect(outbox.append(payload(i)) == UInt64(i))
+                if i == 5 { #expect(outbox.durableRecord == 0) }
+                if i % 10 == 0 { #expect(try outbox.commit() == UInt64(i)) }  // group commits
+            }
+            #expect(outbox.segmentPaths.count >= 2)  // 4 KiB segments: it rotated
+            _ = outbox.append(payload(101))  // never committed: lost with the process, never acked
+        }
+        let (outbox, recovery, replayed) = try reopen()
+        #expect(recovery.records == 100 && recovery.truncatedBytes == 0 && recovery.quarantined.isEmpty)
+        #expect(replayed.map(\.0) == Array(1...100))
+        #expect(replayed.map(\.1) == (1...100).map(payload))
+        #expect(outbox.append(payload(7)) == 101)
+        #expect(try outbox.commit() == 101)
+        #expect(try outbox.read(from: 99, limit: 10).map(\.0) == [99, 100, 101])
+    }
+
+    @Test func aTornTailIsTruncatedAndTheOutboxCarriesOn() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let (outbox, _, _) = try reopen()
+            for i in 1...10 { outbox.append(payload(i)) }
+            try outbox.commit()
+        }
+        // A crash mid-write: half a record at the end of the last segment.
+        let last = try #require(try Files.list(directory).filter { $0.hasSuffix(".seg") }.sorted().last)
+        let handle = try #require(FileHandle(forWritingAtPath: directory + "/" + last))
+        handle.seekToEndOfFile()
+        handle.write(Data([40, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9]))
+        handle.closeFile()
+
+        let (outbox, recovery, replayed) = try reopen()
+        #expect(recovery.truncatedBytes == 11 && recovery.quarantined.isEmpty)
+        #expect(replayed.map(\.0) == Array(1...10))
+        outbox.append(payload(11))
+        try outbox.commit()
+        let (_, again, replayedAgain) = try reopen()
+        #expect(again.truncatedBytes == 0 && replayedAgain.map(\.0) == Array(1...11))
+    }
+
+    @Test func aCorruptSegmentIsQuarantinedNotRetried() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let (outbox, _, _) = try reopen()
+            for i in 1...200 {
+                outbox.append(payload(i))
+                if i % 10 == 0 { try outbox.commit() }
+            }
+        }
+        let first = try #require(try Files.list(directory).filter { $0.hasSuffix(".seg") }.sorted().first)
+        var bytes = try Files.read(directory + "/" + first)
+        bytes[26] ^= 0xFF  // inside the first record's payload (bytes 24...), with intact data after it
+        try Data(bytes).write(to: URL(fileURLWithPath: directory + "/" + first))
+
+        let (_, recovery, replayed) = try reopen()
+        #expect(recovery.quarantined.count == 1)
+        #expect(recovery.quarantined.first?.contains("CRC-32C mismatch in record 1") == true)
+        #expect(try Files.list(directory).contains(first + ".quarantined"))
+        #expect(!replayed.isEmpty && replayed.first!.0 > 1)  // later segments still replay
+        // Opening again does not trip over the quarantined file.
+        let (_, second, _) = try reopen()
+        #expect(second.quarantined.isEmpty)
+    }
+
+    @Test func deliveredSegmentsAreDeletedAndSizeTracked() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (outbox, _, _) = try reopen()
+        for i in 1...200 {
+            outbox.append(payload(i))
+            if i % 10 == 0 { try outbox.commit() }
+        }
+        let before = outbox.totalBytes
+        let segmentsBefore = outbox.segmentPaths.count
+        #expect(segmentsBefore >= 3)
+        let freed = try outbox.deleteSegments(upTo: 120)
+        #expect(freed > 0 && outbox.totalBytes == before - freed)
+        #expect(outbox.segmentPaths.count < segmentsBefore)
+        // Nothing above 120 was deleted.
+        let remaining = try outbox.read(from: 1, limit: 1000).map(\.0)
+        #expect(remaining.first! <= 121 && remaining.last == 200)
+        #expect(try outbox.deleteSegments(upTo: 1000) >= 0)
+        #expect(outbox.segmentPaths.count == 1)  // the one being written stays
+    }
+
+    @Test func unwritableDirectoryIsANamedError() {
+        #expect(throws: SyscallError.self) { _ = try Outbox.open(directory: "/proc/gridmon-cannot-exist/outbox") }
+    }
+}
