@@ -65,7 +65,7 @@ let package = Package(
         ),
         .target(
             name: "GridMonServer",
-            dependencies: ["GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore"]
+            dependencies: ["GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore", "GridMonStore", "GridMonOutbox"]
         ),
         .executableTarget(
             name: "gridmon-stream-server",

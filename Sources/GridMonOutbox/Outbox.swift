@@ -202,6 +202,24 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
         return freed
     }
 
+    /// Deletes the oldest segments (never the one being written) until at least `bytes` were
+    /// freed or only the current segment is left. Returns the bytes freed.
+    @discardableResult
+    public func deleteOldest(bytesOver bytes: Int) throws(SyscallError) -> Int {
+        var freed = 0
+        while freed < bytes && segments.count > 1 {
+            let path = segments.removeFirst().path
+            var info = stat()
+            if stat(path, &info) == 0 { freed += Int(info.st_size) }
+            try syscallChecked("unlink(\(path))") { unlink(path) }
+        }
+        if freed > 0 {
+            try SegmentFile.syncDirectory(directory)
+            state.withLock { $0.diskBytes -= freed }
+        }
+        return freed
+    }
+
     /// Segment files on disk, oldest first (for retention and tests).
     public var segmentPaths: [String] { segments.map(\.path) }
 

@@ -5,8 +5,13 @@ import Synchronization
 public struct NodeState: Sendable {
     public var tenant: String
     public var labels: [Label]
-    /// Highest seq stored; samples at or below it are acked, not stored again.
+    /// Highest seq on disk (fsync'ed by the sink): what a `Welcome` tells the agent.
     public var durableSeq: UInt64 = 0
+    /// Highest seq accepted (handed to the sink, maybe not yet durable): resends at or below
+    /// it are not stored again.
+    public var acceptedSeq: UInt64 = 0
+    /// The sink ticket of the node's latest accepted samples.
+    public var lastTicket: UInt64 = 0
     public var lastSeenNs: Int64 = 0
     public var lastSample: Sample?
     public var lastScore: Double = 0
@@ -49,6 +54,11 @@ public final class NodeRecord: Sendable {
 
     public func isOwned(by owner: StreamOwner) -> Bool { guarded.withLock { $0.owner == owner } }
 
+    /// The sink made everything up to `seq` durable.
+    public func markDurable(_ seq: UInt64) {
+        guarded.withLock { value in value.state.durableSeq = max(value.state.durableSeq, seq) }
+    }
+
     /// Makes `owner` the writer; returns the previous owner, if another.
     func claim(_ owner: StreamOwner, tenant: String, labels: [Label]) -> (state: NodeState, previous: StreamOwner?) {
         guarded.withLock { value in
@@ -57,6 +67,14 @@ public final class NodeRecord: Sendable {
             value.state.tenant = tenant
             value.state.labels = labels
             return (value.state, previous)
+        }
+    }
+
+    func restore(tenant: String, durableSeq: UInt64) {
+        guarded.withLock { value in
+            value.state.tenant = tenant
+            value.state.durableSeq = max(value.state.durableSeq, durableSeq)
+            value.state.acceptedSeq = max(value.state.acceptedSeq, durableSeq)
         }
     }
 
@@ -107,6 +125,15 @@ public final class NodeTable: Sendable {
         guard let record else { return nil }
         let (state, previous) = record.claim(owner, tenant: tenant, labels: labels)
         return (record, state, previous)
+    }
+
+    /// Restores a node found in the durable store at start: its tenant and durable seq.
+    public func restore(_ node: String, tenant: String, durableSeq: UInt64) {
+        records.withLock { table in
+            let record = table[node] ?? NodeRecord(id: node, state: NodeState(tenant: tenant, labels: []))
+            table[node] = record
+            return record
+        }.restore(tenant: tenant, durableSeq: durableSeq)
     }
 
     /// Whether `owner` holds `node` now.

@@ -11,12 +11,17 @@ public struct ScoredSample: Sendable, Equatable {
     public var anomalous: Bool
 }
 
-/// Where accepted samples go. The server acks a sample once `append` returned for it.
+/// Where accepted samples go. The server acks samples once the sink says they are durable.
 ///
 /// Threading: called from every reactor thread at once; implementations must be thread-safe
 /// and must not block (hand work to a thread of their own).
 public protocol SampleSink: AnyObject, Sendable {
-    func append(_ samples: [ScoredSample])
+    /// Takes one stream's samples (all of `record`'s node, highest seq `highestSeq`) and
+    /// returns a ticket; they are durable once `durableTicket` reaches it, and the sink then
+    /// calls `record.markDurable(highestSeq)`.
+    func append(_ samples: [ScoredSample], record: NodeRecord, highestSeq: UInt64) -> UInt64
+    /// Every ticket at or below this is durable.
+    var durableTicket: UInt64 { get }
     /// False while the sink cannot write (reported by `/readyz`).
     var isReady: Bool { get }
     /// Samples accepted but not yet written: the queue between the server and the store.
@@ -25,9 +30,25 @@ public protocol SampleSink: AnyObject, Sendable {
     /// (backpressure: agents buffer on their side); it resumes below `lowWater`.
     var highWater: Int { get }
     var lowWater: Int { get }
+    /// Nodes the sink found in its durable store at start: tenant and durable seq.
+    var restoredNodes: [String: (tenant: String, seq: UInt64)] { get }
+    /// Starts the sink's own thread; `onDurable` is called (from it) when tickets become durable.
+    func start(onDurable: @escaping @Sendable (UInt64) -> Void)
+    /// Makes everything appended durable and stops (server shutdown).
+    func stop()
+    /// Lines of Prometheus text about the sink.
+    var metricsText: String { get }
 }
 
-/// Keeps nothing; counts what passed. The stand-in until the durable outbox lands.
+extension SampleSink {
+    public var restoredNodes: [String: (tenant: String, seq: UInt64)] { [:] }
+    public func start(onDurable: @escaping @Sendable (UInt64) -> Void) {}
+    public func stop() {}
+    public var metricsText: String { "" }
+}
+
+/// Keeps nothing; counts what passed, and calls everything durable at once (`--store none`,
+/// for benchmarks of the server alone and for tests of the protocol).
 public final class CountingSink: SampleSink {
     private let counter = Atomic<UInt64>(0)
     public init() {}
@@ -36,5 +57,10 @@ public final class CountingSink: SampleSink {
     public var queuedSamples: Int { 0 }
     public var highWater: Int { Int.max }
     public var lowWater: Int { Int.max }
-    public func append(_ samples: [ScoredSample]) { counter.add(UInt64(samples.count)) }
+    public var durableTicket: UInt64 { UInt64.max }
+    public func append(_ samples: [ScoredSample], record: NodeRecord, highestSeq: UInt64) -> UInt64 {
+        counter.add(UInt64(samples.count))
+        record.markDurable(highestSeq)
+        return 0
+    }
 }

@@ -60,6 +60,7 @@ final class ServerShared: Sendable {
 
     func metricsText() -> String {
         var text = ServerStats.prometheus(stats, openConnections: openConnections(), nodes: nodes.count, sinkQueued: sink.queuedSamples)
+        text += sink.metricsText
         if let models {
             text += "# HELP gridmon_node_models Nodes scored by a model learned from their own history.\n# TYPE gridmon_node_models gauge\ngridmon_node_models \(models.nodeModelCount)\n"
             text += "# HELP gridmon_tenant_models Tenant models loaded.\n# TYPE gridmon_tenant_models gauge\ngridmon_tenant_models \(models.tenantModelCount)\n"
@@ -134,6 +135,9 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
                 config: config, sink: sink, authenticator: authenticator, stats: (0..<threads).map { _ in ServerStats() },
                 mailboxes: reactors.map { WorkerMailbox(reactor: $0.handle) }, models: models, learner: learner)
             running.withLock { $0 = shared }
+            for (node, restored) in sink.restoredNodes { shared.nodes.restore(node, tenant: restored.tenant, durableSeq: restored.seq) }
+            let mailboxes = shared.mailboxes
+            sink.start { _ in for mailbox in mailboxes { mailbox.post(.sinkDurable) } }
             for i in 0..<threads {
                 workers.append(try Worker(index: i, shared: shared, reactor: reactors[i], listener: listeners[i], scorer: makeScorer()))
             }
@@ -157,6 +161,7 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             try workers[0].run()
             for thread in threadsStarted { thread.join() }
             learner?.stop()
+            sink.stop()
             Socket.close(signalFD)
             let total = shared.stats.reduce(0) { $0 + $1.samplesAccepted.value }
             Log.info("stopped", ["samples": total, "connections": shared.stats.reduce(0) { $0 + $1.connectionsAccepted.value }])

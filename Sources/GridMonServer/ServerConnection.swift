@@ -87,6 +87,7 @@ final class ServerConnection: EventHandler {
         }
         session.flushAcks()
         sendOutgoing()
+        server.noteAwaitingAcks(self)
         server.checkSinkPressure()
     }
 

@@ -34,6 +34,8 @@ public final class ServerSession {
         var lastSeenNs: Int64 = 0
         var verdicts: [Verdict] = []
         var ackDue = false
+        /// The sink ticket of this stream's latest stored samples.
+        var ticket: UInt64 = 0
         var node: String { record.id }
 
         init(record: NodeRecord, tenant: String, labels: [Label], highestSeq: UInt64) {
@@ -57,6 +59,8 @@ public final class ServerSession {
     private let stats: ServerStats
     private var streams: [UInt32: Stream] = [:]
     private var dueStreams: [UInt32] = []
+    /// Acks waiting for the sink to make their samples durable: (stream, seq, verdicts, ticket).
+    private var awaiting: [(stream: UInt32, seq: UInt64, verdicts: [Verdict], ticket: UInt64)] = []
     private var scores: [Double] = []
     private var scored: [ScoredSample] = []
 
@@ -123,8 +127,34 @@ public final class ServerSession {
             guard let stream = streams[id], stream.ackDue else { continue }
             stream.ackDue = false
             guard store(stream) else { return evict(stream.node) }
-            outgoing.append(.ack(Ack(streamID: id, durableSeq: stream.highestSeq, anomalies: stream.verdicts)))
+            if stream.ticket <= sink.durableTicket {
+                outgoing.append(.ack(Ack(streamID: id, durableSeq: stream.highestSeq, anomalies: stream.verdicts)))
+            } else {
+                awaiting.append((id, stream.highestSeq, stream.verdicts, stream.ticket))
+            }
             stream.verdicts.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Whether acks wait for the sink.
+    public var hasAwaitingAcks: Bool { !awaiting.isEmpty }
+
+    /// Sends the acks whose samples the sink made durable (up to ticket `durable`), one per
+    /// stream, carrying every verdict they collected.
+    public func releaseAcks(durable: UInt64) {
+        guard !awaiting.isEmpty else { return }
+        var ready: [UInt32: (seq: UInt64, verdicts: [Verdict])] = [:]
+        var order: [UInt32] = []
+        var keep: [(stream: UInt32, seq: UInt64, verdicts: [Verdict], ticket: UInt64)] = []
+        for entry in awaiting {
+            guard entry.ticket <= durable else { keep.append(entry); continue }
+            if ready[entry.stream] == nil { order.append(entry.stream) }
+            ready[entry.stream, default: (0, [])].seq = max(ready[entry.stream]?.seq ?? 0, entry.seq)
+            ready[entry.stream]!.verdicts += entry.verdicts
+        }
+        awaiting = keep
+        for id in order where streams[id] != nil {
+            outgoing.append(.ack(Ack(streamID: id, durableSeq: ready[id]!.seq, anomalies: ready[id]!.verdicts)))
         }
     }
 
@@ -208,7 +238,9 @@ public final class ServerSession {
             return
         }
         if let previous { evictElsewhere(previous, hello.nodeID) }
-        streams[hello.streamID] = Stream(record: record, tenant: tenant, labels: hello.labels, highestSeq: state.durableSeq)
+        let opened = Stream(record: record, tenant: tenant, labels: hello.labels, highestSeq: max(state.acceptedSeq, state.durableSeq))
+        opened.ticket = state.lastTicket
+        streams[hello.streamID] = opened
         streamsOpened += 1
         stats.streamsOpened.add()
         outgoing.append(.welcome(Welcome(
@@ -270,7 +302,7 @@ public final class ServerSession {
         let seen = stream.lastSeenNs
         let lastScore = fresh.isEmpty ? 0 : scores[fresh.count - 1]
         let owned = stream.record.update(ifOwnedBy: owner) { state in
-            state.durableSeq = max(state.durableSeq, highest)
+            state.acceptedSeq = max(state.acceptedSeq, highest)
             state.lastSeenNs = seen
             state.samples += UInt64(fresh.count)
             state.anomalies += anomalies
@@ -281,7 +313,10 @@ public final class ServerSession {
             }
         }
         guard owned else { return false }
-        if !scored.isEmpty { sink.append(scored) }
+        if !scored.isEmpty {
+            stream.ticket = sink.append(scored, record: stream.record, highestSeq: highest)
+            _ = stream.record.update(ifOwnedBy: owner) { $0.lastTicket = stream.ticket }
+        }
         for item in scored where item.anomalous { stream.verdicts.append(Verdict(seq: item.sample.seq, score: item.score)) }
         stats.samplesAccepted.add(UInt64(fresh.count))
         stats.samplesDuplicate.add(duplicates)

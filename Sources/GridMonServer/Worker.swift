@@ -9,6 +9,8 @@ enum WorkerJob: Sendable {
     case evict(connection: UInt64, node: String)
     /// Stop accepting, say Goodbye, drain, stop.
     case shutdown(reason: String)
+    /// The sink made more samples durable: send the acks that waited for it.
+    case sinkDurable
 }
 
 /// The thread-safe face of a worker: a mailbox and its reactor's wake-up.
@@ -47,6 +49,8 @@ final class Worker: EventHandler {
     private var listener: Int32
     private var connections: [Int32: ServerConnection] = [:]
     private var byID: [UInt64: ServerConnection] = [:]
+    /// Connections holding acks until the sink makes their samples durable.
+    private var awaitingDurable: [Int32: ServerConnection] = [:]
     private var nextConnection: UInt64 = 0
     private(set) var shuttingDown = false
     /// True while the sink's queue is above its high-water mark: no connection is read.
@@ -83,6 +87,7 @@ final class Worker: EventHandler {
     func connectionClosed(_ connection: ServerConnection) {
         reactor.unregister(connection.fd)
         connections[connection.fd] = nil
+        awaitingDurable[connection.fd] = nil
         byID[connection.session.owner.connection] = nil
         stats.connectionsClosed.add()
         if shuttingDown && connections.isEmpty { finishShutdown() }
@@ -94,6 +99,24 @@ final class Worker: EventHandler {
             byID[id]?.session.evict(node)
         case .shutdown(let reason):
             beginShutdown(reason)
+        case .sinkDurable:
+            releaseDurableAcks()
+        }
+    }
+
+    // MARK: - Durable acks
+
+    /// After a read: a connection whose acks wait for the sink is remembered.
+    func noteAwaitingAcks(_ connection: ServerConnection) {
+        if connection.session.hasAwaitingAcks { awaitingDurable[connection.fd] = connection }
+    }
+
+    private func releaseDurableAcks() {
+        let durable = shared.sink.durableTicket
+        for (fd, connection) in awaitingDurable {
+            connection.session.releaseAcks(durable: durable)
+            connection.sendOutgoing()
+            if !connection.session.hasAwaitingAcks { awaitingDurable[fd] = nil }
         }
     }
 
@@ -113,9 +136,9 @@ final class Worker: EventHandler {
 
     private func scheduleResumeCheck() {
         reactor.schedule(afterNanos: 5_000_000) { [weak self] in
-            guard let self, self.readingPaused else { return }
+            guard let self, self.readingPaused, !self.shuttingDown else { return }
             let sink = self.shared.sink
-            guard sink.queuedSamples < sink.lowWater || self.shuttingDown else { return self.scheduleResumeCheck() }
+            guard sink.queuedSamples < sink.lowWater else { return self.scheduleResumeCheck() }
             self.readingPaused = false
             for connection in self.connections.values { connection.updateInterest() }
         }
@@ -219,6 +242,15 @@ final class Worker: EventHandler {
         reactor.unregister(listener)
         Socket.close(listener)
         admin?.close()
+        // Read nothing more; give the sink one commit to make what was read durable and ack
+        // it, then say Goodbye.
+        readingPaused = true
+        for connection in connections.values { connection.updateInterest() }
+        reactor.schedule(afterNanos: 250_000_000) { [weak self] in self?.sayGoodbyeToAll(reason) }
+    }
+
+    private func sayGoodbyeToAll(_ reason: String) {
+        releaseDurableAcks()
         for connection in Array(connections.values) {
             connection.session.sayGoodbye(reason)
             connection.sendOutgoing()

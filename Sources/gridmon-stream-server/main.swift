@@ -58,6 +58,18 @@ struct StreamServer: ParsableCommand {
     @Option(help: "Ping a connection silent this long (ms); close it after twice that; 0 = off. [GRIDMON_KEEPALIVE_MS]")
     var keepaliveMs: UInt32 = env("GRIDMON_KEEPALIVE_MS").flatMap { UInt32($0) } ?? 15_000
 
+    @Option(help: "outbox: keep every accepted sample in the durable on-disk outbox under --data-dir and ack after fsync (the embedded default store). none: keep nothing, ack at once (benchmarks of the server alone). [GRIDMON_STORE]")
+    var store: String = env("GRIDMON_STORE") ?? "outbox"
+
+    @Option(help: "Directory of the outbox. [GRIDMON_DATA_DIR]")
+    var dataDir: String = env("GRIDMON_DATA_DIR") ?? "gridmon-data"
+
+    @Option(help: "Group commit interval of the outbox, ms (acks wait at most about this long). [GRIDMON_COMMIT_INTERVAL_MS]")
+    var commitIntervalMs: Int = env("GRIDMON_COMMIT_INTERVAL_MS").flatMap { Int($0) } ?? 100
+
+    @Option(help: "The outbox keeps at most this many bytes; the oldest segments go first. [GRIDMON_RETENTION_BYTES]")
+    var retentionBytes: Int = env("GRIDMON_RETENTION_BYTES").flatMap { Int($0) } ?? 1 << 30
+
     @Option(help: "forest: Isolation Forests (node, tenant or default model). static: flag CPU, memory or disk at or above --threshold. [GRIDMON_SCORER]")
     var scorer: String = env("GRIDMON_SCORER") ?? "forest"
 
@@ -98,6 +110,10 @@ struct StreamServer: ParsableCommand {
         guard maxConnections > 0, maxStreams > 0 else { throw ValidationError("--max-connections and --max-streams must be positive") }
         guard maxFrameBytes >= 64, maxFrameBytes <= Int(UInt32.max) else { throw ValidationError("--max-frame-bytes must be 64 ... 4294967295") }
         guard (0...1).contains(threshold) else { throw ValidationError("--threshold must be within 0...1") }
+        guard ["outbox", "none"].contains(store) else { throw ValidationError("--store is outbox or none") }
+        guard (1...10_000).contains(commitIntervalMs), retentionBytes >= 1 << 20 else {
+            throw ValidationError("--commit-interval-ms 1...10000, --retention-bytes at least 1 MiB")
+        }
         guard ["forest", "static"].contains(scorer) else { throw ValidationError("--scorer is forest or static") }
         guard nodeWarmup >= 0, nodeRefit > 0, nodeReservoir >= 16, nodeModelsMax >= 0 else {
             throw ValidationError("--node-warmup >= 0, --node-refit > 0, --node-reservoir >= 16, --node-models-max >= 0")
@@ -152,8 +168,26 @@ struct StreamServer: ParsableCommand {
             let threshold = self.threshold
             makeScorer = { UtilizationScorer(threshold: threshold) }
         }
+        let sink: SampleSink
+        if store == "outbox" {
+            do {
+                let outbox = try OutboxSink(directory: dataDir, commitIntervalNs: UInt64(commitIntervalMs) * 1_000_000,
+                                            retentionBytes: retentionBytes)
+                let r = outbox.recovery
+                Log.info("outbox_opened", ["dir": dataDir, "segments": r.segments, "records": r.records,
+                                           "nodes": outbox.restoredNodes.count, "truncated_bytes": r.truncatedBytes,
+                                           "quarantined": r.quarantined.count])
+                for item in r.quarantined { Log.error("outbox_segment_quarantined", ["detail": item]) }
+                sink = outbox
+            } catch {
+                Log.error("cannot_start", ["error": error, "dir": dataDir])
+                throw ExitCode(69)
+            }
+        } else {
+            sink = CountingSink()
+        }
         do {
-            let server = Server(config: config, authenticator: authenticator, scorer: makeScorer, sink: CountingSink())
+            let server = Server(config: config, authenticator: authenticator, scorer: makeScorer, sink: sink)
             server.reloadTokens = insecureNoAuth ? nil : loadTokens
             server.models = registry
             server.learner = learner

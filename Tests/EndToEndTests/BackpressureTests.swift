@@ -14,7 +14,12 @@ final class GateSink: SampleSink {
     var queuedSamples: Int { queued.load(ordering: .relaxed) }
     var highWater: Int { 1000 }
     var lowWater: Int { 500 }
-    func append(_ samples: [ScoredSample]) { appended.add(samples.count, ordering: .relaxed) }
+    var durableTicket: UInt64 { .max }
+    func append(_ samples: [ScoredSample], record: NodeRecord, highestSeq: UInt64) -> UInt64 {
+        appended.add(samples.count, ordering: .relaxed)
+        record.markDurable(highestSeq)
+        return 0
+    }
 }
 
 @Suite(.serialized) struct BackpressureTests {

@@ -20,9 +20,16 @@ final class ServerProcess: @unchecked Sendable {  // logText is guarded by logLo
             .appendingPathComponent("gridmon-stream-server")
     }
 
-    init(_ arguments: [String] = ["--insecure-no-auth"], environment: [String: String] = [:], listen: String = "127.0.0.1:0") throws {
+    /// The outbox directory (a fresh temporary one unless a test passes its own, to restart on it).
+    let dataDir: String
+    private let ownsDataDir: Bool
+
+    init(_ arguments: [String] = ["--insecure-no-auth"], environment: [String: String] = [:], listen: String = "127.0.0.1:0",
+         dataDir: String? = nil) throws {
+        self.dataDir = dataDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-data-\(UUID())").path
+        ownsDataDir = dataDir == nil
         process.executableURL = Self.binary
-        process.arguments = ["--listen", listen, "--admin-listen", "127.0.0.1:0", "--log-level", "debug"] + arguments
+        process.arguments = ["--listen", listen, "--admin-listen", "127.0.0.1:0", "--log-level", "debug", "--data-dir", self.dataDir] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardError = stderrPipe
         process.standardOutput = FileHandle.nullDevice
@@ -76,6 +83,7 @@ final class ServerProcess: @unchecked Sendable {  // logText is guarded by logLo
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         stderrPipe.fileHandleForReading.readabilityHandler = nil
+        if ownsDataDir { try? FileManager.default.removeItem(atPath: dataDir) }
     }
 }
 

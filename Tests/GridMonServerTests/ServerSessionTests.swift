@@ -9,7 +9,16 @@ final class RecordingSink: SampleSink, @unchecked Sendable {  // used from one t
     var queuedSamples: Int { 0 }
     var highWater: Int { .max }
     var lowWater: Int { .max }
-    func append(_ samples: [ScoredSample]) { appended += samples }
+    /// Tickets up to this are durable; tests move it to release acks.
+    var durableTicket: UInt64 = .max
+    var nextTicket: UInt64 = 0
+    var pendingDurable: [(NodeRecord, UInt64)] = []
+    func append(_ samples: [ScoredSample], record: NodeRecord, highestSeq: UInt64) -> UInt64 {
+        appended += samples
+        nextTicket += 1
+        if nextTicket <= durableTicket { record.markDurable(highestSeq) } else { pendingDurable.append((record, highestSeq)) }
+        return nextTicket
+    }
 }
 
 /// A scorer that flags samples whose seq is in `flagged`.
@@ -75,6 +84,26 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         #expect(f.nodes["n1"]?.lastSeenNs == 20)
         s.flushAcks()
         #expect(s.takeOutgoing().isEmpty)  // no new samples, no new ack
+    }
+
+    @Test func acksWaitUntilTheSinkMadeTheSamplesDurable() {
+        let f = SessionFixture()
+        f.sink.durableTicket = 0
+        let s = f.session()
+        s.receive(.hello(Hello(nodeID: "n1", authToken: "good", streamID: 1)), nowNs: 0)
+        _ = s.takeOutgoing()
+        s.receive(samples(1, 1...3), nowNs: 0)
+        s.flushAcks()
+        #expect(s.takeOutgoing().isEmpty && s.hasAwaitingAcks)
+        s.receive(samples(1, 4...5), nowNs: 0)
+        s.flushAcks()
+        s.releaseAcks(durable: 1)  // the first batch only
+        #expect(s.takeOutgoing() == [.ack(Ack(streamID: 1, durableSeq: 3))])
+        #expect(f.nodes["n1"]?.durableSeq == 0)  // the sink has not said so yet
+        for (record, seq) in f.sink.pendingDurable { record.markDurable(seq) }
+        s.releaseAcks(durable: 2)
+        #expect(s.takeOutgoing() == [.ack(Ack(streamID: 1, durableSeq: 5))])
+        #expect(!s.hasAwaitingAcks && f.nodes["n1"]?.durableSeq == 5)
     }
 
     @Test func resendsAtOrBelowDurableSeqAreAckedNotStored() {

@@ -66,3 +66,17 @@ import Testing
         #expect(OutboxSegment.scan([]).damage == .tornTail(offset: 0))
     }
 }
+
+@Suite struct OutboxBatchTests {
+    @Test func roundTripsAndRejectsDamage() throws {
+        let batch = OutboxBatch(tenant: "acme", node: "web-1 ü", highestSeq: UInt64.max - 1, sampleCount: 2, lines: Array("a b=1 1\nc d=2 2\n".utf8))
+        let bytes = batch.encode()
+        #expect(try OutboxBatch(decoding: bytes[...]) == batch)
+        for cut in 0..<bytes.count {
+            #expect(throws: OutboxBatch.DecodeError.self) { try OutboxBatch(decoding: bytes[..<cut]) }
+        }
+        #expect(throws: OutboxBatch.DecodeError(description: "unknown outbox batch version")) {
+            try OutboxBatch(decoding: ([2] + bytes.dropFirst())[...])
+        }
+    }
+}

@@ -4,7 +4,7 @@
 Server CPU comes from /proc/PID/stat (utime+stime) around each run; the flood client's
 from its rusage. Throughput runs are interleaved scenario by scenario and reported as medians.
 """
-import argparse, json, os, re, socket, statistics, subprocess, sys, time
+import argparse, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -28,12 +28,13 @@ def peak_rss_mb(pid):
 
 
 class Server:
-    def __init__(self, bindir, cpu):
+    def __init__(self, bindir, cpu, store):
         self.port = free_port()
+        self.data = tempfile.mkdtemp(prefix="gridmon-bench-")
         self.proc = subprocess.Popen(
             ["taskset", "-c", str(cpu), f"{bindir}/gridmon-stream-server", "--insecure-no-auth", "--threads", "1",
              "--listen", f"127.0.0.1:{self.port}", "--admin-listen", "off", "--log-level", "warn",
-             "--max-connections", "20000", "--keepalive-ms", "0"],
+             "--max-connections", "20000", "--keepalive-ms", "0", "--store", store, "--data-dir", self.data],
             stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:
@@ -45,6 +46,7 @@ class Server:
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=30)
+        shutil.rmtree(self.data, ignore_errors=True)
 
 
 def flood(bindir, cpu, port, args):
@@ -57,8 +59,8 @@ def flood(bindir, cpu, port, args):
     return report
 
 
-def throughput(bindir, server_cpu, client_cpu, batch, connections, samples):
-    server = Server(bindir, server_cpu)
+def throughput(bindir, server_cpu, client_cpu, store, batch, connections, samples):
+    server = Server(bindir, server_cpu, store)
     try:
         before = cpu_seconds(server.proc.pid)
         r = flood(bindir, client_cpu, server.port, ["--batch", str(batch), "--connections", str(connections),
@@ -79,25 +81,26 @@ def main():
     a = ap.parse_args()
     ncpu = os.cpu_count()
     server_cpu, client_cpu = ncpu - 1, 0
-    scenarios = [(64, 1, 20_000_000), (64, 100, 20_000_000), (1, 1, 3_000_000), (1, 100, 3_000_000)]
+    scenarios = [(store, 64, 1, 20_000_000) for store in ("none", "outbox")] + [(store, 64, 100, 20_000_000) for store in ("none", "outbox")] \
+        + [(store, 1, 1, 3_000_000) for store in ("none", "outbox")] + [(store, 1, 100, 3_000_000) for store in ("none", "outbox")]
     results = {s: [] for s in scenarios}
     for run in range(a.runs):
         for s in scenarios:
             results[s].append(throughput(a.bin, server_cpu, client_cpu, *s))
-            print(f"run {run + 1}/{a.runs} batch={s[0]} connections={s[1]}: "
+            print(f"run {run + 1}/{a.runs} store={s[0]} batch={s[1]} connections={s[2]}: "
                   f"{results[s][-1]['per_cpu_s']:,.0f} samples per server CPU-second", file=sys.stderr)
     print(f"Server: 1 reactor thread pinned to CPU {server_cpu}; gridmon-flood pinned to CPU {client_cpu}; "
           f"medians of {a.runs} interleaved runs.\n")
-    print(f"| frame | connections | samples/s per reactor thread (per server CPU-s) | frames/s per thread | wall samples/s | p99 ack latency | server CPU | flood CPU |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| store | frame | connections | samples/s per reactor thread (per server CPU-s) | frames/s per thread | wall samples/s | p99 ack latency | server CPU | flood CPU |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for s in scenarios:
         rs = results[s]
         med = lambda k: statistics.median(r[k] for r in rs)
-        print(f"| {s[0]}-sample | {s[1]} | {med('per_cpu_s'):,.0f} | {med('per_cpu_s') / s[0]:,.0f} | {med('wall'):,.0f} | "
+        print(f"| {s[0]} | {s[1]}-sample | {s[2]} | {med('per_cpu_s'):,.0f} | {med('per_cpu_s') / s[1]:,.0f} | {med('wall'):,.0f} | "
               f"{med('p99_us') / 1000:.1f} ms | {med('server_cpu'):.2f} s | {med('client_cpu'):.2f} s |")
 
     # 10,000 connections, one 1-sample frame per second each.
-    server = Server(a.bin, server_cpu)
+    server = Server(a.bin, server_cpu, "outbox")
     try:
         before = cpu_seconds(server.proc.pid)
         start = time.time()
@@ -109,7 +112,7 @@ def main():
     finally:
         server.stop()
     lat = r["ack_latency_us"]
-    print(f"\n10,000 connections x 1 sample/s for {a.idle_seconds} s: {r['samples_acked']:,} samples acked, "
+    print(f"\n(outbox store) 10,000 connections x 1 sample/s for {a.idle_seconds} s: {r['samples_acked']:,} samples acked, "
           f"p50 {lat['p50'] / 1000:.2f} ms, p99 {lat['p99'] / 1000:.2f} ms, p99.9 {lat['p99.9'] / 1000:.2f} ms; "
           f"server peak RSS {rss:.0f} MB, server CPU {100 * used / wall:.1f}% of a core; "
           f"flood CPU {100 * r['client_cpu'] / wall:.1f}% of a core; errors {r['errors']}")

@@ -1,0 +1,173 @@
+import GridMonOutbox
+import GridMonPosix
+import GridMonStore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The embedded default store: accepted samples go into the durable outbox as line protocol,
+/// fsync'ed every `commitIntervalNs` (group commit); agents are acked only after that.
+///
+/// Until the InfluxDB writer drains the outbox, the outbox is the store: it is kept within
+/// `retentionBytes` by deleting its oldest segments (counted). On start the outbox is
+/// replayed so each node's durable seq survives restarts and crashes.
+///
+/// Threading: `append` from every reactor thread; one committer thread of its own.
+public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable state behind locks/atomics
+    public let outbox: Outbox
+    public let recovery: OutboxRecovery
+    /// Per node found on disk at start: tenant and durable seq.
+    public private(set) var restoredNodes: [String: (tenant: String, seq: UInt64)] = [:]
+    /// Called on the committer thread after each commit, with the new durable ticket.
+    private var onDurable: (@Sendable (UInt64) -> Void)?
+
+    private let commitIntervalNs: UInt64
+    private let retentionBytes: Int
+    private let waiting = Mutex<[(ticket: UInt64, record: NodeRecord, seq: UInt64)]>([])
+    private let uncommitted = Atomic<Int>(0)
+    private let durable = Atomic<UInt64>(0)
+    private let ready = Atomic<Bool>(true)
+    private let stopping = Atomic<Bool>(false)
+    private let drops = Mutex(LineProtocolDrops())
+    public let commits = Atomic<UInt64>(0)
+    public let commitFailures = Atomic<UInt64>(0)
+    public let retentionDeletedBytes = Atomic<UInt64>(0)
+    private var thread = pthread_t()
+    private var started = false
+
+    /// Opens (and recovers) the outbox in `directory`.
+    public init(directory: String, commitIntervalNs: UInt64 = 100_000_000, retentionBytes: Int = 1 << 30,
+                segmentBytes: Int = 64 << 20) throws(SyscallError) {
+        self.commitIntervalNs = commitIntervalNs
+        self.retentionBytes = retentionBytes
+        var nodes: [String: (tenant: String, seq: UInt64)] = [:]
+        var undecodable = 0
+        (outbox, recovery) = try Outbox.open(directory: directory, segmentBytes: segmentBytes) { _, payload in
+            guard let batch = try? OutboxBatch(decoding: payload) else { undecodable += 1; return }
+            nodes[batch.node] = (batch.tenant, max(nodes[batch.node]?.seq ?? 0, batch.highestSeq))
+        }
+        restoredNodes = nodes
+        durable.store(outbox.durableRecord, ordering: .relaxed)
+        if undecodable > 0 { Log.warning("outbox_undecodable_records", ["count": undecodable]) }
+    }
+
+    public var isReady: Bool { ready.load(ordering: .relaxed) }
+    public var queuedSamples: Int { uncommitted.load(ordering: .relaxed) }
+    /// Past this many samples waiting for fsync (a stalled disk), agents are not read.
+    public var highWater: Int { 1_000_000 }
+    public var lowWater: Int { 500_000 }
+    public var durableTicket: UInt64 { durable.load(ordering: .acquiring) }
+    public var lineProtocolDrops: LineProtocolDrops { drops.withLock { $0 } }
+
+    public func append(_ samples: [ScoredSample], record: NodeRecord, highestSeq: UInt64) -> UInt64 {
+        var encoder = LineProtocolEncoder()
+        var lines: [UInt8] = []
+        lines.reserveCapacity(samples.count * 200)
+        for s in samples {
+            encoder.append(SystemMetrics.point(node: s.node, tenant: s.tenant, labels: s.labels, sample: s.sample,
+                                               score: s.score, anomalous: s.anomalous), to: &lines)
+        }
+        if encoder.drops != LineProtocolDrops() {
+            let d = encoder.drops
+            drops.withLock { total in
+                total.nonFiniteFields += d.nonFiniteFields
+                total.newlineElements += d.newlineElements
+                total.emptyTags += d.emptyTags
+                total.points += d.points
+            }
+        }
+        let first = samples[0]
+        let payload = OutboxBatch(tenant: first.tenant, node: first.node, highestSeq: highestSeq, sampleCount: samples.count, lines: lines).encode()
+        // The ticket is taken and queued under one lock, so tickets enter `waiting` in order.
+        return waiting.withLock { list in
+            let ticket = outbox.append(payload)
+            list.append((ticket, record, highestSeq))
+            _ = uncommitted.wrappingAdd(samples.count, ordering: .relaxed)
+            return ticket
+        }
+    }
+
+    /// Starts the committer thread.
+    public func start(onDurable: @escaping @Sendable (UInt64) -> Void) {
+        guard !started else { return }
+        self.onDurable = onDurable
+        started = true
+        let unmanaged = Unmanaged.passRetained(self)
+        pthread_create(&thread, nil, { raw in
+            let sink = Unmanaged<OutboxSink>.fromOpaque(raw!).takeRetainedValue()
+            sink.commitLoop()
+            return nil
+        }, unmanaged.toOpaque())
+    }
+
+    /// Commits what is left and stops the committer (server shutdown: drain, flush, fsync).
+    public func stop() {
+        guard started else { return }
+        stopping.store(true, ordering: .releasing)
+        pthread_join(thread, nil)
+        started = false
+        commitOnce()
+    }
+
+    private func commitLoop() {
+        while !stopping.load(ordering: .acquiring) {
+            var pause = timespec(tv_sec: Int(commitIntervalNs / 1_000_000_000), tv_nsec: Int(commitIntervalNs % 1_000_000_000))
+            nanosleep(&pause, nil)
+            commitOnce()
+        }
+    }
+
+    private func commitOnce() {
+        let pendingSamples = uncommitted.load(ordering: .relaxed)
+        let ticket: UInt64
+        do {
+            ticket = try outbox.commit()
+        } catch {
+            commitFailures.add()
+            if ready.exchange(false, ordering: .relaxed) { Log.error("outbox_commit_failed", ["error": error, "note": "acks wait; retrying"]) }
+            return
+        }
+        if !ready.exchange(true, ordering: .relaxed) { Log.info("outbox_commit_recovered") }
+        commits.add()
+        _ = uncommitted.wrappingSubtract(pendingSamples, ordering: .relaxed)
+        let done = waiting.withLock { list -> ArraySlice<(ticket: UInt64, record: NodeRecord, seq: UInt64)> in
+            let count = list.firstIndex { $0.ticket > ticket } ?? list.count
+            defer { list.removeFirst(count) }
+            return list[..<count]
+        }
+        for entry in done { entry.record.markDurable(entry.seq) }
+        durable.store(ticket, ordering: .releasing)
+        if !done.isEmpty { onDurable?(ticket) }
+        enforceRetention()
+    }
+
+    public var metricsText: String {
+        let d = lineProtocolDrops
+        func line(_ name: String, _ type: String, _ help: String, _ value: CustomStringConvertible) -> String {
+            "# HELP gridmon_\(name) \(help)\n# TYPE gridmon_\(name) \(type)\ngridmon_\(name) \(value)\n"
+        }
+        return line("outbox_bytes", "gauge", "Bytes in the durable outbox (segment files and buffer).", outbox.totalBytes)
+            + line("outbox_durable_record", "gauge", "Highest outbox record fsync'ed.", durableTicket)
+            + line("outbox_commits_total", "counter", "Group commits (write + fdatasync).", commits.value)
+            + line("outbox_commit_failures_total", "counter", "Commits that failed (retried; acks wait).", commitFailures.value)
+            + line("outbox_retention_deleted_bytes_total", "counter", "Bytes of the oldest segments deleted to stay within the retention limit.", retentionDeletedBytes.value)
+            + "# HELP gridmon_line_protocol_dropped_total Elements line protocol cannot carry, left out.\n# TYPE gridmon_line_protocol_dropped_total counter\n"
+            + "gridmon_line_protocol_dropped_total{what=\"non_finite_field\"} \(d.nonFiniteFields)\n"
+            + "gridmon_line_protocol_dropped_total{what=\"newline\"} \(d.newlineElements)\n"
+            + "gridmon_line_protocol_dropped_total{what=\"empty_tag\"} \(d.emptyTags)\n"
+            + "gridmon_line_protocol_dropped_total{what=\"point\"} \(d.points)\n"
+    }
+
+    /// The embedded store keeps at most `retentionBytes`: oldest segments go first.
+    private func enforceRetention() {
+        guard outbox.totalBytes > retentionBytes, outbox.segmentPaths.count > 1 else { return }
+        let total = outbox.totalBytes
+        // Delete whole segments from the oldest until under the limit (never the current one).
+        if let freed = try? outbox.deleteOldest(bytesOver: total - retentionBytes), freed > 0 {
+            retentionDeletedBytes.add(UInt64(freed))
+            Log.info("outbox_retention", ["deleted_bytes": freed, "kept_bytes": outbox.totalBytes, "limit": retentionBytes])
+        }
+    }
+}
+
