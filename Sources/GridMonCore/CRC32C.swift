@@ -1,19 +1,47 @@
 /// CRC-32C (Castagnoli, polynomial 0x1EDC6F41, reflected 0x82F63B78), as used by iSCSI,
 /// ext4 and LevelDB's log format. Guards GridMon's model files and outbox records.
 ///
-/// Table-driven, 8 bits at a time. Pure; thread-safe (the table is immutable).
+/// Slicing-by-8 (Intel's "slicing-by-8" tables, Kounavis and Berry 2005): eight table
+/// lookups per 8 bytes instead of one per byte. Pure; thread-safe (the tables are immutable).
 public enum CRC32C {
-    private static let table: [UInt32] = (0..<256).map { i in
-        var crc = UInt32(i)
-        for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
-        return crc
-    }
+    /// table[k * 256 + i]: the CRC of byte i followed by k zero bytes.
+    private static let table: [UInt32] = {
+        var t = [UInt32](repeating: 0, count: 8 * 256)
+        for i in 0..<256 {
+            var crc = UInt32(i)
+            for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+            t[i] = crc
+        }
+        for k in 1..<8 {
+            for i in 0..<256 {
+                let previous = t[(k - 1) * 256 + i]
+                t[k * 256 + i] = (previous >> 8) ^ t[Int(previous & 0xFF)]
+            }
+        }
+        return t
+    }()
 
     /// The checksum of `bytes`, continuing from `crc` (0 to start).
     public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         var value = ~crc
-        table.withUnsafeBufferPointer { table in
-            for byte in bytes { value = table[Int((value ^ UInt32(byte)) & 0xFF)] ^ (value >> 8) }
+        guard var p = bytes.baseAddress else { return crc }
+        var remaining = bytes.count
+        table.withUnsafeBufferPointer { t in
+            while remaining >= 8 {
+                let lo = value ^ UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))
+                let hi = UInt32(littleEndian: (p + 4).loadUnaligned(as: UInt32.self))
+                value = t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)]
+                    ^ t[5 * 256 + Int((lo >> 16) & 0xFF)] ^ t[4 * 256 + Int(lo >> 24)]
+                    ^ t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi >> 8) & 0xFF)]
+                    ^ t[1 * 256 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]
+                p += 8
+                remaining -= 8
+            }
+            while remaining > 0 {
+                value = t[Int((value ^ UInt32(p.load(as: UInt8.self))) & 0xFF)] ^ (value >> 8)
+                p += 1
+                remaining -= 1
+            }
         }
         return ~value
     }

@@ -81,23 +81,32 @@ final class FloodConnection: EventHandler {
     }
 
     /// Queues batches while streams have samples to send and the socket keeps up.
+    /// Fills the output up to its high-water mark and writes it, again and again while the
+    /// socket takes everything and streams may send: a large window is kept full even when
+    /// acks come back slowly (a server that acks after each group commit).
     func pump() {
         guard connected, fd >= 0 else { return }
-        var idle = 0
-        while output.count - outputOffset < Self.outputHighWater && idle < streams.count && !run.sendingStopped {
-            let i = nextStream
-            nextStream = (nextStream + 1) % streams.count
-            guard let count = sendable(i) else { idle += 1; continue }
-            idle = 0
-            let first = streams[i].nextSeq
-            let samples = (0..<UInt64(count)).map { run.workload(streams[i].node, first + $0) }
-            run.encoder.appendFrame(.samples(SampleBatch(streamID: streams[i].id, samples: samples)), to: &output)
-            streams[i].nextSeq += UInt64(count)
-            streams[i].inFlight.append((first + UInt64(count) - 1, Clock.monotonicNanos(), count))
-            if run.config.ratePerStream != nil { streams[i].credits -= Double(count) }
-            run.sent(samples: count)
+        while true {
+            var idle = 0
+            var queued = false
+            while output.count - outputOffset < Self.outputHighWater && idle < streams.count && !run.sendingStopped {
+                let i = nextStream
+                nextStream = (nextStream + 1) % streams.count
+                guard let count = sendable(i) else { idle += 1; continue }
+                idle = 0
+                queued = true
+                let first = streams[i].nextSeq
+                let samples = (0..<UInt64(count)).map { run.workload(streams[i].node, first + $0) }
+                run.encoder.appendFrame(.samples(SampleBatch(streamID: streams[i].id, samples: samples)), to: &output)
+                streams[i].nextSeq += UInt64(count)
+                streams[i].inFlight.append((first + UInt64(count) - 1, Clock.monotonicNanos(), count))
+                if run.config.ratePerStream != nil { streams[i].credits -= Double(count) }
+                run.sent(samples: count)
+            }
+            flush()
+            // Go round again only if all of it went out and there was more to send.
+            guard queued, fd >= 0, output.isEmpty else { return }
         }
-        flush()
     }
 
     /// How many samples stream `i` may send now, or nil.

@@ -61,15 +61,13 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     public var lineProtocolDrops: LineProtocolDrops { drops.withLock { $0 } }
 
     public func append(_ samples: [ScoredSample], record: NodeRecord, highestSeq: UInt64) -> UInt64 {
-        var encoder = LineProtocolEncoder()
         var lines: [UInt8] = []
-        lines.reserveCapacity(samples.count * 200)
-        for s in samples {
-            encoder.append(SystemMetrics.point(node: s.node, tenant: s.tenant, labels: s.labels, sample: s.sample,
-                                               score: s.score, anomalous: s.anomalous), to: &lines)
-        }
-        if encoder.drops != LineProtocolDrops() {
-            let d = encoder.drops
+        lines.reserveCapacity(samples.count * 260)
+        var d = LineProtocolDrops()
+        let first = samples[0]
+        SystemMetrics.appendLines(node: first.node, tenant: first.tenant, labels: first.labels,
+                                  samples: samples.map { ($0.sample, $0.score, $0.anomalous) }, to: &lines, drops: &d)
+        if d != LineProtocolDrops() {
             drops.withLock { total in
                 total.nonFiniteFields += d.nonFiniteFields
                 total.newlineElements += d.newlineElements
@@ -77,7 +75,6 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
                 total.points += d.points
             }
         }
-        let first = samples[0]
         let payload = OutboxBatch(tenant: first.tenant, node: first.node, highestSeq: highestSeq, sampleCount: samples.count, lines: lines).encode()
         // The ticket is taken and queued under one lock, so tickets enter `waiting` in order.
         return waiting.withLock { list in

@@ -80,23 +80,17 @@ public struct LineProtocolEncoder: Sendable {
             drops.points += 1
             return false
         }
-        Self.escape(point.measurement, special: [UInt8(ascii: ","), UInt8(ascii: " ")], into: &out)
-        for tag in point.tags.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
-            if tag.key.isEmpty || tag.value.isEmpty { drops.emptyTags += 1; continue }
-            if Self.hasNewline(tag.key) || Self.hasNewline(tag.value) { drops.newlineElements += 1; continue }
-            out.append(UInt8(ascii: ","))
-            Self.escape(tag.key, special: Self.keySpecials, into: &out)
-            out.append(UInt8(ascii: "="))
-            Self.escape(tag.value, special: Self.keySpecials, into: &out)
-        }
+        out.append(contentsOf: Self.seriesKey(measurement: point.measurement, tags: point.tags, drops: &drops)!)
         out.append(UInt8(ascii: " "))
         for (index, field) in fields.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             Self.escape(field.key, special: Self.keySpecials, into: &out)
             out.append(UInt8(ascii: "="))
             switch field.value {
-            case .float(let v): out.append(contentsOf: Self.format(v).utf8)
-            case .integer(let v): out.append(contentsOf: "\(v)i".utf8)
+            case .float(let v): Self.appendFloat(v, to: &out)
+            case .integer(let v):
+                Self.appendInteger(v, to: &out)
+                out.append(UInt8(ascii: "i"))
             case .boolean(let v): out.append(contentsOf: (v ? "true" : "false").utf8)
             case .string(let s):
                 out.append(UInt8(ascii: "\""))
@@ -108,9 +102,53 @@ public struct LineProtocolEncoder: Sendable {
             }
         }
         out.append(UInt8(ascii: " "))
-        out.append(contentsOf: "\(point.timestampNs)".utf8)
+        Self.appendInteger(point.timestampNs, to: &out)
         out.append(UInt8(ascii: "\n"))
         return true
+    }
+
+    /// The escaped `measurement,tag=value,...` prefix (tags sorted by key); nil when the
+    /// measurement cannot be written. Tags with empty or newline-bearing parts are left out.
+    public static func seriesKey(measurement: String, tags: [(key: String, value: String)], drops: inout LineProtocolDrops) -> [UInt8]? {
+        guard !measurement.isEmpty, !hasNewline(measurement) else { return nil }
+        var out: [UInt8] = []
+        escape(measurement, special: [UInt8(ascii: ","), UInt8(ascii: " ")], into: &out)
+        for tag in tags.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+            if tag.key.isEmpty || tag.value.isEmpty { drops.emptyTags += 1; continue }
+            if hasNewline(tag.key) || hasNewline(tag.value) { drops.newlineElements += 1; continue }
+            out.append(UInt8(ascii: ","))
+            escape(tag.key, special: keySpecials, into: &out)
+            out.append(UInt8(ascii: "="))
+            escape(tag.value, special: keySpecials, into: &out)
+        }
+        return out
+    }
+
+    /// Decimal digits of `value`, without a String.
+    @inline(__always)
+    static func appendInteger(_ value: Int64, to out: inout [UInt8]) {
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, enough for 20 digits
+        withUnsafeMutableBytes(of: &digits) { raw in
+            var i = raw.count
+            repeat {
+                i -= 1
+                raw[i] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            out.append(contentsOf: raw[i...])
+        }
+    }
+
+    @inline(__always)
+    static func appendFloat(_ value: Double, to out: inout [UInt8]) {
+        if value == value.rounded(.towardZero) && abs(value) < 1e15 {
+            appendInteger(Int64(value), to: &out)  // whole numbers print as integers would; still a float without `i`
+            return
+        }
+        var text = value.description
+        text.withUTF8 { out.append(contentsOf: $0) }
     }
 
     static let keySpecials: [UInt8] = [UInt8(ascii: ","), UInt8(ascii: "="), UInt8(ascii: " ")]
@@ -141,10 +179,4 @@ public struct LineProtocolEncoder: Sendable {
         if run % 2 == 1 { out.append(UInt8(ascii: "\\")) }
     }
 
-    /// Shortest text that reads back as the same Double (`1.0` stays a float, not `1`).
-    static func format(_ v: Double) -> String {
-        var text = "\(v)"
-        if text.hasSuffix(".0") { text.removeLast(2) }  // "100.0" → "100"; still a float without the `i`
-        return text
-    }
 }

@@ -26,4 +26,57 @@ public enum SystemMetrics {
         for gauge in sample.extra where !reserved.contains(gauge.name) { fields.append((gauge.name, .float(gauge.value))) }
         return Point(measurement: measurement, tags: tags, fields: fields, timestampNs: sample.timestampNs)
     }
+
+    /// Appends the lines of many samples of one node: the series key (measurement and tags) is
+    /// escaped once, then each sample adds only its fields and timestamp. Same output as
+    /// encoding `point(...)` for each sample; drops are counted in `drops`.
+    public static func appendLines(
+        node: String, tenant: String, labels: [Label], samples: [(sample: Sample, score: Double, anomalous: Bool)],
+        to out: inout [UInt8], drops: inout LineProtocolDrops
+    ) {
+        var tags: [(key: String, value: String)] = [("host", node), ("tenant", tenant)]
+        for label in labels where !reservedTags.contains(label.key) { tags.append((label.key, label.value)) }
+        guard let series = LineProtocolEncoder.seriesKey(measurement: measurement, tags: tags, drops: &drops) else {
+            drops.points += samples.count
+            return
+        }
+        for (sample, score, anomalous) in samples {
+            let start = out.count
+            out.append(contentsOf: series)
+            out.append(UInt8(ascii: " "))
+            var fields = 0
+            func field(_ key: StaticString, _ value: Double) {
+                guard value.isFinite else { drops.nonFiniteFields += 1; return }
+                if fields > 0 { out.append(UInt8(ascii: ",")) }
+                key.withUTF8Buffer { out.append(contentsOf: $0) }
+                out.append(UInt8(ascii: "="))
+                LineProtocolEncoder.appendFloat(value, to: &out)
+                fields += 1
+            }
+            field("cpu", sample.cpuPercent)
+            field("memory", sample.memoryPercent)
+            field("disk", sample.diskPercent)
+            if fields > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: anomalous ? Array("anomaly_detected=1i".utf8) : Array("anomaly_detected=0i".utf8))
+            fields += 1
+            field("anomaly_score", score)
+            field("load1", sample.load1)
+            field("net_rx", sample.netRxBytesPerSec)
+            field("net_tx", sample.netTxBytesPerSec)
+            field("disk_read", sample.diskReadBytesPerSec)
+            field("disk_write", sample.diskWriteBytesPerSec)
+            for gauge in sample.extra where !reserved.contains(gauge.name) {
+                if LineProtocolEncoder.hasNewline(gauge.name) || gauge.name.isEmpty { drops.newlineElements += 1; continue }
+                guard gauge.value.isFinite else { drops.nonFiniteFields += 1; continue }
+                out.append(UInt8(ascii: ","))
+                LineProtocolEncoder.escape(gauge.name, special: LineProtocolEncoder.keySpecials, into: &out)
+                out.append(UInt8(ascii: "="))
+                LineProtocolEncoder.appendFloat(gauge.value, to: &out)
+            }
+            out.append(UInt8(ascii: " "))
+            LineProtocolEncoder.appendInteger(sample.timestampNs, to: &out)
+            out.append(UInt8(ascii: "\n"))
+            _ = start
+        }
+    }
 }

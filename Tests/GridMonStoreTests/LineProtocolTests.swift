@@ -98,4 +98,27 @@ private func point(_ tags: [(String, String)] = [], _ fields: [(String, Point.Va
         #expect(line(p) == "system_metrics,host=web\\ 1,rack=b12,tenant=acme cpu=97.5,memory=41.25,disk=63,anomaly_detected=1i,"
                 + "anomaly_score=0.73,load1=1.5,net_rx=0,net_tx=0,disk_read=0,disk_write=0,temp_c=55 1767225600000000000\n")
     }
+
+    @Test func batchLinesEqualPointByPointEncoding() {
+        var samples: [(sample: Sample, score: Double, anomalous: Bool)] = []
+        for i in 1...5 {
+            let cpu: Double = i == 3 ? .nan : 12.5 * Double(i)
+            let sample = Sample(seq: UInt64(i), timestampNs: -5 + Int64(i) * 1_000_000_007, cpuPercent: cpu,
+                                memoryPercent: 100, diskPercent: 0.1 + 0.2, load1: -1.5, netRxBytesPerSec: 1e20,
+                                extra: [Gauge(name: "fan rpm", value: 1200), Gauge(name: "bad\n", value: 1)])
+            let score: Double = 0.25 * Double(i) / 3
+            samples.append((sample, score, i % 2 == 0))
+        }
+        let labels = [Label(key: "zone", value: "eu west"), Label(key: "app", value: "C:\\")]
+        var batch: [UInt8] = []
+        var drops = LineProtocolDrops()
+        SystemMetrics.appendLines(node: "n,1", tenant: "t", labels: labels, samples: samples, to: &batch, drops: &drops)
+        var encoder = LineProtocolEncoder()
+        var single: [UInt8] = []
+        for s in samples {
+            encoder.append(SystemMetrics.point(node: "n,1", tenant: "t", labels: labels, sample: s.sample, score: s.score, anomalous: s.anomalous), to: &single)
+        }
+        #expect(String(decoding: batch, as: UTF8.self) == String(decoding: single, as: UTF8.self))
+        #expect(drops == encoder.drops)
+    }
 }
