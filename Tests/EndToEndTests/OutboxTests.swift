@@ -32,6 +32,13 @@ import Testing
         #expect(try client.hello(node: "db-1", stream: 1).durableSeq == 500)
         let metrics = try httpGet(try #require(server.adminAddress), "/metrics").body
         #expect((metric(metrics, "gridmon_outbox_bytes") ?? 0) > 0)
+        // The first server committed at least once; this one has not been sent anything yet.
+        #expect(metric(metrics, "gridmon_sink_commit_seconds_count") == 0)
+        try client.send(batch(1, 501...510))
+        #expect(try ackedThrough(client, 510) == 510)
+        let after = try httpGet(try #require(server.adminAddress), "/metrics").body
+        #expect((metric(after, "gridmon_sink_commit_seconds_count") ?? 0) >= 1)
+        #expect(after.contains("gridmon_sink_commit_seconds_bucket{le=\"+Inf\"}"))
     }
 
     @Test func aTornOutboxTailIsCutAndTheServerStarts() throws {
