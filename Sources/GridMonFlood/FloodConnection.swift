@@ -239,11 +239,7 @@ final class FloodConnection: EventHandler {
     /// The connection broke: close it; come back later unless the run is over.
     private func drop() {
         guard fd >= 0 else { return }
-        run.reactor.unregister(fd)
-        Socket.close(fd)
-        fd = -1
-        if connected { run.stats.connectionsUp -= 1 }
-        connected = false
+        close()
         scheduleReconnect()
     }
 

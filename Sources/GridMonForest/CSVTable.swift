@@ -1,3 +1,5 @@
+import GridMonCore
+
 /// A CSV file of numbers with a header row, as training and test data come.
 ///
 /// Deliberately strict: comma-separated, one header row, every row the header's width,
@@ -66,14 +68,5 @@ public struct CSVTable: Sendable {
         matrix.reserve(rows: rows.count)
         for row in rows { matrix.append(indices.map { row[$0] }) }
         return matrix
-    }
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while s.first == " " || s.first == "\t" { s.removeFirst() }
-        while s.last == " " || s.last == "\t" { s.removeLast() }
-        return String(s)
     }
 }

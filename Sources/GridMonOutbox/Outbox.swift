@@ -188,26 +188,21 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     /// the one being written. Returns the bytes freed.
     @discardableResult
     public func deleteSegments(upTo record: UInt64) throws(SyscallError) -> Int {
-        var freed = 0
-        while segments.count > 1, segments[1].first - 1 <= record {
-            let path = segments.removeFirst().path
-            var info = stat()
-            if stat(path, &info) == 0 { freed += Int(info.st_size) }
-            try syscallChecked("unlink(\(path))") { unlink(path) }
-        }
-        if freed > 0 {
-            try SegmentFile.syncDirectory(directory)
-            state.withLock { $0.diskBytes -= freed }
-        }
-        return freed
+        try removeOldestSegments { _ in self.segments[1].first - 1 <= record }
     }
 
     /// Deletes the oldest segments (never the one being written) until at least `bytes` were
     /// freed or only the current segment is left. Returns the bytes freed.
     @discardableResult
     public func deleteOldest(bytesOver bytes: Int) throws(SyscallError) -> Int {
+        try removeOldestSegments { freed in freed < bytes }
+    }
+
+    /// Unlinks the oldest segment while `more(bytesFreedSoFar)` says so, never the one being
+    /// written; then syncs the directory and the byte count. Returns the bytes freed.
+    private func removeOldestSegments(while more: (Int) -> Bool) throws(SyscallError) -> Int {
         var freed = 0
-        while freed < bytes && segments.count > 1 {
+        while segments.count > 1, more(freed) {
             let path = segments.removeFirst().path
             var info = stat()
             if stat(path, &info) == 0 { freed += Int(info.st_size) }

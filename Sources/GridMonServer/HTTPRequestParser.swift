@@ -1,3 +1,5 @@
+import GridMonCore
+
 /// A minimal HTTP/1.1 request-head parser for the admin port: an explicit state machine fed
 /// in any chunking, with every limit checked before bytes are kept.
 ///
@@ -99,15 +101,6 @@ public struct HTTPRequestParser: Sendable {
     private mutating func fail(_ status: Int, _ reason: String) -> Failure {
         state = .failed
         return Failure(status: status, reason: reason)
-    }
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        var scalars = Substring(self)
-        while scalars.first == " " || scalars.first == "\t" { scalars.removeFirst() }
-        while scalars.last == " " || scalars.last == "\t" { scalars.removeLast() }
-        return String(scalars)
     }
 }
 

@@ -46,8 +46,7 @@ public final class NodeLearner: @unchecked Sendable {  // mutable state is behin
     private let wake = Semaphore()
     public let fits = Atomic<UInt64>(0)
     public let skipped = Atomic<UInt64>(0)
-    private var thread = pthread_t()
-    private var started = false
+    private var thread: PosixThread?
 
     public init(options: Options, registry: ModelRegistry) {
         self.options = options
@@ -56,23 +55,17 @@ public final class NodeLearner: @unchecked Sendable {  // mutable state is behin
 
     /// Starts the trainer thread.
     public func start() {
-        guard !started else { return }
-        started = true
-        let unmanaged = Unmanaged.passRetained(self)
-        pthread_create(&thread, nil, { raw in
-            let learner = Unmanaged<NodeLearner>.fromOpaque(raw!).takeRetainedValue()
-            learner.trainLoop()
-            return nil
-        }, unmanaged.toOpaque())
+        guard thread == nil else { return }
+        thread = PosixThread { [self] in trainLoop() }
     }
 
     /// Stops the trainer after the job in hand.
     public func stop() {
-        guard started else { return }
+        guard let thread else { return }
         queue.withLock { $0.stopped = true }
         wake.signal()
-        pthread_join(thread, nil)
-        started = false
+        thread.join()
+        self.thread = nil
     }
 
     /// Records a node's scored samples: `rows` holds `count` rows of `features.count` floats.

@@ -36,8 +36,7 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     private let latency = Mutex<(buckets: [UInt64], sum: Double, count: UInt64)>((Array(repeating: 0, count: 13), 0, 0))
     public let commitFailures = Atomic<UInt64>(0)
     public let retentionDeletedBytes = Atomic<UInt64>(0)
-    private var thread = pthread_t()
-    private var started = false
+    private var thread: PosixThread?
 
     /// Opens (and recovers) the outbox in `directory`.
     public init(directory: String, commitIntervalNs: UInt64 = 100_000_000, retentionBytes: Int = 1 << 30,
@@ -90,23 +89,17 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
 
     /// Starts the committer thread.
     public func start(onDurable: @escaping @Sendable (UInt64) -> Void) {
-        guard !started else { return }
+        guard thread == nil else { return }
         self.onDurable = onDurable
-        started = true
-        let unmanaged = Unmanaged.passRetained(self)
-        pthread_create(&thread, nil, { raw in
-            let sink = Unmanaged<OutboxSink>.fromOpaque(raw!).takeRetainedValue()
-            sink.commitLoop()
-            return nil
-        }, unmanaged.toOpaque())
+        thread = PosixThread { [self] in commitLoop() }
     }
 
     /// Commits what is left and stops the committer (server shutdown: drain, flush, fsync).
     public func stop() {
-        guard started else { return }
+        guard let thread else { return }
         stopping.store(true, ordering: .releasing)
-        pthread_join(thread, nil)
-        started = false
+        thread.join()
+        self.thread = nil
         commitOnce()
     }
 

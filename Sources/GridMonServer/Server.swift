@@ -156,8 +156,14 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             }
             learner?.start()
             // Worker 0 runs here; the others on threads of their own.
-            var threadsStarted: [WorkerThread] = []
-            for worker in workers.dropFirst() { threadsStarted.append(WorkerThread(worker)) }
+            var threadsStarted: [PosixThread] = []
+            for worker in workers.dropFirst() {
+                // Handed over once, then confined to its thread.
+                let handoff = UncheckedSendable(worker)
+                threadsStarted.append(PosixThread {
+                    do { try handoff.value.run() } catch { Log.error("worker_failed", ["worker": handoff.value.index, "error": error]) }
+                })
+            }
             try workers[0].run()
             for thread in threadsStarted { thread.join() }
             learner?.stop()
@@ -216,21 +222,8 @@ private final class SignalHandler: EventHandler {
     }
 }
 
-/// Runs one worker on a thread of its own. The worker is handed over once and then confined
-/// to that thread, hence `@unchecked Sendable`.
-private final class WorkerThread: @unchecked Sendable {
-    private var thread = pthread_t()
-    private let worker: Worker
-
-    init(_ worker: Worker) {
-        self.worker = worker
-        let unmanaged = Unmanaged.passRetained(self)
-        pthread_create(&thread, nil, { raw in
-            let box = Unmanaged<WorkerThread>.fromOpaque(raw!).takeRetainedValue()
-            do { try box.worker.run() } catch { Log.error("worker_failed", ["worker": box.worker.index, "error": error]) }
-            return nil
-        }, unmanaged.toOpaque())
-    }
-
-    func join() { pthread_join(thread, nil) }
+/// Moves a value that is not Sendable to another thread that alone uses it from then on.
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

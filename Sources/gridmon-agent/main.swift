@@ -10,7 +10,6 @@ import GridMonWire
 import Glibc
 #endif
 
-func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
 
 func hostname() -> String {
     var buffer = [CChar](repeating: 0, count: 256)
@@ -31,21 +30,21 @@ struct AgentCommand: ParsableCommand {
             """)
 
     @Option(help: "Server address HOST:PORT. [GRIDMON_SERVER]")
-    var server: String = env("GRIDMON_SERVER") ?? "127.0.0.1:7070"
+    var server: String = environment("GRIDMON_SERVER") ?? "127.0.0.1:7070"
     @Option(help: "Node id (written as the host tag). [GRIDMON_NODE_ID] (default: the hostname)")
-    var nodeID: String = env("GRIDMON_NODE_ID") ?? hostname()
+    var nodeID: String = environment("GRIDMON_NODE_ID") ?? hostname()
     @Option(help: "Auth token. [GRIDMON_TOKEN]")
-    var token: String = env("GRIDMON_TOKEN") ?? ""
+    var token: String = environment("GRIDMON_TOKEN") ?? ""
     @Option(help: "Labels KEY=VALUE, comma-separated. [GRIDMON_LABELS]")
-    var labels: String = env("GRIDMON_LABELS") ?? ""
+    var labels: String = environment("GRIDMON_LABELS") ?? ""
     @Option(help: "Seconds between samples. [GRIDMON_INTERVAL]")
-    var interval: Double = env("GRIDMON_INTERVAL").flatMap { Double($0) } ?? 1
+    var interval: Double = environment("GRIDMON_INTERVAL").flatMap { Double($0) } ?? 1
     @Option(help: "Samples kept while unacknowledged (a day at one per second). [GRIDMON_BUFFER]")
-    var buffer: Int = env("GRIDMON_BUFFER").flatMap { Int($0) } ?? 86_400
+    var buffer: Int = environment("GRIDMON_BUFFER").flatMap { Int($0) } ?? 86_400
     @Option(help: "Filesystem whose use is reported as disk %. [GRIDMON_DISK_PATH]")
-    var diskPath: String = env("GRIDMON_DISK_PATH") ?? "/"
+    var diskPath: String = environment("GRIDMON_DISK_PATH") ?? "/"
     @Option(help: "Log level: debug, info, warn, error. [GRIDMON_LOG_LEVEL]")
-    var logLevel: String = env("GRIDMON_LOG_LEVEL") ?? "info"
+    var logLevel: String = environment("GRIDMON_LOG_LEVEL") ?? "info"
     @Flag(help: "Print two samples one interval apart and exit (checks what the agent reads).")
     var once = false
 

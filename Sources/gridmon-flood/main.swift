@@ -10,9 +10,6 @@ import GridMonPosix
 import Glibc
 #endif
 
-func env(_ name: String) -> String? {
-    getenv(name).map { String(cString: $0) }
-}
 
 struct Flood: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,55 +29,55 @@ struct Flood: ParsableCommand {
             """)
 
     @Option(help: "flood or fleet. [GRIDMON_MODE]")
-    var mode: String = env("GRIDMON_MODE") ?? "flood"
+    var mode: String = environment("GRIDMON_MODE") ?? "flood"
 
     @Option(help: "fleet: chance per node per 600 samples that an incident starts. [GRIDMON_INCIDENT_RATE]")
-    var incidentRate: Double = env("GRIDMON_INCIDENT_RATE").flatMap { Double($0) } ?? 0.2
+    var incidentRate: Double = environment("GRIDMON_INCIDENT_RATE").flatMap { Double($0) } ?? 0.2
 
     @Flag(help: "Print each anomaly verdict as it arrives (with the injected incident, in fleet mode). [GRIDMON_SHOW_ANOMALIES=1]")
-    var showAnomalies: Bool = env("GRIDMON_SHOW_ANOMALIES") == "1"
+    var showAnomalies: Bool = environment("GRIDMON_SHOW_ANOMALIES") == "1"
 
     @Option(help: "Server address HOST:PORT. [GRIDMON_TARGET]")
-    var target: String = env("GRIDMON_TARGET") ?? "127.0.0.1:7070"
+    var target: String = environment("GRIDMON_TARGET") ?? "127.0.0.1:7070"
 
     @Flag(help: "Allow a target that is not on loopback (127.0.0.0/8). [GRIDMON_ALLOW_REMOTE=1]")
-    var allowRemote: Bool = env("GRIDMON_ALLOW_REMOTE") == "1"
+    var allowRemote: Bool = environment("GRIDMON_ALLOW_REMOTE") == "1"
 
     @Option(help: "TCP connections. [GRIDMON_CONNECTIONS]")
-    var connections: Int = env("GRIDMON_CONNECTIONS").flatMap { Int($0) } ?? 1
+    var connections: Int = environment("GRIDMON_CONNECTIONS").flatMap { Int($0) } ?? 1
 
     @Option(help: "Node streams multiplexed on each connection. [GRIDMON_STREAMS]")
-    var streams: Int = env("GRIDMON_STREAMS").flatMap { Int($0) } ?? 1
+    var streams: Int = environment("GRIDMON_STREAMS").flatMap { Int($0) } ?? 1
 
     @Option(help: "Samples per frame. [GRIDMON_BATCH]")
-    var batch: Int = env("GRIDMON_BATCH").flatMap { Int($0) } ?? 64
+    var batch: Int = environment("GRIDMON_BATCH").flatMap { Int($0) } ?? 64
 
     @Option(help: "Stop after sending this many samples (0 = no count limit). [GRIDMON_SAMPLES]")
-    var samples: UInt64 = env("GRIDMON_SAMPLES").flatMap { UInt64($0) } ?? 1_000_000
+    var samples: UInt64 = environment("GRIDMON_SAMPLES").flatMap { UInt64($0) } ?? 1_000_000
 
     @Option(help: "Stop after this many seconds (0 = no time limit). [GRIDMON_DURATION]")
-    var duration: Double = env("GRIDMON_DURATION").flatMap { Double($0) } ?? 0
+    var duration: Double = environment("GRIDMON_DURATION").flatMap { Double($0) } ?? 0
 
     @Option(help: "Samples per second per stream; 0 = as fast as acks allow. [GRIDMON_RATE]")
-    var rate: Double = env("GRIDMON_RATE").flatMap { Double($0) } ?? 0
+    var rate: Double = environment("GRIDMON_RATE").flatMap { Double($0) } ?? 0
 
     @Option(help: "Unacknowledged samples allowed per stream. [GRIDMON_WINDOW]")
-    var window: Int = env("GRIDMON_WINDOW").flatMap { Int($0) } ?? 8192
+    var window: Int = environment("GRIDMON_WINDOW").flatMap { Int($0) } ?? 8192
 
     @Option(help: "Auth token sent in every Hello. [GRIDMON_TOKEN]")
-    var token: String = env("GRIDMON_TOKEN") ?? ""
+    var token: String = environment("GRIDMON_TOKEN") ?? ""
 
     @Option(help: "Node id prefix. [GRIDMON_NODE_PREFIX]")
-    var nodePrefix: String = env("GRIDMON_NODE_PREFIX") ?? "flood"
+    var nodePrefix: String = environment("GRIDMON_NODE_PREFIX") ?? "flood"
 
     @Option(help: "Random seed (pacing phase, backoff jitter). [GRIDMON_SEED]")
-    var seed: UInt64 = env("GRIDMON_SEED").flatMap { UInt64($0) } ?? 1
+    var seed: UInt64 = environment("GRIDMON_SEED").flatMap { UInt64($0) } ?? 1
 
     @Flag(help: "Print the final report as JSON. [GRIDMON_JSON=1]")
-    var json: Bool = env("GRIDMON_JSON") == "1"
+    var json: Bool = environment("GRIDMON_JSON") == "1"
 
     @Flag(help: "No progress lines. [GRIDMON_QUIET=1]")
-    var quiet: Bool = env("GRIDMON_QUIET") == "1"
+    var quiet: Bool = environment("GRIDMON_QUIET") == "1"
 
     func validate() throws {
         guard let address = SocketAddress(parsing: target) else { throw ValidationError("--target: expected HOST:PORT (IPv4), got '\(target)'") }

@@ -7,11 +7,6 @@ import GridMonForest
 import GridMonPosix
 import GridMonServer
 
-/// A default taken from the environment variable `name`, so every flag has a GRIDMON_… twin.
-func env(_ name: String) -> String? {
-    guard let value = getenv(name) else { return nil }
-    return String(cString: value)
-}
 
 #if canImport(Glibc)
 import Glibc
@@ -29,73 +24,73 @@ struct StreamServer: ParsableCommand {
             """)
 
     @Option(help: "Address to listen on, HOST:PORT (port 0 = any free port). [GRIDMON_LISTEN]")
-    var listen: String = env("GRIDMON_LISTEN") ?? "127.0.0.1:7070"
+    var listen: String = environment("GRIDMON_LISTEN") ?? "127.0.0.1:7070"
 
     @Option(help: "Admin HTTP address (/metrics, /healthz, /readyz, /api/v1/nodes), HOST:PORT, or 'off'. [GRIDMON_ADMIN_LISTEN]")
-    var adminListen: String = env("GRIDMON_ADMIN_LISTEN") ?? "127.0.0.1:7071"
+    var adminListen: String = environment("GRIDMON_ADMIN_LISTEN") ?? "127.0.0.1:7071"
 
     @Option(help: "File of `TOKEN TENANT` lines that authenticate agents; reloaded on SIGHUP. [GRIDMON_TOKENS_FILE]")
-    var tokensFile: String = env("GRIDMON_TOKENS_FILE") ?? ""
+    var tokensFile: String = environment("GRIDMON_TOKENS_FILE") ?? ""
 
     @Flag(help: "Accept every agent without a token (demos only; logged loudly). [GRIDMON_INSECURE_NO_AUTH=1]")
-    var insecureNoAuth: Bool = env("GRIDMON_INSECURE_NO_AUTH") == "1"
+    var insecureNoAuth: Bool = environment("GRIDMON_INSECURE_NO_AUTH") == "1"
 
     @Option(help: "Reactor threads (epoll loops sharing the port via SO_REUSEPORT); default: one per core. [GRIDMON_THREADS]")
-    var threads: Int = env("GRIDMON_THREADS").flatMap { Int($0) } ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    var threads: Int = environment("GRIDMON_THREADS").flatMap { Int($0) } ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
     @Option(help: "Most open agent connections; more are refused. [GRIDMON_MAX_CONNECTIONS]")
-    var maxConnections: Int = env("GRIDMON_MAX_CONNECTIONS").flatMap { Int($0) } ?? 16_384
+    var maxConnections: Int = environment("GRIDMON_MAX_CONNECTIONS").flatMap { Int($0) } ?? 16_384
 
     @Option(help: "Most node streams on one connection. [GRIDMON_MAX_STREAMS]")
-    var maxStreams: Int = env("GRIDMON_MAX_STREAMS").flatMap { Int($0) } ?? 1024
+    var maxStreams: Int = environment("GRIDMON_MAX_STREAMS").flatMap { Int($0) } ?? 1024
 
     @Option(help: "Largest frame payload accepted, bytes (gRPC's default 4 MiB). [GRIDMON_MAX_FRAME_BYTES]")
-    var maxFrameBytes: Int = env("GRIDMON_MAX_FRAME_BYTES").flatMap { Int($0) } ?? 4 * 1024 * 1024
+    var maxFrameBytes: Int = environment("GRIDMON_MAX_FRAME_BYTES").flatMap { Int($0) } ?? 4 * 1024 * 1024
 
     @Option(help: "Close a connection that sent no Hello within this many ms. [GRIDMON_HANDSHAKE_TIMEOUT_MS]")
-    var handshakeTimeoutMs: UInt64 = env("GRIDMON_HANDSHAKE_TIMEOUT_MS").flatMap { UInt64($0) } ?? 10_000
+    var handshakeTimeoutMs: UInt64 = environment("GRIDMON_HANDSHAKE_TIMEOUT_MS").flatMap { UInt64($0) } ?? 10_000
 
     @Option(help: "Ping a connection silent this long (ms); close it after twice that; 0 = off. [GRIDMON_KEEPALIVE_MS]")
-    var keepaliveMs: UInt32 = env("GRIDMON_KEEPALIVE_MS").flatMap { UInt32($0) } ?? 15_000
+    var keepaliveMs: UInt32 = environment("GRIDMON_KEEPALIVE_MS").flatMap { UInt32($0) } ?? 15_000
 
     @Option(help: "outbox: keep every accepted sample in the durable on-disk outbox under --data-dir and ack after fsync (the embedded default store). none: keep nothing, ack at once (benchmarks of the server alone). [GRIDMON_STORE]")
-    var store: String = env("GRIDMON_STORE") ?? "outbox"
+    var store: String = environment("GRIDMON_STORE") ?? "outbox"
 
     @Option(help: "Directory of the outbox. [GRIDMON_DATA_DIR]")
-    var dataDir: String = env("GRIDMON_DATA_DIR") ?? "gridmon-data"
+    var dataDir: String = environment("GRIDMON_DATA_DIR") ?? "gridmon-data"
 
     @Option(help: "Group commit interval of the outbox, ms (acks wait at most about this long). [GRIDMON_COMMIT_INTERVAL_MS]")
-    var commitIntervalMs: Int = env("GRIDMON_COMMIT_INTERVAL_MS").flatMap { Int($0) } ?? 100
+    var commitIntervalMs: Int = environment("GRIDMON_COMMIT_INTERVAL_MS").flatMap { Int($0) } ?? 100
 
     @Option(help: "The outbox keeps at most this many bytes; the oldest segments go first. [GRIDMON_RETENTION_BYTES]")
-    var retentionBytes: Int = env("GRIDMON_RETENTION_BYTES").flatMap { Int($0) } ?? 1 << 30
+    var retentionBytes: Int = environment("GRIDMON_RETENTION_BYTES").flatMap { Int($0) } ?? 1 << 30
 
     @Option(help: "forest: Isolation Forests (node, tenant or default model). static: flag CPU, memory or disk at or above --threshold. [GRIDMON_SCORER]")
-    var scorer: String = env("GRIDMON_SCORER") ?? "forest"
+    var scorer: String = environment("GRIDMON_SCORER") ?? "forest"
 
     @Option(help: "Default model file (gridmon-train output); empty = the built-in default model. [GRIDMON_MODEL]")
-    var model: String = env("GRIDMON_MODEL") ?? ""
+    var model: String = environment("GRIDMON_MODEL") ?? ""
 
     @Option(help: "Directory of per-tenant models, one TENANT.gmf each; reloaded with --model on SIGHUP. [GRIDMON_TENANT_MODELS]")
-    var tenantModels: String = env("GRIDMON_TENANT_MODELS") ?? ""
+    var tenantModels: String = environment("GRIDMON_TENANT_MODELS") ?? ""
 
     @Option(help: "Samples of a node before its own model is fit (0 = no per-node models). [GRIDMON_NODE_WARMUP]")
-    var nodeWarmup: Int = env("GRIDMON_NODE_WARMUP").flatMap { Int($0) } ?? 3600
+    var nodeWarmup: Int = environment("GRIDMON_NODE_WARMUP").flatMap { Int($0) } ?? 3600
 
     @Option(help: "Samples between refits of a node's model. [GRIDMON_NODE_REFIT]")
-    var nodeRefit: Int = env("GRIDMON_NODE_REFIT").flatMap { Int($0) } ?? 3600
+    var nodeRefit: Int = environment("GRIDMON_NODE_REFIT").flatMap { Int($0) } ?? 3600
 
     @Option(help: "Rows of history kept per node for its model (reservoir sample). [GRIDMON_NODE_RESERVOIR]")
-    var nodeReservoir: Int = env("GRIDMON_NODE_RESERVOIR").flatMap { Int($0) } ?? 512
+    var nodeReservoir: Int = environment("GRIDMON_NODE_RESERVOIR").flatMap { Int($0) } ?? 512
 
     @Option(help: "Most per-node models held; further nodes keep the tenant/default model. [GRIDMON_NODE_MODELS_MAX]")
-    var nodeModelsMax: Int = env("GRIDMON_NODE_MODELS_MAX").flatMap { Int($0) } ?? 10_000
+    var nodeModelsMax: Int = environment("GRIDMON_NODE_MODELS_MAX").flatMap { Int($0) } ?? 10_000
 
     @Option(help: "static scorer: threshold on max(CPU, memory, disk)/100, 0...1. [GRIDMON_THRESHOLD]")
-    var threshold: Double = env("GRIDMON_THRESHOLD").flatMap { Double($0) } ?? 0.95
+    var threshold: Double = environment("GRIDMON_THRESHOLD").flatMap { Double($0) } ?? 0.95
 
     @Option(help: "Log level: debug, info, warn, error. [GRIDMON_LOG_LEVEL]")
-    var logLevel: String = env("GRIDMON_LOG_LEVEL") ?? "info"
+    var logLevel: String = environment("GRIDMON_LOG_LEVEL") ?? "info"
 
     func validate() throws {
         guard SocketAddress(parsing: listen) != nil else { throw ValidationError("--listen: expected HOST:PORT with an IPv4 host, got '\(listen)'") }

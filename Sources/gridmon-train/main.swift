@@ -9,7 +9,6 @@ import GridMonPosix
 import Glibc
 #endif
 
-func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
 
 /// Prints `message` to stderr and exits 1: the input, not the program, is at fault.
 func fail(_ message: String) -> Never {
@@ -58,27 +57,27 @@ struct Fit: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Fit a model on a CSV file with a header row.")
 
     @Option(help: "Training CSV (header row, numbers). [GRIDMON_TRAIN_DATA]")
-    var data: String = env("GRIDMON_TRAIN_DATA") ?? ""
+    var data: String = environment("GRIDMON_TRAIN_DATA") ?? ""
     @Option(help: "Model file to write. [GRIDMON_MODEL]")
-    var out: String = env("GRIDMON_MODEL") ?? "model.gmf"
+    var out: String = environment("GRIDMON_MODEL") ?? "model.gmf"
     @Option(help: "Comma-separated feature columns (default: all). [GRIDMON_FEATURES]")
-    var features: String = env("GRIDMON_FEATURES") ?? ""
+    var features: String = environment("GRIDMON_FEATURES") ?? ""
     @Option(help: "forest: one Isolation Forest over the features (scikit-learn's model). temporal: a forest per metric over its temporal features (value, delta, rolling mean and std, deviation), top-k vote; rows must be in time order. [GRIDMON_METHOD]")
-    var method: String = env("GRIDMON_METHOD") ?? "forest"
+    var method: String = environment("GRIDMON_METHOD") ?? "forest"
     @Option(help: "temporal: rolling window, in samples. [GRIDMON_WINDOW]")
-    var window: Int = env("GRIDMON_WINDOW").flatMap { Int($0) } ?? 10
+    var window: Int = environment("GRIDMON_WINDOW").flatMap { Int($0) } ?? 10
     @Option(help: "temporal: how many of the most anomalous metrics are averaged. [GRIDMON_TOP_K]")
-    var topK: Int = env("GRIDMON_TOP_K").flatMap { Int($0) } ?? 3
+    var topK: Int = environment("GRIDMON_TOP_K").flatMap { Int($0) } ?? 3
     @Option(help: "Number of trees t (per metric for temporal; default 100 for forest, 50 for temporal). [GRIDMON_TREES]")
-    var trees: Int = env("GRIDMON_TREES").flatMap { Int($0) } ?? 0
+    var trees: Int = environment("GRIDMON_TREES").flatMap { Int($0) } ?? 0
     @Option(help: "Subsample size ψ per tree. [GRIDMON_SUBSAMPLE]")
-    var subsample: Int = env("GRIDMON_SUBSAMPLE").flatMap { Int($0) } ?? 256
+    var subsample: Int = environment("GRIDMON_SUBSAMPLE").flatMap { Int($0) } ?? 256
     @Option(help: "Random seed (same seed + data = same model, bit for bit). [GRIDMON_SEED]")
-    var seed: UInt64 = env("GRIDMON_SEED").flatMap { UInt64($0) } ?? 0
+    var seed: UInt64 = environment("GRIDMON_SEED").flatMap { UInt64($0) } ?? 0
     @Option(help: "Expected anomaly fraction in (0, 0.5); sets the threshold at that quantile of training scores (0 = fixed threshold 0.5, scikit-learn's 'auto'). [GRIDMON_CONTAMINATION]")
-    var contamination: Double = env("GRIDMON_CONTAMINATION").flatMap { Double($0) } ?? 0
+    var contamination: Double = environment("GRIDMON_CONTAMINATION").flatMap { Double($0) } ?? 0
     @Option(help: "Creation time recorded in the model, Unix seconds (-1 = now; fix it for reproducible files). [GRIDMON_CREATED_UNIX]")
-    var createdUnix: Int64 = env("GRIDMON_CREATED_UNIX").flatMap { Int64($0) } ?? -1
+    var createdUnix: Int64 = environment("GRIDMON_CREATED_UNIX").flatMap { Int64($0) } ?? -1
 
     func validate() throws {
         guard !data.isEmpty else { throw ValidationError("--data is required") }
@@ -118,8 +117,8 @@ struct Fit: ParsableCommand {
 
 struct Score: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Score every row of a CSV file: one anomaly score (0...1) per line.")
-    @Option(help: "Model file. [GRIDMON_MODEL]") var model: String = env("GRIDMON_MODEL") ?? "model.gmf"
-    @Option(help: "CSV with the model's feature columns. [GRIDMON_DATA]") var data: String = env("GRIDMON_DATA") ?? ""
+    @Option(help: "Model file. [GRIDMON_MODEL]") var model: String = environment("GRIDMON_MODEL") ?? "model.gmf"
+    @Option(help: "CSV with the model's feature columns. [GRIDMON_DATA]") var data: String = environment("GRIDMON_DATA") ?? ""
     func validate() throws { guard !data.isEmpty else { throw ValidationError("--data is required") } }
     func run() throws {
         let detector = loadModel(model)
@@ -133,9 +132,9 @@ struct Score: ParsableCommand {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "ROC-AUC, PR-AUC (average precision) and best point-wise F1 against labels.")
-    @Option(help: "Model file. [GRIDMON_MODEL]") var model: String = env("GRIDMON_MODEL") ?? "model.gmf"
-    @Option(help: "Test CSV. [GRIDMON_DATA]") var data: String = env("GRIDMON_DATA") ?? ""
-    @Option(help: "Labels CSV: header, then one 0/1 per test row. [GRIDMON_LABELS]") var labels: String = env("GRIDMON_LABELS") ?? ""
+    @Option(help: "Model file. [GRIDMON_MODEL]") var model: String = environment("GRIDMON_MODEL") ?? "model.gmf"
+    @Option(help: "Test CSV. [GRIDMON_DATA]") var data: String = environment("GRIDMON_DATA") ?? ""
+    @Option(help: "Labels CSV: header, then one 0/1 per test row. [GRIDMON_LABELS]") var labels: String = environment("GRIDMON_LABELS") ?? ""
     @Flag(help: "Print JSON.") var json = false
     func validate() throws { guard !data.isEmpty, !labels.isEmpty else { throw ValidationError("--data and --labels are required") } }
     func run() throws {

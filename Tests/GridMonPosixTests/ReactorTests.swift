@@ -94,25 +94,9 @@ private func waitReadable(_ fd: Int32, millis: Int32 = 5000) -> Bool {
         var wakeUps = 0
         reactor.onWakeUp = { wakeUps += 1 }
         let handle = reactor.handle
-        let thread = Thread { handle.wakeUp(); usleep(20_000); handle.stop() }
+        let thread = PosixThread { handle.wakeUp(); usleep(20_000); handle.stop() }
         try reactor.run()
         thread.join()
         #expect(wakeUps >= 1)
     }
-}
-
-/// A minimal pthread wrapper for tests.
-final class Thread: @unchecked Sendable {
-    private var id = pthread_t()
-    private let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) {
-        self.body = body
-        let unmanaged = Unmanaged.passRetained(self)
-        pthread_create(&id, nil, { raw in
-            let thread = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
-            thread.body()
-            return nil
-        }, unmanaged.toOpaque())
-    }
-    func join() { pthread_join(id, nil) }
 }
