@@ -74,7 +74,7 @@ let package = Package(
         ),
         .target(
             name: "GridMonFlood",
-            dependencies: ["GridMonCore", "GridMonWire", "GridMonPosix", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["GridMonCore", "GridMonWire", "GridMonPosix", "GridMonForest", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .executableTarget(
             name: "gridmon-flood",

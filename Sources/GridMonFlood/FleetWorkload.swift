@@ -32,11 +32,20 @@ public enum Incident: String, CaseIterable, Sendable {
     }
 }
 
+/// Samples whose ground truth is known: the fleet simulator, or a replayed labelled file.
+public protocol LabelledWorkload: Sendable {
+    func sample(node: String, seq: UInt64) -> Sample
+    /// The labelled trouble `node` is in at `seq` (its kind, and the seq it started at), if any.
+    func label(node: String, seq: UInt64) -> (kind: String, start: UInt64)?
+    /// How many samples each node has to send (nil: as many as the run allows).
+    var samplesPerNode: UInt64? { get }
+}
+
 /// A realistic simulated fleet, deterministic in (seed, node, seq): each node has its own
 /// baseline, a daily cycle (one simulated day per 1440 samples) and noise; in each window of
 /// 600 samples a node starts an incident with probability `incidentRate`, at a random offset.
 /// Stateless, so a sample resent after a reconnect is the same sample. Pure.
-public struct FleetWorkload: Sendable {
+public struct FleetWorkload: LabelledWorkload {
     public let seed: UInt64
     public let incidentRate: Double
     static let window: UInt64 = 600
@@ -70,6 +79,12 @@ public struct FleetWorkload: Sendable {
         }
         return nil
     }
+
+    public func label(node: String, seq: UInt64) -> (kind: String, start: UInt64)? {
+        incident(node: node, seq: seq).map { ($0.kind.rawValue, $0.start) }
+    }
+
+    public var samplesPerNode: UInt64? { nil }
 
     public func sample(node: String, seq: UInt64) -> Sample {
         let b = baseline(node)
@@ -121,7 +136,7 @@ public struct DetectionTally: Sendable {
 
     public init() {}
 
-    public mutating func record(node: String, seq: UInt64, flagged: Bool, incident: (kind: Incident, start: UInt64)?) {
+    public mutating func record(node: String, seq: UInt64, flagged: Bool, incident: (kind: String, start: UInt64)?) {
         switch (incident != nil, flagged) {
         case (true, true): truePositives += 1
         case (false, true): falsePositives += 1
@@ -130,13 +145,13 @@ public struct DetectionTally: Sendable {
         }
         guard let incident else { return }
         let key = "\(node)#\(incident.start)"
-        var entry = byType[incident.kind.rawValue] ?? (0, 0, 0)
+        var entry = byType[incident.kind] ?? (0, 0, 0)
         if seenIncidents.insert(key).inserted { entry.incidents += 1 }
         if flagged && detectedIncidents.insert(key).inserted {
             entry.detected += 1
             entry.delaySum += seq - incident.start
         }
-        byType[incident.kind.rawValue] = entry
+        byType[incident.kind] = entry
     }
 
     public var precision: Double { truePositives + falsePositives == 0 ? 0 : Double(truePositives) / Double(truePositives + falsePositives) }

@@ -18,9 +18,9 @@ public final class FloodRun {
     /// Called once per second with the stats so far (progress display).
     public var onProgress: ((FloodStats, _ elapsedNs: UInt64) -> Void)?
     /// Called for every anomaly verdict, with the simulator's label when known.
-    public var onAnomaly: ((_ node: String, _ seq: UInt64, _ score: Double, _ incident: Incident?) -> Void)?
-    /// Fleet mode: the labels verdicts are scored against.
-    public let fleet: FleetWorkload?
+    public var onAnomaly: ((_ node: String, _ seq: UInt64, _ score: Double, _ label: String?) -> Void)?
+    /// Fleet and replay modes: the samples, and the labels verdicts are scored against.
+    public let fleet: LabelledWorkload?
 
     private var connections: [FloodConnection] = []
     private var started: UInt64 = 0
@@ -32,8 +32,8 @@ public final class FloodRun {
     public private(set) var sendingNs: UInt64 = 0
     public private(set) var elapsedNs: UInt64 = 0
 
-    /// - Parameter fleet: simulate this fleet (with labelled incidents) instead of `workload`.
-    public init(config: FloodConfig, fleet: FleetWorkload? = nil,
+    /// - Parameter fleet: send this labelled workload (simulated fleet, replayed file) instead of `workload`.
+    public init(config: FloodConfig, fleet: LabelledWorkload? = nil,
                 workload: @escaping (_ node: String, _ seq: UInt64) -> Sample = FloodRun.steadyWorkload) throws(SyscallError) {
         self.config = config
         self.reactor = try Reactor()
@@ -42,8 +42,8 @@ public final class FloodRun {
         self.workload = fleet.map { f in { node, seq in f.sample(node: node, seq: seq) } } ?? workload
         if fleet != nil { stats.detection = DetectionTally() }
         self.remaining = config.totalSamples ?? UInt64.max
-        if fleet != nil, let total = config.totalSamples {
-            remaining = max(1, total / UInt64(config.connections * config.streamsPerConnection)) * UInt64(config.connections * config.streamsPerConnection)
+        if let limit = perStreamLimit {
+            remaining = limit * UInt64(config.connections * config.streamsPerConnection)
         }
     }
 
@@ -52,8 +52,14 @@ public final class FloodRun {
     /// Fleet mode splits the count limit evenly across nodes, so a seed fixes exactly which
     /// samples every node sends (and the run's verdicts, for a deterministic server).
     var perStreamLimit: UInt64? {
-        guard fleet != nil, let total = config.totalSamples else { return nil }
-        return max(1, total / UInt64(config.connections * config.streamsPerConnection))
+        guard let fleet else { return nil }
+        let split = config.totalSamples.map { max(1, $0 / UInt64(config.connections * config.streamsPerConnection)) }
+        switch (split, fleet.samplesPerNode) {
+        case (let a?, let b?): return min(a, b)
+        case (let a?, nil): return a
+        case (nil, let b?): return b
+        case (nil, nil): return nil
+        }
     }
 
     /// A cheap, plausible sample: values vary with seq so frames are not all alike.
@@ -129,14 +135,14 @@ public final class FloodRun {
     }
 
     func anomaly(node: String, seq: UInt64, score: Double) {
-        onAnomaly?(node, seq, score, fleet?.incident(node: node, seq: seq)?.kind)
+        onAnomaly?(node, seq, score, fleet?.label(node: node, seq: seq)?.kind)
     }
 
     /// Scores the acknowledged `seqs` of `node` against the fleet's labels.
     func tally(node: String, seqs: ClosedRange<UInt64>, flagged: Set<UInt64>) {
         guard let fleet, stats.detection != nil else { return }
         for seq in seqs {
-            stats.detection!.record(node: node, seq: seq, flagged: flagged.contains(seq), incident: fleet.incident(node: node, seq: seq))
+            stats.detection!.record(node: node, seq: seq, flagged: flagged.contains(seq), incident: fleet.label(node: node, seq: seq))
         }
     }
 

@@ -15,6 +15,12 @@ public struct CSVTable: Sendable {
         public var line: Int
         public var reason: String
         public var description: String { line > 0 ? "\(file):\(line): \(reason)" : "\(file): \(reason)" }
+
+        public init(file: String, line: Int, reason: String) {
+            self.file = file
+            self.line = line
+            self.reason = reason
+        }
     }
 
     /// Parses `text`; `file` names it in errors.

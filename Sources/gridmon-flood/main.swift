@@ -5,6 +5,7 @@
 // 69 the run could not start (EX_UNAVAILABLE).
 import ArgumentParser
 import GridMonFlood
+import GridMonForest
 import GridMonPosix
 #if canImport(Glibc)
 import Glibc
@@ -28,11 +29,17 @@ struct Flood: ParsableCommand {
             Exit codes: 0 all acked, 1 unacked samples or errors, 64 bad flags, 69 cannot start.
             """)
 
-    @Option(help: "flood or fleet. [GRIDMON_MODE]")
+    @Option(help: "flood, fleet or replay. [GRIDMON_MODE]")
     var mode: String = environment("GRIDMON_MODE") ?? "flood"
 
     @Option(help: "fleet: chance per node per 600 samples that an incident starts. [GRIDMON_INCIDENT_RATE]")
     var incidentRate: Double = environment("GRIDMON_INCIDENT_RATE").flatMap { Double($0) } ?? 0.2
+
+    @Option(help: "replay: CSV (with header) whose rows every node sends in order. [GRIDMON_REPLAY_FILE]")
+    var replayFile: String = environment("GRIDMON_REPLAY_FILE") ?? ""
+
+    @Option(help: "replay: labels CSV, one 0/1 per row, to score the verdicts against. [GRIDMON_REPLAY_LABELS]")
+    var replayLabels: String = environment("GRIDMON_REPLAY_LABELS") ?? ""
 
     @Flag(help: "Print each anomaly verdict as it arrives (with the injected incident, in fleet mode). [GRIDMON_SHOW_ANOMALIES=1]")
     var showAnomalies: Bool = environment("GRIDMON_SHOW_ANOMALIES") == "1"
@@ -84,7 +91,8 @@ struct Flood: ParsableCommand {
         guard allowRemote || address.host.hasPrefix("127.") else {
             throw ValidationError("--target \(target) is not on loopback; pass --allow-remote to load another host on purpose")
         }
-        guard ["flood", "fleet"].contains(mode) else { throw ValidationError("--mode is flood or fleet") }
+        guard ["flood", "fleet", "replay"].contains(mode) else { throw ValidationError("--mode is flood, fleet or replay") }
+        guard mode != "replay" || !replayFile.isEmpty else { throw ValidationError("--mode replay needs --replay-file") }
         guard (0...1).contains(incidentRate) else { throw ValidationError("--incident-rate must be within 0...1") }
         guard samples > 0 || duration > 0 else { throw ValidationError("a run must be bounded: give --samples or --duration") }
         guard (1...60_000).contains(connections) else { throw ValidationError("--connections must be 1 ... 60000") }
@@ -109,7 +117,19 @@ struct Flood: ParsableCommand {
         config.seed = seed
 
         let flood: FloodRun
-        do { flood = try FloodRun(config: config, fleet: mode == "fleet" ? FleetWorkload(seed: seed, incidentRate: incidentRate) : nil) } catch {
+        var labelled: LabelledWorkload?
+        if mode == "fleet" { labelled = FleetWorkload(seed: seed, incidentRate: incidentRate) }
+        if mode == "replay" {
+            do {
+                let table = try CSVTable(parsing: Files.readText(replayFile), file: replayFile)
+                let labels = replayLabels.isEmpty ? nil : try CSVTable(parsing: Files.readText(replayLabels), file: replayLabels)
+                labelled = try ReplayWorkload(table: table, labels: labels)
+            } catch {
+                Log.error("bad_replay_input", ["error": error])
+                throw ExitCode(1)
+            }
+        }
+        do { flood = try FloodRun(config: config, fleet: labelled) } catch {
             Log.error("cannot_start", ["error": error])
             throw ExitCode(69)
         }
@@ -126,7 +146,7 @@ struct Flood: ParsableCommand {
         }
         if showAnomalies {
             flood.onAnomaly = { node, seq, score, incident in
-                let label = mode == "fleet" ? " incident=\(incident?.rawValue ?? "none")" : ""
+                let label = mode != "flood" ? " incident=\(incident ?? "none")" : ""
                 var line = "anomaly node=\(node) seq=\(seq) score=\(String(format3(score)))\(label)\n"
                 line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
             }

@@ -104,6 +104,41 @@ import Testing
         #expect(!NSDictionary(dictionary: first).isEqual(to: other))
     }
 
+    @Test func replayModeSendsEveryRowOfAFileAndScoresTheLabels() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-replay-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // 200 rows of a healthy server with an overload in rows 120...129, labelled.
+        var data = "cpu,memory,disk,temp_c\n"
+        var labels = "anomaly\n"
+        for row in 0..<200 {
+            let overloaded = (120..<130).contains(row)
+            data += overloaded ? "100,99,99,90\n" : "\(30 + row % 7),\(50 + row % 3),55,41\n"
+            labels += overloaded ? "1\n" : "0\n"
+        }
+        try data.write(to: directory.appendingPathComponent("data.csv"), atomically: true, encoding: .utf8)
+        try labels.write(to: directory.appendingPathComponent("labels.csv"), atomically: true, encoding: .utf8)
+        let server = try ServerProcess(["--insecure-no-auth", "--node-warmup", "0"])
+        let run = try runBinary("gridmon-flood", [
+            "--target", "\(server.address)", "--mode", "replay", "--replay-file", directory.appendingPathComponent("data.csv").path,
+            "--replay-labels", directory.appendingPathComponent("labels.csv").path, "--connections", "2", "--streams", "3",
+            "--samples", "0", "--duration", "30", "--batch", "25", "--json", "--quiet",
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        let json = try report(run.stdout)
+        #expect(json["samples_sent"] as? Int == 1200 && json["samples_acked"] as? Int == 1200)  // 200 rows × 6 nodes
+        let detection = try #require(json["detection"] as? [String: Any])
+        let labelled = try #require((detection["by_incident"] as? [String: [String: Any]])?["labelled"])
+        #expect(labelled["incidents"] as? Int == 6 && labelled["detected"] as? Int == 6)
+        #expect((detection["precision"] as? Double ?? 0) > 0.9)
+        // A bad labels file is a clear error, exit 1.
+        try "anomaly\n1\n".write(to: directory.appendingPathComponent("short.csv"), atomically: true, encoding: .utf8)
+        let bad = try runBinary("gridmon-flood", ["--target", "\(server.address)", "--mode", "replay", "--replay-file",
+                                                  directory.appendingPathComponent("data.csv").path, "--replay-labels",
+                                                  directory.appendingPathComponent("short.csv").path, "--samples", "10"])
+        #expect(bad.status == 1 && bad.stderr.contains("1 labels for 200 rows"))
+    }
+
     @Test func refusesUnboundedRunsAndRemoteTargets() throws {
         #expect(try runBinary("gridmon-flood", ["--samples", "0", "--duration", "0"]).status == 64)
         let remote = try runBinary("gridmon-flood", ["--target", "192.0.2.1:7070", "--samples", "10"])
