@@ -160,6 +160,37 @@ import Testing
         #expect(!server.log.contains("event=stopped"))
     }
 
+    @Test func configuredLimitsAreEnforcedCountedAndLogged() throws {
+        let server = try ServerProcess(["--insecure-no-auth", "--max-connections", "2", "--max-frame-bytes", "256", "--max-streams", "1"])
+        let first = try TestClient(server.address)
+        _ = try first.hello(node: "a", stream: 1)
+        // One stream per connection: the second Hello on it is refused, the connection stays.
+        try first.send(.hello(Hello(nodeID: "b", streamID: 2)))
+        guard case .error(let refused)? = try first.receive() else { Issue.record("no error"); return }
+        #expect(refused.code == .resourceExhausted && refused.streamID == 2)
+        // A frame over --max-frame-bytes: RESOURCE_EXHAUSTED and close.
+        let second = try TestClient(server.address)
+        try second.send(batch(1, 1...10))  // ~10 samples × ~95 bytes > 256
+        #expect(errorCode(try second.drainUntilClosed()) == .resourceExhausted)
+        // Two connections open (first, and a third one now): a fourth is refused at accept.
+        let third = try TestClient(server.address)
+        _ = try third.hello(node: "c", stream: 1)
+        let fourth = try TestClient(server.address)
+        _ = try fourth.drainUntilClosed()
+        #expect(fourth.closedByPeer)
+        let metrics = try httpGet(try #require(server.adminAddress), "/metrics").body
+        #expect(metric(metrics, "gridmon_connections_rejected_total") == 1)
+        #expect(metric(metrics, "gridmon_protocol_violations_total{reason=\"max_streams\"}") == 1)
+        #expect(metric(metrics, "gridmon_decode_errors_total{kind=\"oversize_frame\"}") == 1)
+        #expect(server.logContains("what=max_connections"))
+        #expect(server.logContains("what=max_streams"))
+        // The first connection still flows.
+        try first.send(batch(1, 1...2))
+        var durable: UInt64 = 0
+        while durable < 2, case .ack(let ack)? = try first.receive() { durable = ack.durableSeq }
+        #expect(durable == 2)
+    }
+
     @Test func athousandConcurrentConnections() throws {
         let server = try ServerProcess()
         var clients: [TestClient] = []
