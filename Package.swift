@@ -69,7 +69,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "gridmon-stream-server",
-            dependencies: ["GridMonServer", "GridMonPosix", "GridMonForest", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridMonServer", "GridMonPosix", "GridMonForest", "GridMonStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             exclude: ["Models"]
         ),
         .target(
