@@ -198,6 +198,18 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
         try removeOldestSegments { freed in freed < bytes }
     }
 
+    /// Deletes the oldest segments last written before `unixSeconds` (file modification time:
+    /// a segment is written in record order, so its last write dates its newest record),
+    /// never the one being written. Returns the bytes freed.
+    @discardableResult
+    public func deleteSegments(lastWrittenBefore unixSeconds: Int) throws(SyscallError) -> Int {
+        try removeOldestSegments { _ in
+            var info = stat()
+            guard stat(self.segments[0].path, &info) == 0 else { return false }
+            return info.st_mtim.tv_sec < unixSeconds
+        }
+    }
+
     /// Unlinks the oldest segment while `more(bytesFreedSoFar)` says so, never the one being
     /// written; then syncs the directory and the byte count. Returns the bytes freed.
     private func removeOldestSegments(while more: (Int) -> Bool) throws(SyscallError) -> Int {

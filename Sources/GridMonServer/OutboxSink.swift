@@ -24,6 +24,7 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
 
     private let commitIntervalNs: UInt64
     private let retentionBytes: Int
+    private let retentionSeconds: Int
     private let waiting = Mutex<[(ticket: UInt64, record: NodeRecord, seq: UInt64)]>([])
     private let uncommitted = Atomic<Int>(0)
     private let durable = Atomic<UInt64>(0)
@@ -39,10 +40,12 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     private var thread: PosixThread?
 
     /// Opens (and recovers) the outbox in `directory`.
+    /// - Parameter retentionSeconds: segments last written longer ago are deleted (0 = keep).
     public init(directory: String, commitIntervalNs: UInt64 = 100_000_000, retentionBytes: Int = 1 << 30,
-                segmentBytes: Int = 64 << 20) throws(SyscallError) {
+                retentionSeconds: Int = 0, segmentBytes: Int = 64 << 20) throws(SyscallError) {
         self.commitIntervalNs = commitIntervalNs
         self.retentionBytes = retentionBytes
+        self.retentionSeconds = retentionSeconds
         var nodes: [String: (tenant: String, seq: UInt64)] = [:]
         var undecodable = 0
         (outbox, recovery) = try Outbox.open(directory: directory, segmentBytes: segmentBytes) { _, payload in
@@ -171,8 +174,16 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
             + "gridmon_line_protocol_dropped_total{what=\"point\"} \(d.points)\n"
     }
 
-    /// The embedded store keeps at most `retentionBytes`: oldest segments go first.
+    /// The embedded store keeps at most `retentionBytes`, and nothing older than
+    /// `retentionSeconds`: oldest segments go first.
     private func enforceRetention() {
+        if retentionSeconds > 0, outbox.segmentPaths.count > 1 {
+            let cutoff = Int(Clock.unixNanos() / 1_000_000_000) - retentionSeconds
+            if let freed = try? outbox.deleteSegments(lastWrittenBefore: cutoff), freed > 0 {
+                retentionDeletedBytes.add(UInt64(freed))
+                Log.info("outbox_retention", ["deleted_bytes": freed, "reason": "age", "limit_seconds": retentionSeconds])
+            }
+        }
         guard outbox.totalBytes > retentionBytes, outbox.segmentPaths.count > 1 else { return }
         let total = outbox.totalBytes
         // Delete whole segments from the oldest until under the limit (never the current one).

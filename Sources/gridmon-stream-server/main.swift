@@ -74,6 +74,9 @@ struct StreamServer: ParsableCommand {
     @Option(help: "The outbox keeps at most this many bytes; the oldest segments go first. [GRIDMON_RETENTION_BYTES]")
     var retentionBytes: Int = environment("GRIDMON_RETENTION_BYTES").flatMap { Int($0) } ?? 1 << 30
 
+    @Option(help: "The outbox keeps nothing older than this many hours (0 = no age limit). [GRIDMON_RETENTION_HOURS]")
+    var retentionHours: Double = environment("GRIDMON_RETENTION_HOURS").flatMap { Double($0) } ?? 168
+
     @Option(help: "forest: Isolation Forests (node, tenant or default model). static: flag CPU, memory or disk at or above --threshold. [GRIDMON_SCORER]")
     var scorer: String = environment("GRIDMON_SCORER") ?? "forest"
 
@@ -115,6 +118,7 @@ struct StreamServer: ParsableCommand {
         guard maxFrameBytes >= 64, maxFrameBytes <= Int(UInt32.max) else { throw ValidationError("--max-frame-bytes must be 64 ... 4294967295") }
         guard (0...1).contains(threshold) else { throw ValidationError("--threshold must be within 0...1") }
         guard ["outbox", "none"].contains(store) else { throw ValidationError("--store is outbox or none") }
+        guard retentionHours >= 0 else { throw ValidationError("--retention-hours must not be negative") }
         guard (1...10_000).contains(commitIntervalMs), retentionBytes >= 1 << 20 else {
             throw ValidationError("--commit-interval-ms 1...10000, --retention-bytes at least 1 MiB")
         }
@@ -176,7 +180,7 @@ struct StreamServer: ParsableCommand {
         if store == "outbox" {
             do {
                 let outbox = try OutboxSink(directory: dataDir, commitIntervalNs: UInt64(commitIntervalMs) * 1_000_000,
-                                            retentionBytes: retentionBytes)
+                                            retentionBytes: retentionBytes, retentionSeconds: Int(retentionHours * 3600))
                 let r = outbox.recovery
                 Log.info("outbox_opened", ["dir": dataDir, "segments": r.segments, "records": r.records,
                                            "nodes": outbox.restoredNodes.count, "truncated_bytes": r.truncatedBytes,

@@ -109,6 +109,23 @@ import Testing
         #expect(outbox.segmentPaths.count == 1)  // the one being written stays
     }
 
+    @Test func segmentsPastTheAgeLimitAreDeleted() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (outbox, _, _) = try reopen()
+        for i in 1...200 {
+            outbox.append(payload(i))
+            if i % 10 == 0 { try outbox.commit() }
+        }
+        let paths = outbox.segmentPaths
+        #expect(paths.count >= 3)
+        // The two oldest segments were last written a day ago.
+        let dayAgo = Date().addingTimeInterval(-86_400)
+        for path in paths.prefix(2) { try FileManager.default.setAttributes([.modificationDate: dayAgo], ofItemAtPath: path) }
+        let freed = try outbox.deleteSegments(lastWrittenBefore: Int(Date().timeIntervalSince1970) - 3600)
+        #expect(freed > 0)
+        #expect(outbox.segmentPaths == Array(paths.dropFirst(2)))
+    }
+
     @Test func unwritableDirectoryIsANamedError() {
         #expect(throws: SyscallError.self) { _ = try Outbox.open(directory: "/proc/gridmon-cannot-exist/outbox") }
     }
