@@ -59,17 +59,26 @@ let package = Package(
             name: "GridMonPosix",
             dependencies: ["CGridMonPosix"]
         ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(
+            name: "GridMonSink",
+            dependencies: ["CCurl", "GridMonPosix"]
+        ),
         .target(
             name: "GridMonOutbox",
             dependencies: ["GridMonStore", "GridMonPosix"]
         ),
         .target(
             name: "GridMonServer",
-            dependencies: ["GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore", "GridMonStore", "GridMonOutbox"]
+            dependencies: ["GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore", "GridMonStore", "GridMonOutbox", "GridMonSink"]
         ),
         .executableTarget(
             name: "gridmon-stream-server",
-            dependencies: ["GridMonServer", "GridMonPosix", "GridMonForest", "GridMonStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridMonServer", "GridMonPosix", "GridMonForest", "GridMonStore", "GridMonSink", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             exclude: ["Models"]
         ),
         .target(

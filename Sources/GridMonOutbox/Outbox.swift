@@ -38,9 +38,11 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     }
 
     private let state = Mutex(State())
+    /// The segment being written; touched by the committer only.
     private var current: SegmentFile?
-    /// Segments on disk: first record number and path, oldest first.
-    private var segments: [(first: UInt64, path: String)] = []
+    /// Segments on disk: first record number and path, oldest first. Locked: the committer
+    /// appends, a shipper thread reads and deletes.
+    private let segments = Mutex<[(first: UInt64, path: String)]>([])
 
     private init(directory: String, segmentBytes: Int) {
         self.directory = directory
@@ -85,7 +87,7 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
             recovery.records += scan.payloads.count
             for (i, range) in scan.payloads.enumerated() { replay(scan.firstRecord + UInt64(i), bytes[range]) }
             next = max(next, scan.firstRecord + UInt64(scan.payloads.count))
-            outbox.segments.append((scan.firstRecord, path))
+            outbox.segments.withLock { $0.append((scan.firstRecord, path)) }
             disk += scan.validLength
         }
         outbox.state.withLock { state in
@@ -93,7 +95,7 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
             state.durableRecord = next - 1
             state.diskBytes = disk
         }
-        if let last = outbox.segments.last { outbox.current = try SegmentFile(path: last.path) }
+        if let last = outbox.segments.withLock({ $0.last }) { outbox.current = try SegmentFile(path: last.path) }
         return (outbox, recovery)
     }
 
@@ -144,7 +146,7 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
                 let file = try SegmentFile(path: path)
                 if file.size == 0 { try file.append(OutboxSegment.header(firstRecord: firstRecord)) }
                 try SegmentFile.syncDirectory(directory)
-                segments.append((firstRecord, path))
+                segments.withLock { $0.append((firstRecord, path)) }
                 current = file
                 state.withLock { $0.diskBytes += OutboxSegment.headerSize }
             }
@@ -169,8 +171,9 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     public func read(from first: UInt64, limit: Int) throws(SyscallError) -> [(UInt64, [UInt8])] {
         var out: [(UInt64, [UInt8])] = []
         let durable = durableRecord
-        for (index, segment) in segments.enumerated() {
-            let next = index + 1 < segments.count ? segments[index + 1].first : UInt64.max
+        let list = segments.withLock { $0 }
+        for (index, segment) in list.enumerated() {
+            let next = index + 1 < list.count ? list[index + 1].first : UInt64.max
             guard next > first else { continue }
             let bytes = try Files.read(segment.path)
             let scan = OutboxSegment.scan(bytes)
@@ -188,14 +191,14 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     /// the one being written. Returns the bytes freed.
     @discardableResult
     public func deleteSegments(upTo record: UInt64) throws(SyscallError) -> Int {
-        try removeOldestSegments { _ in self.segments[1].first - 1 <= record }
+        try removeOldestSegments { _, list in list[1].first - 1 <= record }
     }
 
     /// Deletes the oldest segments (never the one being written) until at least `bytes` were
     /// freed or only the current segment is left. Returns the bytes freed.
     @discardableResult
     public func deleteOldest(bytesOver bytes: Int) throws(SyscallError) -> Int {
-        try removeOldestSegments { freed in freed < bytes }
+        try removeOldestSegments { freed, _ in freed < bytes }
     }
 
     /// Deletes the oldest segments last written before `unixSeconds` (file modification time:
@@ -203,32 +206,41 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     /// never the one being written. Returns the bytes freed.
     @discardableResult
     public func deleteSegments(lastWrittenBefore unixSeconds: Int) throws(SyscallError) -> Int {
-        try removeOldestSegments { _ in
+        try removeOldestSegments { _, list in
             var info = stat()
-            guard stat(self.segments[0].path, &info) == 0 else { return false }
+            guard stat(list[0].path, &info) == 0 else { return false }
             return info.st_mtim.tv_sec < unixSeconds
         }
     }
 
     /// Unlinks the oldest segment while `more(bytesFreedSoFar)` says so, never the one being
     /// written; then syncs the directory and the byte count. Returns the bytes freed.
-    private func removeOldestSegments(while more: (Int) -> Bool) throws(SyscallError) -> Int {
+    private func removeOldestSegments(while more: (Int, [(first: UInt64, path: String)]) -> Bool) throws(SyscallError) -> Int {
         var freed = 0
-        while segments.count > 1, more(freed) {
-            let path = segments.removeFirst().path
-            var info = stat()
-            if stat(path, &info) == 0 { freed += Int(info.st_size) }
-            try syscallChecked("unlink(\(path))") { unlink(path) }
+        var failure: SyscallError?
+        segments.withLock { list in
+            while list.count > 1, more(freed, list) {
+                let path = list[0].path
+                var info = stat()
+                let size = stat(path, &info) == 0 ? Int(info.st_size) : 0
+                if unlink(path) != 0 {
+                    failure = SyscallError(call: "unlink(\(path))", errno: errno)
+                    return
+                }
+                list.removeFirst()
+                freed += size
+            }
         }
         if freed > 0 {
             try SegmentFile.syncDirectory(directory)
             state.withLock { $0.diskBytes -= freed }
         }
+        if let failure { throw failure }
         return freed
     }
 
     /// Segment files on disk, oldest first (for retention and tests).
-    public var segmentPaths: [String] { segments.map(\.path) }
+    public var segmentPaths: [String] { segments.withLock { $0.map(\.path) } }
 
     static func name(_ firstRecord: UInt64) -> String {
         let digits = String(firstRecord)

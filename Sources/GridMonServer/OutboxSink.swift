@@ -19,6 +19,10 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     public let recovery: OutboxRecovery
     /// Per node found on disk at start: tenant and durable seq.
     public private(set) var restoredNodes: [String: (tenant: String, seq: UInt64)] = [:]
+    /// Ships the outbox to InfluxDB when configured; then the outbox is a queue, not the store:
+    /// delivered segments are deleted, retention is off, and past `retentionBytes` of
+    /// undelivered data the server stops reading agents (they buffer) instead of dropping.
+    public var shipper: OutboxShipper?
     /// Called on the committer thread after each commit, with the new durable ticket.
     private var onDurable: (@Sendable (UInt64) -> Void)?
 
@@ -57,8 +61,12 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         if undecodable > 0 { Log.warning("outbox_undecodable_records", ["count": undecodable]) }
     }
 
-    public var isReady: Bool { ready.load(ordering: .relaxed) }
-    public var queuedSamples: Int { uncommitted.load(ordering: .relaxed) }
+    public var isReady: Bool { ready.load(ordering: .relaxed) && (shipper?.isReady ?? true) }
+    public var queuedSamples: Int {
+        let waiting = uncommitted.load(ordering: .relaxed)
+        // Shipping to InfluxDB: a full outbox means "stop reading" until delivery frees room.
+        return shipper != nil && outbox.totalBytes >= retentionBytes ? max(waiting, highWater) : waiting
+    }
     /// Past this many samples waiting for fsync (a stalled disk), agents are not read.
     public var highWater: Int { 1_000_000 }
     public var lowWater: Int { 500_000 }
@@ -95,6 +103,7 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         guard thread == nil else { return }
         self.onDurable = onDurable
         thread = PosixThread { [self] in commitLoop() }
+        shipper?.start()
     }
 
     /// Commits what is left and stops the committer (server shutdown: drain, flush, fsync).
@@ -104,6 +113,7 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         thread.join()
         self.thread = nil
         commitOnce()
+        shipper?.stop()
     }
 
     private func commitLoop() {
@@ -162,7 +172,15 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         func line(_ name: String, _ type: String, _ help: String, _ value: CustomStringConvertible) -> String {
             "# HELP gridmon_\(name) \(help)\n# TYPE gridmon_\(name) \(type)\ngridmon_\(name) \(value)\n"
         }
-        return histogram + line("outbox_bytes", "gauge", "Bytes in the durable outbox (segment files and buffer).", outbox.totalBytes)
+        var shipping = ""
+        if let shipper {
+            shipping = line("influx_lines_written_total", "counter", "Lines InfluxDB accepted.", shipper.shippedLines.value)
+                + line("influx_posts_total", "counter", "Write requests sent to InfluxDB.", shipper.posts.value)
+                + line("influx_failures_total", "counter", "Writes that failed or were refused (retried).", shipper.failures.value)
+                + line("influx_dead_letter_lines_total", "counter", "Lines InfluxDB rejected, kept in dead-letter.lp.", shipper.deadLetterLines.value)
+                + line("influx_shipped_record", "gauge", "Last outbox record delivered.", shipper.cursorRecord.load(ordering: .relaxed))
+        }
+        return histogram + shipping + line("outbox_bytes", "gauge", "Bytes in the durable outbox (segment files and buffer).", outbox.totalBytes)
             + line("outbox_durable_record", "gauge", "Highest outbox record fsync'ed.", durableTicket)
             + line("outbox_commits_total", "counter", "Group commits (write + fdatasync).", commits.value)
             + line("outbox_commit_failures_total", "counter", "Commits that failed (retried; acks wait).", commitFailures.value)
@@ -177,6 +195,7 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     /// The embedded store keeps at most `retentionBytes`, and nothing older than
     /// `retentionSeconds`: oldest segments go first.
     private func enforceRetention() {
+        guard shipper == nil else { return }  // undelivered data is never deleted
         if retentionSeconds > 0, outbox.segmentPaths.count > 1 {
             let cutoff = Int(Clock.unixNanos() / 1_000_000_000) - retentionSeconds
             if let freed = try? outbox.deleteSegments(lastWrittenBefore: cutoff), freed > 0 {

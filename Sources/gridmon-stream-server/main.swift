@@ -4,6 +4,7 @@
 // (EX_USAGE); 69 cannot listen or start (EX_UNAVAILABLE).
 import ArgumentParser
 import GridMonForest
+import GridMonSink
 import GridMonStore
 import GridMonPosix
 import GridMonServer
@@ -77,6 +78,39 @@ struct StreamServer: ParsableCommand {
     @Option(help: "The outbox keeps nothing older than this many hours (0 = no age limit). [GRIDMON_RETENTION_HOURS]")
     var retentionHours: Double = environment("GRIDMON_RETENTION_HOURS").flatMap { Double($0) } ?? 168
 
+    @Option(help: "InfluxDB base URL, e.g. http://127.0.0.1:8086; empty = the outbox is the store. [GRIDMON_INFLUX_URL]")
+    var influxURL: String = environment("GRIDMON_INFLUX_URL") ?? ""
+
+    @Option(help: "InfluxDB write API: v1 (/write?db=) or v2 (/api/v2/write). [GRIDMON_INFLUX_API]")
+    var influxAPI: String = environment("GRIDMON_INFLUX_API") ?? "v1"
+
+    @Option(help: "v1: database; {tenant} is replaced by the tenant. [GRIDMON_INFLUX_DB]")
+    var influxDB: String = environment("GRIDMON_INFLUX_DB") ?? "gridmon_{tenant}"
+
+    @Option(help: "v1: retention policy (empty = the database's default). [GRIDMON_INFLUX_RP]")
+    var influxRP: String = environment("GRIDMON_INFLUX_RP") ?? ""
+
+    @Option(help: "v1: user name. [GRIDMON_INFLUX_USER]")
+    var influxUser: String = environment("GRIDMON_INFLUX_USER") ?? ""
+
+    @Option(help: "v1: password. [GRIDMON_INFLUX_PASSWORD]")
+    var influxPassword: String = environment("GRIDMON_INFLUX_PASSWORD") ?? ""
+
+    @Option(help: "v2: organization. [GRIDMON_INFLUX_ORG]")
+    var influxOrg: String = environment("GRIDMON_INFLUX_ORG") ?? "gridmon"
+
+    @Option(help: "v2: bucket; {tenant} is replaced by the tenant. [GRIDMON_INFLUX_BUCKET]")
+    var influxBucket: String = environment("GRIDMON_INFLUX_BUCKET") ?? "gridmon_{tenant}"
+
+    @Option(help: "v2: API token (sent as Authorization: Token …). [GRIDMON_INFLUX_TOKEN]")
+    var influxToken: String = environment("GRIDMON_INFLUX_TOKEN") ?? ""
+
+    @Flag(help: "v1: create a missing database instead of waiting for it. [GRIDMON_INFLUX_CREATE=1]")
+    var influxCreate: Bool = environment("GRIDMON_INFLUX_CREATE") == "1"
+
+    @Option(help: "Most lines per write request. [GRIDMON_INFLUX_BATCH_LINES]")
+    var influxBatchLines: Int = environment("GRIDMON_INFLUX_BATCH_LINES").flatMap { Int($0) } ?? 5000
+
     @Option(help: "forest: Isolation Forests (node, tenant or default model). static: flag CPU, memory or disk at or above --threshold. [GRIDMON_SCORER]")
     var scorer: String = environment("GRIDMON_SCORER") ?? "forest"
 
@@ -118,6 +152,12 @@ struct StreamServer: ParsableCommand {
         guard maxFrameBytes >= 64, maxFrameBytes <= Int(UInt32.max) else { throw ValidationError("--max-frame-bytes must be 64 ... 4294967295") }
         guard (0...1).contains(threshold) else { throw ValidationError("--threshold must be within 0...1") }
         guard ["outbox", "none"].contains(store) else { throw ValidationError("--store is outbox or none") }
+        guard ["v1", "v2"].contains(influxAPI) else { throw ValidationError("--influx-api is v1 or v2") }
+        guard influxURL.isEmpty || influxURL.hasPrefix("http://") || influxURL.hasPrefix("https://") else {
+            throw ValidationError("--influx-url must start with http:// or https://")
+        }
+        guard influxURL.isEmpty || store == "outbox" else { throw ValidationError("--influx-url needs --store outbox (the queue it ships from)") }
+        guard (1...1_000_000).contains(influxBatchLines) else { throw ValidationError("--influx-batch-lines 1...1000000") }
         guard retentionHours >= 0 else { throw ValidationError("--retention-hours must not be negative") }
         guard (1...10_000).contains(commitIntervalMs), retentionBytes >= 1 << 20 else {
             throw ValidationError("--commit-interval-ms 1...10000, --retention-bytes at least 1 MiB")
@@ -186,6 +226,16 @@ struct StreamServer: ParsableCommand {
                                            "nodes": outbox.restoredNodes.count, "truncated_bytes": r.truncatedBytes,
                                            "quarantined": r.quarantined.count])
                 for item in r.quarantined { Log.error("outbox_segment_quarantined", ["detail": item]) }
+                if !influxURL.isEmpty {
+                    InfluxWriter.globalInit()
+                    let api: InfluxTarget.API = influxAPI == "v1"
+                        ? .v1(database: influxDB, retentionPolicy: influxRP, username: influxUser, password: influxPassword)
+                        : .v2(org: influxOrg, bucket: influxBucket, token: influxToken)
+                    outbox.shipper = OutboxShipper(outbox: outbox.outbox, target: InfluxTarget(baseURL: influxURL, api: api),
+                                                   directory: dataDir, createContainers: influxCreate, batchLines: influxBatchLines)
+                    Log.info("influx_target", ["url": influxURL, "api": influxAPI,
+                                               "container": influxAPI == "v1" ? influxDB : influxBucket])
+                }
                 sink = outbox
             } catch {
                 Log.error("cannot_start", ["error": error, "dir": dataDir])
