@@ -7,13 +7,16 @@ final class InfluxProcess {
     let process = Process()
     let port: UInt16
     let directory: String
+    /// Removes `directory` when done (false when reusing another instance's data).
+    private let ownsDirectory: Bool
 
     static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/influxd") }
 
     /// Starts influxd on `port` (a free one when nil) and waits until it answers /ping.
-    init(port: UInt16? = nil, directory: String? = nil) throws {
+    init(port: UInt16? = nil, directory: String? = nil, authentication: Bool = false) throws {
         self.port = try port ?? freeLoopbackPort()
         self.directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-influx-\(UUID())").path
+        ownsDirectory = directory == nil
         let rpc = try freeLoopbackPort()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/influxd")
         process.environment = [
@@ -21,6 +24,7 @@ final class InfluxProcess {
             "INFLUXDB_META_DIR": self.directory + "/meta", "INFLUXDB_DATA_DIR": self.directory + "/data",
             "INFLUXDB_DATA_WAL_DIR": self.directory + "/wal", "INFLUXDB_REPORTING_DISABLED": "true",
             "INFLUXDB_HTTP_LOG_ENABLED": "false", "INFLUXDB_DATA_QUERY_LOG_ENABLED": "false",
+            "INFLUXDB_HTTP_AUTH_ENABLED": authentication ? "true" : "false",
         ]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -39,12 +43,15 @@ final class InfluxProcess {
 
     deinit {
         stop()
-        try? FileManager.default.removeItem(atPath: directory)
+        if ownsDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     /// Runs an InfluxQL query against `db`; returns the parsed JSON.
+    /// Credentials for queries when authentication is on.
+    var credentials = ""
+
     func query(_ db: String, _ q: String) throws -> [String: Any] {
-        let body = try influxRequest(port, "GET", "/query?db=\(percent(db))&q=\(percent(q))").body
+        let body = try influxRequest(port, "GET", "/query?db=\(percent(db))&q=\(percent(q))\(credentials)").body
         return try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
     }
 

@@ -63,6 +63,71 @@ struct InfluxTests {
         #expect(server.logContains("event=influx_writes_recovered"))
     }
 
+    @Test func influxdStoppedMidStreamAndTheServerSigkilledLoseNothingAndDuplicateNothing() throws {
+        let influx = try InfluxProcess()
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-e2e-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let port = try freeLoopbackPort()
+        let args = ["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(influx.port)", "--influx-create"]
+        var server: ServerProcess? = try ServerProcess(args, listen: "127.0.0.1:\(port)", dataDir: dataDir)
+        var client: TestClient? = try TestClient(server!.address)
+        _ = try client!.hello(node: "steady", stream: 1)
+        try client!.send(batch(1, 1...100))
+        try ackedThrough(client!, 1, 100)
+        #expect(try influx.waitForCount("gridmon_default", 100) == 100)
+
+        // influxd goes away mid-stream; samples keep being acked from the outbox.
+        influx.stop()
+        try client!.send(batch(1, 101...200))
+        try ackedThrough(client!, 1, 200)
+        usleep(1_500_000)
+        // The server is SIGKILLed too, and comes back on the same outbox.
+        #expect(server?.stop(signal: SIGKILL) == SIGKILL)
+        client = nil
+        server = nil
+        let restartedInflux = try InfluxProcess(port: influx.port, directory: influx.directory)
+        server = try ServerProcess(args, listen: "127.0.0.1:\(port)", dataDir: dataDir)
+        client = try TestClient(server!.address)
+        #expect(try client!.hello(node: "steady", stream: 1).durableSeq == 200)
+        try client!.send(batch(1, 201...250))
+        try ackedThrough(client!, 1, 250)
+        // Every acked sample exactly once: 250 points, no more.
+        #expect(try restartedInflux.waitForCount("gridmon_default", 250, seconds: 60) == 250)
+        usleep(500_000)
+        #expect(try restartedInflux.count("gridmon_default") == 250)
+    }
+
+    @Test func refusedCredentialsKeepTheDataAndSayNotReadyUntilFixed() throws {
+        let influx = try InfluxProcess(authentication: true)
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-auth-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        // Authentication takes effect once an admin exists.
+        #expect(try influxRequest(influx.port, "POST", "/query?q=\(percent("CREATE USER admin WITH PASSWORD 'pw' WITH ALL PRIVILEGES"))").status == 200)
+        influx.credentials = "&u=admin&p=pw"
+        #expect(try influxRequest(influx.port, "POST", "/query?q=\(percent("CREATE DATABASE gridmon_default"))&u=admin&p=pw").status == 200)
+        // No credentials: InfluxDB answers 401.
+        var server: ServerProcess? = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(influx.port)"], dataDir: dataDir)
+        let client = try TestClient(server!.address)
+        _ = try client.hello(node: "locked", stream: 1)
+        try client.send(batch(1, 1...30))
+        try ackedThrough(client, 1, 30)
+        #expect(server!.logContains("event=influx_unauthorized"))
+        #expect(try httpGet(try #require(server!.adminAddress), "/readyz").status == 503)
+        #expect(server?.stop() == 0)
+        server = nil
+
+        // The operator gives the server the credentials and restarts it: nothing was lost.
+        let fixed = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(influx.port)", "--influx-create",
+                                       "--influx-user", "admin", "--influx-password", "pw"], dataDir: dataDir)
+        #expect(try influx.waitForCount("gridmon_default", 30) == 30)
+        var ready = 0
+        for _ in 0..<50 where ready != 200 {
+            ready = try httpGet(try #require(fixed.adminAddress), "/readyz").status
+            if ready != 200 { usleep(100_000) }
+        }
+        #expect(ready == 200)
+    }
+
     @Test func aFieldTypeConflictDeadLettersItsLinesAndTheRestFlows() throws {
         let influx = try InfluxProcess()
         // `temp_c` is a string field of system_metrics in this shard already (field types are
