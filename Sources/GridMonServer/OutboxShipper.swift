@@ -26,6 +26,9 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
     private let directory: String
     private let createContainers: Bool
     private let batchLines: Int
+    private let flushIntervalNs: UInt64
+    private var lastPostNs: UInt64 = 0
+    private var nextIntervalNs: UInt64 = 0
     private let stopping = Atomic<Bool>(false)
     private let healthy = Atomic<Bool>(true)
     public let shippedLines = Atomic<UInt64>(0)
@@ -37,7 +40,11 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
     private var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: Clock.monotonicNanos()))
     private var failuresInARow = 0
 
-    public init(outbox: Outbox, target: InfluxTarget, directory: String, createContainers: Bool, batchLines: Int = 5000) {
+    /// - Parameters: a batch is posted when it has `batchLines` lines or `flushIntervalNs`
+    ///   (±20 % jitter, so a fleet of servers does not write in lockstep) has passed.
+    public init(outbox: Outbox, target: InfluxTarget, directory: String, createContainers: Bool, batchLines: Int = 5000,
+                flushIntervalNs: UInt64 = 1_000_000_000) {
+        self.flushIntervalNs = flushIntervalNs
         self.outbox = outbox
         self.target = target
         self.directory = directory
@@ -93,6 +100,15 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
                 lines += batch.lines.split(separator: UInt8(ascii: "\n"))
                 last = number
             }
+            // Batches close on size or on time (with jitter).
+            let now = Clock.monotonicNanos()
+            if nextIntervalNs == 0 { nextIntervalNs = jittered() }
+            if lines.count < batchLines && records.count < 1000 && now - lastPostNs < nextIntervalNs {
+                pause(min(nextIntervalNs - (now - lastPostNs), 50_000_000))
+                continue
+            }
+            lastPostNs = now
+            nextIntervalNs = jittered()
             if let tenant, !lines.isEmpty {
                 guard deliver(lines[...], tenant: tenant, writer: writer) else { continue }  // stopping
             }
@@ -167,6 +183,10 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
     private func recovered() {
         failuresInARow = 0
         if !healthy.exchange(true, ordering: .relaxed) { Log.info("influx_writes_recovered", ["target": target.baseURL]) }
+    }
+
+    private func jittered() -> UInt64 {
+        UInt64(Double(flushIntervalNs) * (0.8 + 0.4 * rng.nextUnit()))
     }
 
     /// Capped exponential backoff with full jitter: 0.2 s doubling to 30 s.

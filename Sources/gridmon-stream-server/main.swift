@@ -108,6 +108,9 @@ struct StreamServer: ParsableCommand {
     @Flag(help: "v1: create a missing database instead of waiting for it. [GRIDMON_INFLUX_CREATE=1]")
     var influxCreate: Bool = environment("GRIDMON_INFLUX_CREATE") == "1"
 
+    @Option(help: "A batch is written after this many ms (±20 % jitter) even when not full. [GRIDMON_INFLUX_FLUSH_MS]")
+    var influxFlushMs: Int = environment("GRIDMON_INFLUX_FLUSH_MS").flatMap { Int($0) } ?? 1000
+
     @Option(help: "Most lines per write request. [GRIDMON_INFLUX_BATCH_LINES]")
     var influxBatchLines: Int = environment("GRIDMON_INFLUX_BATCH_LINES").flatMap { Int($0) } ?? 5000
 
@@ -157,6 +160,7 @@ struct StreamServer: ParsableCommand {
             throw ValidationError("--influx-url must start with http:// or https://")
         }
         guard influxURL.isEmpty || store == "outbox" else { throw ValidationError("--influx-url needs --store outbox (the queue it ships from)") }
+        guard (1...600_000).contains(influxFlushMs) else { throw ValidationError("--influx-flush-ms 1...600000") }
         guard (1...1_000_000).contains(influxBatchLines) else { throw ValidationError("--influx-batch-lines 1...1000000") }
         guard retentionHours >= 0 else { throw ValidationError("--retention-hours must not be negative") }
         guard (1...10_000).contains(commitIntervalMs), retentionBytes >= 1 << 20 else {
@@ -232,7 +236,8 @@ struct StreamServer: ParsableCommand {
                         ? .v1(database: influxDB, retentionPolicy: influxRP, username: influxUser, password: influxPassword)
                         : .v2(org: influxOrg, bucket: influxBucket, token: influxToken)
                     outbox.shipper = OutboxShipper(outbox: outbox.outbox, target: InfluxTarget(baseURL: influxURL, api: api),
-                                                   directory: dataDir, createContainers: influxCreate, batchLines: influxBatchLines)
+                                                   directory: dataDir, createContainers: influxCreate, batchLines: influxBatchLines,
+                                                   flushIntervalNs: UInt64(influxFlushMs) * 1_000_000)
                     Log.info("influx_target", ["url": influxURL, "api": influxAPI,
                                                "container": influxAPI == "v1" ? influxDB : influxBucket])
                 }
