@@ -169,23 +169,51 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
 
     /// Durable records from `first` on, at most `limit`, as (number, payload), oldest first.
     public func read(from first: UInt64, limit: Int) throws(SyscallError) -> [(UInt64, [UInt8])] {
-        var out: [(UInt64, [UInt8])] = []
         let durable = durableRecord
         let list = segments.withLock { $0 }
-        for (index, segment) in list.enumerated() {
-            let next = index + 1 < list.count ? list[index + 1].first : UInt64.max
-            guard next > first else { continue }
-            let bytes = try Files.read(segment.path)
-            let scan = OutboxSegment.scan(bytes)
-            for (i, range) in scan.payloads.enumerated() {
-                let number = scan.firstRecord + UInt64(i)
-                guard number >= first, number <= durable else { continue }
-                out.append((number, Array(bytes[range])))
-                if out.count == limit { return out }
-            }
+        var out: [(UInt64, [UInt8])] = []
+        // Where the last read stopped, when this read continues it: read on from that offset
+        // instead of scanning the segment again (the shipper reads the outbox in order).
+        var position: ReadPosition?
+        if let cached = readPosition, cached.nextRecord == first, let index = list.firstIndex(where: { $0.path == cached.path }) {
+            position = cached
+            position!.index = index
+        } else if let index = list.lastIndex(where: { $0.first <= first }) ?? (list.isEmpty ? nil : 0) {
+            // (Records before the oldest segment were delivered and deleted: start at the oldest.)
+            position = ReadPosition(path: list[index].path, index: index, offset: OutboxSegment.headerSize, nextRecord: list[index].first)
         }
+        guard var at = position else { return [] }
+        while out.count < limit && at.nextRecord <= durable {
+            let chunk = try SegmentFile.read(at.path, from: at.offset, maxBytes: 8 << 20)
+            var cursor = 0
+            var progressed = false
+            while out.count < limit && at.nextRecord <= durable && chunk.count - cursor >= OutboxSegment.recordHeaderSize {
+                let length = Int(UInt32(littleEndian: chunk[cursor..<cursor + 4].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+                guard chunk.count - cursor - OutboxSegment.recordHeaderSize >= length else { break }  // the rest is in the next chunk
+                let start = cursor + OutboxSegment.recordHeaderSize
+                if at.nextRecord >= first { out.append((at.nextRecord, Array(chunk[start..<start + length]))) }
+                cursor = start + length
+                at.offset += OutboxSegment.recordHeaderSize + length
+                at.nextRecord += 1
+                progressed = true
+            }
+            if progressed { continue }
+            // Nothing more in this segment: go on to the next one, if it continues the numbering.
+            guard at.index + 1 < list.count, list[at.index + 1].first == at.nextRecord else { break }
+            at = ReadPosition(path: list[at.index + 1].path, index: at.index + 1, offset: OutboxSegment.headerSize, nextRecord: at.nextRecord)
+        }
+        readPosition = at
         return out
     }
+
+    /// Where the (single) reader stopped: segment, byte offset, next record number.
+    private struct ReadPosition {
+        var path: String
+        var index: Int
+        var offset: Int
+        var nextRecord: UInt64
+    }
+    private var readPosition: ReadPosition?
 
     /// Deletes every segment whose records are all at or below `record` (delivered), keeping
     /// the one being written. Returns the bytes freed.

@@ -26,8 +26,9 @@ public enum Files {
     }
 
     /// Replaces the file at `path` with `bytes` atomically: written to a temporary file beside
-    /// it, fsync'ed, then renamed over it, so a crash leaves the old file or the new one.
-    public static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws(SyscallError) {
+    /// it, fsync'ed (unless `sync` is false: then a crash may leave the old content, never a
+    /// torn one), then renamed over it, so a crash leaves the old file or the new one.
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], sync: Bool = true) throws(SyscallError) {
         let temporary = path + ".tmp.\(getpid())"
         let fd = try syscallChecked("open(\(temporary))") { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
         var failure: SyscallError?
@@ -40,7 +41,7 @@ public enum Files {
                 offset += written
             }
         }
-        if failure == nil && fsync(fd) != 0 { failure = SyscallError(call: "fsync(\(temporary))", errno: errno) }
+        if sync && failure == nil && fsync(fd) != 0 { failure = SyscallError(call: "fsync(\(temporary))", errno: errno) }
         close(fd)
         if failure == nil && rename(temporary, path) != 0 { failure = SyscallError(call: "rename(\(temporary), \(path))", errno: errno) }
         if let failure {
