@@ -26,6 +26,8 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
     private let directory: String
     private let createContainers: Bool
     private let batchLines: Int
+    /// Records read ahead of delivery are kept under this many bytes.
+    static let maxPendingBytes = 8 << 20
     private let flushIntervalNs: UInt64
     private var lastPostNs: UInt64 = 0
     private var nextIntervalNs: UInt64 = 0
@@ -76,16 +78,18 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         // order (it continues where the last read stopped, without rescanning).
         var pending: [(UInt64, [UInt8])] = []
         var pendingHead = 0
+        var pendingBytes = 0  // bounded: records can be large (one stream's whole read)
         var nextToRead = cursorRecord.load(ordering: .relaxed) + 1
         while !stopping.load(ordering: .acquiring) {
             let cursor = cursorRecord.load(ordering: .relaxed)
-            if pending.count - pendingHead < batchLines {
+            if pendingBytes < Self.maxPendingBytes {
                 do {
-                    let more = try outbox.read(from: nextToRead, limit: batchLines)
+                    let more = try outbox.read(from: nextToRead, limit: 256)
                     if let last = more.last { nextToRead = last.0 + 1 }
                     pending.removeFirst(pendingHead)
                     pendingHead = 0
                     pending += more
+                    pendingBytes += more.reduce(0) { $0 + $1.1.count }
                 } catch {
                     Log.error("shipper_read_failed", ["error": error])
                     pause(1_000_000_000)
@@ -127,6 +131,7 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
             if let tenant, !lines.isEmpty {
                 guard deliver(lines[...], tenant: tenant, writer: writer) else { continue }  // stopping
             }
+            pendingBytes -= pending[pendingHead..<used].reduce(0) { $0 + $1.1.count }
             pendingHead = used
             cursorRecord.store(last, ordering: .relaxed)
             Self.saveCursor(directory, last)

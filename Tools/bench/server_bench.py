@@ -27,14 +27,39 @@ def peak_rss_mb(pid):
     return int(m.group(1)) / 1024
 
 
+class Influx:
+    """A local influxd 1.6.7 in a temporary directory (for the `influx` store)."""
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="gridmon-bench-influx-")
+        self.port = free_port()
+        env = dict(os.environ, INFLUXDB_HTTP_BIND_ADDRESS=f"127.0.0.1:{self.port}", INFLUXDB_BIND_ADDRESS=f"127.0.0.1:{free_port()}",
+                   INFLUXDB_META_DIR=f"{self.dir}/meta", INFLUXDB_DATA_DIR=f"{self.dir}/data", INFLUXDB_DATA_WAL_DIR=f"{self.dir}/wal",
+                   INFLUXDB_REPORTING_DISABLED="true", INFLUXDB_HTTP_LOG_ENABLED="false", INFLUXDB_DATA_QUERY_LOG_ENABLED="false")
+        self.proc = subprocess.Popen(["influxd"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class Server:
     def __init__(self, bindir, cpu, store):
         self.port = free_port()
         self.data = tempfile.mkdtemp(prefix="gridmon-bench-")
+        self.influx = Influx() if store == "influx" else None
+        extra = ["--store", "outbox", "--influx-url", f"http://127.0.0.1:{self.influx.port}", "--influx-create"] \
+            if self.influx else ["--store", store]
         self.proc = subprocess.Popen(
             ["taskset", "-c", str(cpu), f"{bindir}/gridmon-stream-server", "--insecure-no-auth", "--threads", "1",
              "--listen", f"127.0.0.1:{self.port}", "--admin-listen", "off", "--log-level", "warn",
-             "--max-connections", "20000", "--keepalive-ms", "0", "--store", store, "--data-dir", self.data],
+             "--max-connections", "20000", "--keepalive-ms", "0", "--data-dir", self.data] + extra,
             stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:
@@ -47,6 +72,8 @@ class Server:
         self.proc.terminate()
         self.proc.wait(timeout=30)
         shutil.rmtree(self.data, ignore_errors=True)
+        if self.influx:
+            self.influx.stop()
 
 
 def flood(bindir, cpu, port, args):
@@ -69,11 +96,12 @@ def throughput(bindir, server_cpu, client_cpu, store, batch, connections, sample
         r = flood(bindir, client_cpu, server.port, ["--batch", str(batch), "--connections", str(connections),
                                                     "--samples", str(samples), "--window", str(window)])
         used = cpu_seconds(server.proc.pid) - before
+        rss = peak_rss_mb(server.proc.pid)
     finally:
         server.stop()
     assert r["samples_acked"] == samples, r
     return {"per_cpu_s": samples / used, "wall": r["samples_per_second"], "p99_us": r["ack_latency_us"]["p99"],
-            "server_cpu": used, "client_cpu": r["client_cpu"]}
+            "server_cpu": used, "client_cpu": r["client_cpu"], "rss": rss}
 
 
 def main():
@@ -84,8 +112,9 @@ def main():
     a = ap.parse_args()
     ncpu = os.cpu_count()
     server_cpu, client_cpu = ncpu - 1, 0
-    scenarios = [(store, 64, c, 10_000_000) for c in (1, 100) for store in ("none", "outbox")] \
-        + [(store, 1, c, 3_000_000) for c in (1, 100) for store in ("none", "outbox")]
+    stores = ("none", "outbox", "influx")
+    scenarios = [(store, 64, c, 5_000_000) for c in (1, 100, 10_000) for store in stores] \
+        + [(store, 1, c, 2_000_000) for c in (1, 100, 10_000) for store in stores]
     results = {s: [] for s in scenarios}
     for run in range(a.runs):
         for s in scenarios:
@@ -94,13 +123,13 @@ def main():
                   f"{results[s][-1]['per_cpu_s']:,.0f} samples per server CPU-second", file=sys.stderr)
     print(f"Server: 1 reactor thread pinned to CPU {server_cpu}; gridmon-flood pinned to CPU {client_cpu}; "
           f"medians of {a.runs} interleaved runs.\n")
-    print(f"| store | frame | connections | samples/s per reactor thread (per server CPU-s) | frames/s per thread | wall samples/s | p99 ack latency | server CPU | flood CPU |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| store | frame | connections | samples/s per reactor thread (per server CPU-s) | frames/s per thread | wall samples/s | p99 ack latency | server CPU | server peak RSS | flood CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for s in scenarios:
         rs = results[s]
         med = lambda k: statistics.median(r[k] for r in rs)
         print(f"| {s[0]} | {s[1]}-sample | {s[2]} | {med('per_cpu_s'):,.0f} | {med('per_cpu_s') / s[1]:,.0f} | {med('wall'):,.0f} | "
-              f"{med('p99_us') / 1000:.1f} ms | {med('server_cpu'):.2f} s | {med('client_cpu'):.2f} s |")
+              f"{med('p99_us') / 1000:.1f} ms | {med('server_cpu'):.2f} s | {med('rss'):.0f} MB | {med('client_cpu'):.2f} s |")
 
     # 10,000 connections, one 1-sample frame per second each.
     server = Server(a.bin, server_cpu, "outbox")
