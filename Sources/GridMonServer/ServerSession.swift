@@ -192,10 +192,12 @@ public final class ServerSession {
     /// Sends a connection-level `Error` and marks the connection for closing.
     public func fail(_ code: StatusCode, _ message: String, reason: String, streamID: UInt32 = 0) {
         guard closeReason == nil else { return }
+        // Closing from here on: if the flush below finds the node taken over, its eviction
+        // must not send a second Error.
+        closeReason = reason
         violated(reason)
         flushAcks()
         outgoing.append(.error(ErrorMessage(code: code, message: message, streamID: streamID)))
-        closeReason = reason
     }
 
     // MARK: - Hello

@@ -41,7 +41,6 @@ public enum SystemMetrics {
             return
         }
         for (sample, score, anomalous) in samples {
-            let start = out.count
             out.append(contentsOf: series)
             out.append(UInt8(ascii: " "))
             var fields = 0
@@ -76,7 +75,6 @@ public enum SystemMetrics {
             out.append(UInt8(ascii: " "))
             LineProtocolEncoder.appendInteger(sample.timestampNs, to: &out)
             out.append(UInt8(ascii: "\n"))
-            _ = start
         }
     }
 }

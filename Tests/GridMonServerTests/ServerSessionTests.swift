@@ -156,12 +156,15 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         old.receive(.hello(Hello(nodeID: "n", authToken: "good", streamID: 1)), nowNs: 0)
         old.receive(samples(1, 1...2), nowNs: 0)
         old.flushAcks()  // the end of the read that carried them: scored and stored
+        old.receive(samples(1, 3...3), nowNs: 0)  // read but not yet flushed when the takeover lands
         new.receive(.hello(Hello(nodeID: "n", authToken: "good", streamID: 1)), nowNs: 0)
         #expect(prompted && old.closeReason == "superseded")
+        let errors = old.takeOutgoing().filter { if case .error = $0 { true } else { false } }
+        #expect(errors.count == 1)
         guard case .welcome(let w)? = new.takeOutgoing().first else { Issue.record("no welcome"); return }
         #expect(w.durableSeq == 2)
-        old.receive(samples(1, 3...4), nowNs: 0)  // ignored: the old session is closing
-        #expect(f.sink.appended.count == 2)
+        old.receive(samples(1, 4...5), nowNs: 0)  // ignored: the old session is closing
+        #expect(f.sink.appended.count == 2)  // seq 3 was not stored: the node had moved on
         old.closed()
         #expect(f.nodes.isHeld("n", by: StreamOwner(worker: 0, connection: 2)))
     }

@@ -22,8 +22,7 @@ struct InteropTests {
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-interop-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let python = try #require(Self.python, "GRIDMON_REQUIRE_INTEROP=1 but GRIDMON_PYTHON is not set")
-        _ = python
+        _ = try #require(Self.python, "GRIDMON_REQUIRE_INTEROP=1 but GRIDMON_PYTHON is not set")
         try Self.run("/usr/bin/env", [
             "protoc", "--proto_path=\(Self.repository.path)/Proto", "--python_out=\(directory.path)", "gridmon.proto",
         ])
