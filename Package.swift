@@ -8,6 +8,8 @@
 //   GridMonCore    pure helpers shared by the cores: CRC-32C, a seedable RNG
 //   GridMonForest  pure Swift: the Isolation Forest (fit, score), its model file, CSV, quality metrics
 //   GridMonStore   pure Swift: InfluxDB line protocol encoder, the outbox's record format
+//   CCurl, CZlib   system libraries: libcurl (the InfluxDB writer's HTTP), zlib (gzip bodies)
+//   GridMonSink    the edge towards InfluxDB: line protocol over libcurl, v1 and v2 write APIs
 //   GridMonOutbox  the edge of storage: the durable outbox (segment files, group commit, recovery)
 //   GridMonWire    pure Swift core: message model, frame codec, protobuf-c bridge; no syscalls
 //   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers and accept4, which Glibc's module lacks
@@ -64,9 +66,13 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "GridMonSink",
-            dependencies: ["CCurl", "GridMonPosix"]
+            dependencies: ["CCurl", "CZlib", "GridMonPosix"]
         ),
         .target(
             name: "GridMonOutbox",

@@ -172,11 +172,12 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
         let durable = durableRecord
         let list = segments.withLock { $0 }
         var out: [(UInt64, [UInt8])] = []
-        // Where the last read stopped, when this read continues it: read on from that offset
-        // instead of scanning the segment again (the shipper reads the outbox in order).
+        // Where an earlier read stopped, when this read continues it: read on from that offset
+        // instead of scanning the segment again (the shipper's readers each go in order).
         var position: ReadPosition?
-        if let cached = readPosition, cached.nextRecord == first, let index = list.firstIndex(where: { $0.path == cached.path }) {
-            position = cached
+        if let slot = readPositions.firstIndex(where: { $0.nextRecord == first }),
+           let index = list.firstIndex(where: { $0.path == readPositions[slot].path }) {
+            position = readPositions.remove(at: slot)
             position!.index = index
         } else if let index = list.lastIndex(where: { $0.first <= first }) ?? (list.isEmpty ? nil : 0) {
             // (Records before the oldest segment were delivered and deleted: start at the oldest.)
@@ -202,18 +203,21 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
             guard at.index + 1 < list.count, list[at.index + 1].first == at.nextRecord else { break }
             at = ReadPosition(path: list[at.index + 1].path, index: at.index + 1, offset: OutboxSegment.headerSize, nextRecord: at.nextRecord)
         }
-        readPosition = at
+        readPositions.append(at)
+        if readPositions.count > 8 { readPositions.removeFirst() }
         return out
     }
 
-    /// Where the (single) reader stopped: segment, byte offset, next record number.
+    /// Where a reader stopped: segment, byte offset, next record number.
     private struct ReadPosition {
         var path: String
         var index: Int
         var offset: Int
         var nextRecord: UInt64
     }
-    private var readPosition: ReadPosition?
+    /// The last few readers' positions (the shipper's shared reader and catch-up readers);
+    /// used from the shipper thread only.
+    private var readPositions: [ReadPosition] = []
 
     /// Deletes every segment whose records are all at or below `record` (delivered), keeping
     /// the one being written. Returns the bytes freed.

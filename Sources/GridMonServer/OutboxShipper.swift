@@ -8,42 +8,61 @@ import Synchronization
 import Glibc
 #endif
 
-/// Ships the outbox to InfluxDB, oldest record first, and deletes what was delivered.
+/// Ships the outbox to InfluxDB, one lane per tenant, and deletes what was delivered.
 ///
-/// Records are grouped by tenant (each tenant has its own database or bucket) into posts of
-/// up to `batchLines` lines. The answer decides what happens, as the best clients do: written
-/// → the cursor moves on; rejected (400/422: bad points, type conflicts) → the batch is halved
-/// until the bad lines stand alone, those go to `dead-letter.lp` with InfluxDB's message and
-/// the rest flows; too large (413) → halved; 429/503 → wait Retry-After; 401/403, 404 (unless
-/// `createContainers`), other 5xx and no answer → capped exponential backoff with jitter, the
-/// data kept. The cursor (last delivered record) is kept in `shipped.cursor`; a crash may
-/// resend a batch, which InfluxDB absorbs (same series and timestamp overwrite themselves).
+/// One reader goes through the outbox in order and hands each record to its tenant's lane
+/// (`ShipperLane`); each lane posts batches of up to `batchLines` lines to its database or
+/// bucket over its own keep-alive connection. All requests run at once through one
+/// `CurlMulti`, so a slow or failing target holds up only its own tenant, and the reader
+/// reads ahead (up to `maxPendingBytes`) while InfluxDB answers.
 ///
-/// Threading: one thread of its own; counters readable from any thread.
+/// The answer decides what happens, as the best clients do: written → delivered; rejected
+/// (400/422: bad points, type conflicts) → the batch is halved until the bad lines stand
+/// alone, those go to `dead-letter.lp` with InfluxDB's message and the rest flows; too large
+/// (413) → halved; 429/503 → wait Retry-After; 401/403, 404 (unless `createContainers`),
+/// other 5xx and no answer → capped exponential backoff with jitter, the data kept.
+///
+/// Progress is kept in `shipped.cursor`: the record below which everything is delivered
+/// (segments up to it are deleted), then each lane that is further ahead. A crash may resend
+/// a batch, which InfluxDB absorbs (same series and timestamp overwrite themselves).
+///
+/// Threading: one thread of its own; counters and metrics readable from any thread.
 public final class OutboxShipper: @unchecked Sendable {  // mutable state is the shipper thread's own
     public let target: InfluxTarget
     private let outbox: Outbox
     private let directory: String
     private let createContainers: Bool
     private let batchLines: Int
-    /// Records read ahead of delivery are kept under this many bytes.
-    static let maxPendingBytes = 8 << 20
     private let flushIntervalNs: UInt64
-    private var lastPostNs: UInt64 = 0
-    private var nextIntervalNs: UInt64 = 0
+    /// Records read ahead of delivery, for lanes that are not failing, are kept under this.
+    static let maxPendingBytes = 8 << 20
+    /// What a failing tenant keeps in memory (at least one batch; the rest stays on disk).
+    static let failingBytes = 1 << 20
+    /// A catch-up read stops once its lane holds this much.
+    static let catchUpBytes = 4 << 20
+
     private let stopping = Atomic<Bool>(false)
-    private let healthy = Atomic<Bool>(true)
+    private let failingLanes = Atomic<Int>(0)
     public let shippedLines = Atomic<UInt64>(0)
     public let posts = Atomic<UInt64>(0)
     public let failures = Atomic<UInt64>(0)
     public let deadLetterLines = Atomic<UInt64>(0)
+    /// Everything at or below this outbox record is delivered.
     public let cursorRecord = Atomic<UInt64>(0)
+    private let writeLatency = LatencyHistogram()
     private var thread: PosixThread?
-    private var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: Clock.monotonicNanos()))
-    private var failuresInARow = 0
 
-    /// - Parameters: a batch is posted when it has `batchLines` lines or `flushIntervalNs`
-    ///   (±20 % jitter, so a fleet of servers does not write in lockstep) has passed.
+    // The shipper thread's own state.
+    private var lanes: [String: ShipperLane] = [:]
+    private var writers: [String: InfluxWriter] = [:]
+    private var writerTenants: [ObjectIdentifier: String] = [:]
+    private var nextToRead: UInt64
+    private var savedCursor = ""
+    private var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: Clock.monotonicNanos()))
+
+    /// - Parameters: a tenant's batch is posted when it has `batchLines` lines or
+    ///   `flushIntervalNs` (±20 % jitter, so a fleet of servers does not write in lockstep)
+    ///   has passed since its last post.
     public init(outbox: Outbox, target: InfluxTarget, directory: String, createContainers: Bool, batchLines: Int = 5000,
                 flushIntervalNs: UInt64 = 1_000_000_000) {
         self.flushIntervalNs = flushIntervalNs
@@ -52,17 +71,21 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         self.directory = directory
         self.createContainers = createContainers
         self.batchLines = batchLines
-        cursorRecord.store(Self.loadCursor(directory), ordering: .relaxed)
+        let (safe, ahead) = Self.loadCursor(directory)
+        nextToRead = safe + 1
+        cursorRecord.store(safe, ordering: .relaxed)
+        for (tenant, through) in ahead { lanes[tenant] = ShipperLane(tenant: tenant, deliveredThrough: through, intervalNs: flushIntervalNs) }
     }
 
-    /// False while InfluxDB refuses or cannot be reached (reported by /readyz).
-    public var isReady: Bool { healthy.load(ordering: .relaxed) }
+    /// False while some tenant's InfluxDB refuses or cannot be reached (reported by /readyz).
+    public var isReady: Bool { failingLanes.load(ordering: .relaxed) == 0 }
 
     public func start() {
         guard thread == nil else { return }
         thread = PosixThread { [self] in loop() }
     }
 
+    /// Stops after the requests in flight are abandoned; undelivered data stays in the outbox.
     public func stop() {
         guard let thread else { return }
         stopping.store(true, ordering: .releasing)
@@ -70,150 +93,185 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         self.thread = nil
     }
 
+    public var metricsText: String {
+        func line(_ name: String, _ type: String, _ help: String, _ value: CustomStringConvertible) -> String {
+            "# HELP gridmon_\(name) \(help)\n# TYPE gridmon_\(name) \(type)\ngridmon_\(name) \(value)\n"
+        }
+        return line("influx_lines_written_total", "counter", "Lines InfluxDB accepted.", shippedLines.value)
+            + line("influx_posts_total", "counter", "Write requests sent to InfluxDB.", posts.value)
+            + line("influx_failures_total", "counter", "Writes that failed or were refused (retried).", failures.value)
+            + line("influx_dead_letter_lines_total", "counter", "Lines InfluxDB rejected, kept in dead-letter.lp.", deadLetterLines.value)
+            + line("influx_shipped_record", "gauge", "Outbox record up to which everything is delivered.", cursorRecord.load(ordering: .relaxed))
+            + line("influx_failing_tenants", "gauge", "Tenants whose database or bucket is failing (retried).", failingLanes.load(ordering: .relaxed))
+            + writeLatency.prometheusText(name: "gridmon_influx_write_seconds", help: "Duration of each write request to InfluxDB, answer included.")
+    }
+
     // MARK: - The loop
 
     private func loop() {
-        let writer = InfluxWriter(target: target)
-        // Records read but not yet delivered, oldest first; the outbox is read strictly in
-        // order (it continues where the last read stopped, without rescanning).
-        var pending: [(UInt64, [UInt8])] = []
-        var pendingHead = 0
-        var pendingBytes = 0  // bounded: records can be large (one stream's whole read)
-        var nextToRead = cursorRecord.load(ordering: .relaxed) + 1
+        let multi = CurlMulti()
         while !stopping.load(ordering: .acquiring) {
-            let cursor = cursorRecord.load(ordering: .relaxed)
-            if pendingBytes < Self.maxPendingBytes {
-                do {
-                    let more = try outbox.read(from: nextToRead, limit: 256)
-                    if let last = more.last { nextToRead = last.0 + 1 }
-                    pending.removeFirst(pendingHead)
-                    pendingHead = 0
-                    pending += more
-                    pendingBytes += more.reduce(0) { $0 + $1.1.count }
-                } catch {
-                    Log.error("shipper_read_failed", ["error": error])
-                    pause(1_000_000_000)
-                    continue
-                }
-            }
-            if pendingHead == pending.count {
-                pause(100_000_000)
-                continue
-            }
-            // One tenant's consecutive records, up to batchLines lines.
-            var tenant: String?
-            var lines: [ArraySlice<UInt8>] = []
-            var last = cursor
-            var used = pendingHead
-            while used < pending.count && lines.count < batchLines {
-                let (number, payload) = pending[used]
-                guard let batch = try? OutboxBatch(decoding: payload[...]) else {
-                    Log.error("shipper_bad_record", ["record": number])  // CRC-checked, so a format bug: skip it, loudly
-                    last = number
-                    used += 1
-                    continue
-                }
-                if let tenant, tenant != batch.tenant { break }
-                tenant = batch.tenant
-                lines += batch.lines.split(separator: UInt8(ascii: "\n"))
-                last = number
-                used += 1
-            }
-            // Batches close on size or on time (with jitter).
+            let readMore = readAhead()
             let now = Clock.monotonicNanos()
-            if nextIntervalNs == 0 { nextIntervalNs = jittered() }
-            if lines.count < batchLines && used == pending.count && now - lastPostNs < nextIntervalNs {
-                pause(min(nextIntervalNs - (now - lastPostNs), 50_000_000))
-                continue
+            catchUp(nowNs: now)
+            for tenant in Array(lanes.keys) where !lanes[tenant]!.sending {
+                guard let body = lanes[tenant]!.nextRequest(nowNs: now, batchLines: batchLines) else { continue }
+                lanes[tenant]!.intervalNs = jittered()
+                let writer = writers[tenant] ?? InfluxWriter(target: target)
+                if writers[tenant] == nil {
+                    writers[tenant] = writer
+                    writerTenants[ObjectIdentifier(writer)] = tenant
+                }
+                posts.add()
+                multi.start(writer, lines: body, tenant: tenant)
             }
-            lastPostNs = now
-            nextIntervalNs = jittered()
-            if let tenant, !lines.isEmpty {
-                guard deliver(lines[...], tenant: tenant, writer: writer) else { continue }  // stopping
+            // Wait for InfluxDB's answers, but no longer than the next batch timer needs.
+            let wait: Int32 = readMore ? 0 : 20
+            let done = multi.poll(timeoutMs: wait)
+            for (writer, outcome) in done { handle(outcome, writer: writer) }
+            if multi.inFlight == 0 && done.isEmpty && !readMore { pause(20_000_000) }
+            advanceCursor()
+        }
+        multi.cancelAll()
+        advanceCursor()
+    }
+
+    /// Reads the next records from the outbox into their lanes while those not failing hold
+    /// less than `maxPendingBytes`. True when it read something (there may be more).
+    private func readAhead() -> Bool {
+        let held = lanes.values.reduce(0) { $0 + ($1.isFailing || $1.skippedFrom != nil ? 0 : $1.queuedBytes) }
+        guard held < Self.maxPendingBytes else { return false }
+        let records: [(UInt64, [UInt8])]
+        do { records = try outbox.read(from: nextToRead, limit: 256) } catch {
+            Log.error("shipper_read_failed", ["error": error])
+            pause(1_000_000_000)
+            return false
+        }
+        for (number, payload) in records {
+            nextToRead = number + 1
+            guard let (tenant, record) = decode(number, payload) else { continue }
+            if lanes[tenant] == nil { lanes[tenant] = ShipperLane(tenant: tenant, intervalNs: jittered()) }
+            lanes[tenant]!.offer(record, failingBytes: Self.failingBytes)
+        }
+        return !records.isEmpty
+    }
+
+    /// Reads the outbox again for a lane that recovered after records were let go.
+    private func catchUp(nowNs: UInt64) {
+        for tenant in Array(lanes.keys) where lanes[tenant]!.wantsCatchUp(nowNs: nowNs) {
+            var from = lanes[tenant]!.skippedFrom!
+            var found: [ShipperLane.Record] = []
+            var bytes = 0
+            var through = from - 1
+            while bytes < Self.catchUpBytes && from < nextToRead {
+                guard let records = try? outbox.read(from: from, limit: 256), !records.isEmpty else { break }
+                for (number, payload) in records where number < nextToRead {
+                    through = number
+                    guard let (owner, record) = decode(number, payload), owner == tenant else { continue }
+                    found.append(record)
+                    bytes += record.lines.count
+                }
+                from = records.last!.0 + 1
             }
-            pendingBytes -= pending[pendingHead..<used].reduce(0) { $0 + $1.1.count }
-            pendingHead = used
-            cursorRecord.store(last, ordering: .relaxed)
-            Self.saveCursor(directory, last)
-            _ = try? outbox.deleteSegments(upTo: last)
+            lanes[tenant]!.caughtUp(found, readThrough: through, sharedNext: nextToRead)
         }
     }
 
-    /// Delivers `lines` (or dead-letters what InfluxDB refuses). False only when stopping.
-    private func deliver(_ lines: ArraySlice<ArraySlice<UInt8>>, tenant: String, writer: InfluxWriter) -> Bool {
-        var body: [UInt8] = []
-        for line in lines { body += line; body.append(UInt8(ascii: "\n")) }
-        while !stopping.load(ordering: .acquiring) {
-            posts.add()
-            let outcome = writer.write(body, tenant: tenant)
-            switch outcome {
-            case .written:
-                recovered()
-                shippedLines.add(UInt64(lines.count))
-                return true
-            case .rejected(let status, let message):
-                recovered()
-                if lines.count == 1 {
-                    deadLetter(body, status: status, message: message, tenant: tenant)
-                    return true
-                }
-                return split(lines, tenant: tenant, writer: writer)
-            case .tooLarge:
-                recovered()
-                if lines.count == 1 {
-                    deadLetter(body, status: 413, message: "a single line is larger than InfluxDB accepts", tenant: tenant)
-                    return true
-                }
-                return split(lines, tenant: tenant, writer: writer)
-            case .notFound(let message) where createContainers:
-                if writer.createContainer(tenant: tenant) {
-                    Log.info("influx_database_created", ["database": target.container(for: tenant)])
-                    continue
-                }
-                failed("influx_not_found", message)
-            case .notFound(let message):
-                failed("influx_not_found", "\(target.container(for: tenant)) does not exist (\(message)); --influx-create would create it")
-            case .unauthorized(let status, let message):
-                failed("influx_unauthorized", "HTTP \(status): \(message)")
-            case .busy(let status, let retryAfter):
-                failures.add()
-                Log.warning("influx_busy", ["status": status, "retry_after_s": retryAfter ?? -1])
-                pause(UInt64((retryAfter ?? backoffSeconds()) * 1e9))
-                continue
-            case .failed(let why):
-                failed("influx_write_failed", why)
-            }
-            pause(UInt64(backoffSeconds() * 1e9))
+    private func decode(_ number: UInt64, _ payload: [UInt8]) -> (String, ShipperLane.Record)? {
+        guard let batch = try? OutboxBatch(decoding: payload[...]) else {
+            Log.error("shipper_bad_record", ["record": number])  // CRC-checked, so a format bug: skip it, loudly
+            return nil
         }
-        return false
+        var count = 0
+        for byte in batch.lines where byte == UInt8(ascii: "\n") { count += 1 }
+        if let last = batch.lines.last, last != UInt8(ascii: "\n") { count += 1 }
+        return (batch.tenant, ShipperLane.Record(number: number, lines: batch.lines, lineCount: count))
     }
 
-    private func split(_ lines: ArraySlice<ArraySlice<UInt8>>, tenant: String, writer: InfluxWriter) -> Bool {
-        let middle = lines.startIndex + lines.count / 2
-        return deliver(lines[..<middle], tenant: tenant, writer: writer) && deliver(lines[middle...], tenant: tenant, writer: writer)
+    private func handle(_ outcome: WriteOutcome, writer: InfluxWriter) {
+        guard let tenant = writerTenants[ObjectIdentifier(writer)], lanes[tenant] != nil else { return }
+        writeLatency.record(writer.lastDuration)
+        let now = Clock.monotonicNanos()
+        let wasFailing = lanes[tenant]!.isFailing
+        switch outcome {
+        case .written:
+            shippedLines.add(UInt64(lanes[tenant]!.pieceWritten()))
+        case .rejected(let status, let message):
+            if let line = lanes[tenant]!.pieceRejected() { deadLetter(line, status: status, message: message, tenant: tenant) }
+        case .tooLarge:
+            if let line = lanes[tenant]!.pieceRejected() {
+                deadLetter(line, status: 413, message: "a single line is larger than InfluxDB accepts", tenant: tenant)
+            }
+        case .notFound(let message):
+            if createContainers && writer.createContainer(tenant: tenant) {
+                Log.info("influx_database_created", ["database": target.container(for: tenant)])
+                lanes[tenant]!.retryNow()
+            } else {
+                let hint = createContainers ? "" : "; --influx-create would create it"
+                failed(tenant, "influx_not_found", "\(target.container(for: tenant)) does not exist (\(message))\(hint)", now: now)
+            }
+        case .unauthorized(let status, let message):
+            failed(tenant, "influx_unauthorized", "HTTP \(status): \(message)", now: now)
+        case .busy(let status, let retryAfter):
+            failures.add()
+            let delay = lanes[tenant]!.failed(nowNs: now, delaySeconds: retryAfter, jitter: rng.nextUnit(), failingBytes: Self.failingBytes)
+            Log.warning("influx_busy", ["tenant": tenant, "status": status, "retry_after_s": delay])
+        case .failed(let why):
+            failed(tenant, "influx_write_failed", why, now: now)
+        }
+        let isFailing = lanes[tenant]!.isFailing
+        if wasFailing != isFailing {
+            _ = isFailing ? failingLanes.wrappingAdd(1, ordering: .relaxed) : failingLanes.wrappingSubtract(1, ordering: .relaxed)
+            if !isFailing { Log.info("influx_writes_recovered", ["target": target.baseURL, "tenant": tenant]) }
+        }
     }
 
-    private func failed(_ event: String, _ why: String) {
+    private func failed(_ tenant: String, _ event: String, _ why: String, now: UInt64) {
         failures.add()
-        failuresInARow += 1
-        if healthy.exchange(false, ordering: .relaxed) || failuresInARow % 20 == 0 {
-            Log.error(event, ["target": target.baseURL, "error": why, "note": "data kept in the outbox; retrying"])
+        let delay = lanes[tenant]!.failed(nowNs: now, jitter: rng.nextUnit(), failingBytes: Self.failingBytes)
+        let inARow = lanes[tenant]!.failuresInARow
+        if inARow == 1 || inARow % 20 == 0 {
+            Log.error(event, ["target": target.baseURL, "tenant": tenant, "error": why, "failures_in_a_row": inARow,
+                              "retry_in_s": delay, "note": "data kept in the outbox; retrying"])
         }
     }
 
-    private func recovered() {
-        failuresInARow = 0
-        if !healthy.exchange(true, ordering: .relaxed) { Log.info("influx_writes_recovered", ["target": target.baseURL]) }
+    /// Moves the delivered-everything mark, saves it with the lanes ahead of it, and deletes
+    /// the segments below it.
+    private func advanceCursor() {
+        var safe = nextToRead - 1
+        for lane in lanes.values { if let oldest = lane.oldestUndelivered { safe = min(safe, oldest - 1) } }
+        var text = "\(safe)\n"
+        for lane in lanes.values.sorted(by: { $0.tenant < $1.tenant }) where lane.deliveredThrough > safe {
+            text += "\(lane.deliveredThrough) \(lane.tenant)\n"
+        }
+        guard text != savedCursor else { return }
+        // Not fsync'ed: a cursor lost in a crash only means batches are sent again, which
+        // InfluxDB absorbs.
+        try? Files.writeAtomically(directory + "/shipped.cursor", Array(text.utf8), sync: false)
+        savedCursor = text
+        if safe > cursorRecord.load(ordering: .relaxed) {
+            cursorRecord.store(safe, ordering: .relaxed)
+            _ = try? outbox.deleteSegments(upTo: safe)
+        }
+    }
+
+    /// `shipped.cursor`: the delivered-everything record, then `<record> <tenant>` per lane
+    /// ahead of it (tenant names hold no newline: they come from the tokens file's lines).
+    private static func loadCursor(_ directory: String) -> (UInt64, [String: UInt64]) {
+        guard let text = try? Files.readText(directory + "/shipped.cursor") else { return (0, [:]) }
+        let lines = text.split(separator: "\n")
+        let safe = UInt64(String(lines.first ?? "").trimmingSpaces()) ?? 0
+        var ahead: [String: UInt64] = [:]
+        for line in lines.dropFirst() {
+            guard let space = line.firstIndex(of: " "), let record = UInt64(line[..<space]) else { continue }
+            ahead[String(line[line.index(after: space)...])] = record
+        }
+        return (safe, ahead)
     }
 
     private func jittered() -> UInt64 {
         UInt64(Double(flushIntervalNs) * (0.8 + 0.4 * rng.nextUnit()))
-    }
-
-    /// Capped exponential backoff with full jitter: 0.2 s doubling to 30 s.
-    private func backoffSeconds() -> Double {
-        let cap = min(30.0, 0.2 * Double(1 << min(failuresInARow, 8)))
-        return cap * (0.5 + 0.5 * rng.nextUnit())
     }
 
     /// Sleeps up to `nanos`, waking early when stopping.
@@ -239,16 +297,5 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
             close(fd)
         }
         Log.warning("influx_rejected_lines", ["lines": lineCount, "status": status, "message": message, "dead_letter": path])
-    }
-
-    private static func loadCursor(_ directory: String) -> UInt64 {
-        guard let text = try? Files.readText(directory + "/shipped.cursor") else { return 0 }
-        return UInt64(text.trimmingSpaces().split(separator: "\n").first ?? "") ?? 0
-    }
-
-    private static func saveCursor(_ directory: String, _ record: UInt64) {
-        // Not fsync'ed: a cursor lost in a crash only means a batch is sent again, which
-        // InfluxDB absorbs.
-        try? Files.writeAtomically(directory + "/shipped.cursor", Array("\(record)\n".utf8), sync: false)
     }
 }

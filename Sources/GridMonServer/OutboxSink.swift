@@ -36,9 +36,8 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     private let stopping = Atomic<Bool>(false)
     private let drops = Mutex(LineProtocolDrops())
     public let commits = Atomic<UInt64>(0)
-    /// Commit (write + fdatasync) durations: a Prometheus histogram, upper bounds in seconds.
-    static let latencyBounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
-    private let latency = Mutex<(buckets: [UInt64], sum: Double, count: UInt64)>((Array(repeating: 0, count: 13), 0, 0))
+    /// Commit (write + fdatasync) durations.
+    private let commitLatency = LatencyHistogram()
     public let commitFailures = Atomic<UInt64>(0)
     public let retentionDeletedBytes = Atomic<UInt64>(0)
     private var thread: PosixThread?
@@ -130,7 +129,7 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         let started = Clock.monotonicNanos()
         do {
             ticket = try outbox.commit()
-            if pendingSamples > 0 { recordLatency(Double(Clock.monotonicNanos() - started) / 1e9) }
+            if pendingSamples > 0 { commitLatency.record(Double(Clock.monotonicNanos() - started) / 1e9) }
         } catch {
             commitFailures.add()
             if ready.exchange(false, ordering: .relaxed) { Log.error("outbox_commit_failed", ["error": error, "note": "acks wait; retrying"]) }
@@ -150,36 +149,14 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         enforceRetention()
     }
 
-    private func recordLatency(_ seconds: Double) {
-        latency.withLock { h in
-            let bucket = Self.latencyBounds.firstIndex { seconds <= $0 } ?? Self.latencyBounds.count
-            h.buckets[bucket] += 1
-            h.sum += seconds
-            h.count += 1
-        }
-    }
-
     public var metricsText: String {
         let d = lineProtocolDrops
-        let h = latency.withLock { $0 }
-        var histogram = "# HELP gridmon_sink_commit_seconds Time to write and fdatasync one group commit of the outbox.\n# TYPE gridmon_sink_commit_seconds histogram\n"
-        var cumulative: UInt64 = 0
-        for (i, bound) in Self.latencyBounds.enumerated() {
-            cumulative += h.buckets[i]
-            histogram += "gridmon_sink_commit_seconds_bucket{le=\"\(bound)\"} \(cumulative)\n"
-        }
-        histogram += "gridmon_sink_commit_seconds_bucket{le=\"+Inf\"} \(h.count)\ngridmon_sink_commit_seconds_sum \(h.sum)\ngridmon_sink_commit_seconds_count \(h.count)\n"
+        let histogram = commitLatency.prometheusText(name: "gridmon_sink_commit_seconds",
+                                                     help: "Time to write and fdatasync one group commit of the outbox.")
         func line(_ name: String, _ type: String, _ help: String, _ value: CustomStringConvertible) -> String {
             "# HELP gridmon_\(name) \(help)\n# TYPE gridmon_\(name) \(type)\ngridmon_\(name) \(value)\n"
         }
-        var shipping = ""
-        if let shipper {
-            shipping = line("influx_lines_written_total", "counter", "Lines InfluxDB accepted.", shipper.shippedLines.value)
-                + line("influx_posts_total", "counter", "Write requests sent to InfluxDB.", shipper.posts.value)
-                + line("influx_failures_total", "counter", "Writes that failed or were refused (retried).", shipper.failures.value)
-                + line("influx_dead_letter_lines_total", "counter", "Lines InfluxDB rejected, kept in dead-letter.lp.", shipper.deadLetterLines.value)
-                + line("influx_shipped_record", "gauge", "Last outbox record delivered.", shipper.cursorRecord.load(ordering: .relaxed))
-        }
+        let shipping = shipper?.metricsText ?? ""
         return histogram + shipping + line("outbox_bytes", "gauge", "Bytes in the durable outbox (segment files and buffer).", outbox.totalBytes)
             + line("outbox_durable_record", "gauge", "Highest outbox record fsync'ed.", durableTicket)
             + line("outbox_commits_total", "counter", "Group commits (write + fdatasync).", commits.value)

@@ -114,6 +114,12 @@ struct StreamServer: ParsableCommand {
     @Option(help: "Most lines per write request. [GRIDMON_INFLUX_BATCH_LINES]")
     var influxBatchLines: Int = environment("GRIDMON_INFLUX_BATCH_LINES").flatMap { Int($0) } ?? 5000
 
+    @Flag(help: "Compress write bodies with gzip (worth it across a network, not on loopback). [GRIDMON_INFLUX_GZIP=1]")
+    var influxGzip: Bool = environment("GRIDMON_INFLUX_GZIP") == "1"
+
+    @Option(help: "Longest a write request may take, answer included, before it is retried (ms). [GRIDMON_INFLUX_TIMEOUT_MS]")
+    var influxTimeoutMs: Int = environment("GRIDMON_INFLUX_TIMEOUT_MS").flatMap { Int($0) } ?? 10_000
+
     @Option(help: "forest: Isolation Forests (node, tenant or default model). static: flag CPU, memory or disk at or above --threshold. [GRIDMON_SCORER]")
     var scorer: String = environment("GRIDMON_SCORER") ?? "forest"
 
@@ -162,6 +168,7 @@ struct StreamServer: ParsableCommand {
         guard influxURL.isEmpty || store == "outbox" else { throw ValidationError("--influx-url needs --store outbox (the queue it ships from)") }
         guard (1...600_000).contains(influxFlushMs) else { throw ValidationError("--influx-flush-ms 1...600000") }
         guard (1...1_000_000).contains(influxBatchLines) else { throw ValidationError("--influx-batch-lines 1...1000000") }
+        guard (100...600_000).contains(influxTimeoutMs) else { throw ValidationError("--influx-timeout-ms 100...600000") }
         guard retentionHours >= 0 else { throw ValidationError("--retention-hours must not be negative") }
         guard (1...10_000).contains(commitIntervalMs), retentionBytes >= 1 << 20 else {
             throw ValidationError("--commit-interval-ms 1...10000, --retention-bytes at least 1 MiB")
@@ -235,10 +242,14 @@ struct StreamServer: ParsableCommand {
                     let api: InfluxTarget.API = influxAPI == "v1"
                         ? .v1(database: influxDB, retentionPolicy: influxRP, username: influxUser, password: influxPassword)
                         : .v2(org: influxOrg, bucket: influxBucket, token: influxToken)
-                    outbox.shipper = OutboxShipper(outbox: outbox.outbox, target: InfluxTarget(baseURL: influxURL, api: api),
+                    var target = InfluxTarget(baseURL: influxURL, api: api)
+                    target.gzip = influxGzip
+                    target.totalTimeoutMs = influxTimeoutMs
+                    target.connectTimeoutMs = min(2_000, influxTimeoutMs)
+                    outbox.shipper = OutboxShipper(outbox: outbox.outbox, target: target,
                                                    directory: dataDir, createContainers: influxCreate, batchLines: influxBatchLines,
                                                    flushIntervalNs: UInt64(influxFlushMs) * 1_000_000)
-                    Log.info("influx_target", ["url": influxURL, "api": influxAPI,
+                    Log.info("influx_target", ["url": influxURL, "api": influxAPI, "gzip": influxGzip,
                                                "container": influxAPI == "v1" ? influxDB : influxBucket])
                 }
                 sink = outbox
