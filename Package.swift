@@ -142,6 +142,10 @@ let package = Package(
             dependencies: ["GridMonOutbox", "GridMonStore", "GridMonPosix"]
         ),
         .testTarget(
+            name: "GridMonSinkTests",
+            dependencies: ["GridMonSink"]
+        ),
+        .testTarget(
             name: "GridMonPosixTests",
             dependencies: ["GridMonPosix"]
         ),

@@ -8,7 +8,7 @@ import Testing
 /// makes its absence a failure rather than a skip.
 @Suite(.serialized, .enabled(if: InfluxProcess.available || ProcessInfo.processInfo.environment["GRIDMON_REQUIRE_INTEROP"] == "1"))
 struct InfluxTests {
-    private func ackedThrough(_ client: TestClient, _ stream: UInt32, _ last: UInt64) throws {
+    func ackedThrough(_ client: TestClient, _ stream: UInt32, _ last: UInt64) throws {
         var durable: UInt64 = 0
         while durable < last, let message = try client.receive() {
             if case .ack(let ack) = message, ack.streamID == stream { durable = ack.durableSeq }

@@ -1,0 +1,101 @@
+import Foundation
+import Glibc
+import GridMonWire
+import Testing
+
+/// Tenants, gzip and a torn outbox tail, against the real InfluxDB 1.6.7.
+extension InfluxTests {
+    @Test func oneTenantsMissingDatabaseNeverHoldsUpAnotherTenant() throws {
+        let influx = try InfluxProcess()
+        let tokens = FileManager.default.temporaryDirectory.appendingPathComponent("tokens-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: tokens) }
+        try "acme-token acme\nbeta-token beta\n".write(toFile: tokens, atomically: true, encoding: .utf8)
+        #expect(try influxRequest(influx.port, "POST", "/query?q=\(percent("CREATE DATABASE gridmon_acme"))").status == 200)
+        // No --influx-create: beta's database is missing (404) until the operator makes it.
+        let server = try ServerProcess(["--tokens-file", tokens, "--influx-url", "http://127.0.0.1:\(influx.port)",
+                                        "--influx-batch-lines", "1000", "--influx-flush-ms", "100"])
+        let acme = try TestClient(server.address)
+        _ = try acme.hello(node: "acme-1", stream: 1, token: "acme-token")
+        let beta = try TestClient(server.address)
+        _ = try beta.hello(node: "beta-1", stream: 1, token: "beta-token")
+        // Beta sends more than a failing tenant may keep in memory (1 MiB, ~5,000 lines): the
+        // rest stays on disk and is read again once beta's database exists.
+        for chunk in 0..<4 {
+            let first = UInt64(chunk * 5000 + 1)
+            try beta.send(batch(1, first...first + 4999))
+            try ackedThrough(beta, 1, first + 4999)
+        }
+        try acme.send(batch(1, 1...100))
+        try ackedThrough(acme, 1, 100)
+        #expect(try influx.waitForCount("gridmon_acme", 100) == 100)
+        #expect(server.logContains("event=influx_not_found"))
+        let admin = try #require(server.adminAddress)
+        #expect(try httpGet(admin, "/readyz").status == 503)
+        #expect(metric(try httpGet(admin, "/metrics").body, "gridmon_influx_failing_tenants") == 1)
+        // Acme keeps flowing while beta fails.
+        try acme.send(batch(1, 101...300))
+        try ackedThrough(acme, 1, 300)
+        #expect(try influx.waitForCount("gridmon_acme", 300) == 300)
+
+        #expect(try influxRequest(influx.port, "POST", "/query?q=\(percent("CREATE DATABASE gridmon_beta"))").status == 200)
+        #expect(try influx.waitForCount("gridmon_beta", 20_000, seconds: 90) == 20_000)
+        usleep(500_000)
+        #expect(try influx.count("gridmon_beta") == 20_000)
+        #expect(try influx.count("gridmon_acme") == 300)
+        var ready = 0
+        for _ in 0..<100 where ready != 200 {
+            ready = try httpGet(admin, "/readyz").status
+            if ready != 200 { usleep(100_000) }
+        }
+        #expect(ready == 200)
+        #expect(metric(try httpGet(admin, "/metrics").body, "gridmon_influx_failing_tenants") == 0)
+    }
+
+    @Test func gzipBodiesLandTheSameAndWritesAreTimed() throws {
+        let influx = try InfluxProcess()
+        let server = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(influx.port)", "--influx-create",
+                                        "--influx-gzip", "--influx-flush-ms", "100"])
+        let client = try TestClient(server.address)
+        _ = try client.hello(node: "zip-1", stream: 1)
+        try client.send(batch(1, 1...500, cpu: 12.5))
+        try ackedThrough(client, 1, 500)
+        #expect(try influx.waitForCount("gridmon_default", 500) == 500)
+        #expect(try influx.count("gridmon_default", where: "cpu = 12.5") == 500)
+        let metrics = try httpGet(try #require(server.adminAddress), "/metrics").body
+        #expect((metric(metrics, "gridmon_influx_write_seconds_count") ?? 0) >= 1)
+        #expect(server.logContains("gzip=true"))
+    }
+
+    @Test func aTornOutboxTailIsCutAndEveryAckedSampleStillLandsOnce() throws {
+        let port = try freeLoopbackPort()
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-torn-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let args = ["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(port)", "--influx-create"]
+        do {  // InfluxDB is not there yet: the samples are acked from the outbox, then a crash.
+            let server = try ServerProcess(args, dataDir: dataDir)
+            let client = try TestClient(server.address)
+            _ = try client.hello(node: "torn", stream: 1)
+            try client.send(batch(1, 1...120))
+            try ackedThrough(client, 1, 120)
+            #expect(server.stop(signal: SIGKILL) == SIGKILL)
+        }
+        // The crash left half a record at the end of the newest segment.
+        let segments = try FileManager.default.contentsOfDirectory(atPath: dataDir).filter { $0.hasSuffix(".seg") }.sorted()
+        let handle = try #require(FileHandle(forWritingAtPath: dataDir + "/" + segments.last!))
+        handle.seekToEndOfFile()
+        handle.write(Data([0x00, 0x20, 0x00, 0x00, 9, 9, 9, 9, 1, 2, 3]))
+        handle.closeFile()
+
+        let influx = try InfluxProcess(port: port)
+        let server = try ServerProcess(args, dataDir: dataDir)
+        #expect(server.logContains("truncated_bytes=11"))
+        #expect(try influx.waitForCount("gridmon_default", 120, seconds: 60) == 120)
+        let client = try TestClient(server.address)
+        #expect(try client.hello(node: "torn", stream: 1).durableSeq == 120)
+        try client.send(batch(1, 121...150))
+        try ackedThrough(client, 1, 150)
+        #expect(try influx.waitForCount("gridmon_default", 150) == 150)
+        usleep(500_000)
+        #expect(try influx.count("gridmon_default") == 150)
+    }
+}
