@@ -12,7 +12,7 @@ import Glibc
 ///
 /// One reader goes through the outbox in order and hands each record to its tenant's lane
 /// (`ShipperLane`); each lane posts batches of up to `batchLines` lines to its database or
-/// bucket over its own keep-alive connection. All requests run at once through one
+/// bucket, up to `concurrency` at once, over keep-alive connections of its own. All requests run at once through one
 /// `CurlMulti`, so a slow or failing target holds up only its own tenant, and the reader
 /// reads ahead (up to `maxPendingBytes`) while InfluxDB answers.
 ///
@@ -33,6 +33,7 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
     private let directory: String
     private let createContainers: Bool
     private let batchLines: Int
+    private let concurrency: Int
     private let flushIntervalNs: UInt64
     /// Records read ahead of delivery, for lanes that are not failing, are kept under this.
     static let maxPendingBytes = 8 << 20
@@ -54,17 +55,20 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
 
     // The shipper thread's own state.
     private var lanes: [String: ShipperLane] = [:]
-    private var writers: [String: InfluxWriter] = [:]
-    private var writerTenants: [ObjectIdentifier: String] = [:]
+    /// Idle connections per tenant, and what each busy one is sending (tenant, delivery).
+    private var idleWriters: [String: [InfluxWriter]] = [:]
+    private var busyWriters: [ObjectIdentifier: (tenant: String, delivery: UInt64)] = [:]
     private var nextToRead: UInt64
     private var savedCursor = ""
     private var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: Clock.monotonicNanos()))
 
     /// - Parameters: a tenant's batch is posted when it has `batchLines` lines or
     ///   `flushIntervalNs` (±20 % jitter, so a fleet of servers does not write in lockstep)
-    ///   has passed since its last post.
+    ///   has passed since its last post; up to `concurrency` batches per tenant are in flight
+    ///   at once (InfluxDB parses concurrent writes on several cores).
     public init(outbox: Outbox, target: InfluxTarget, directory: String, createContainers: Bool, batchLines: Int = 5000,
-                flushIntervalNs: UInt64 = 1_000_000_000) {
+                flushIntervalNs: UInt64 = 1_000_000_000, concurrency: Int = 2) {
+        self.concurrency = max(1, concurrency)
         self.flushIntervalNs = flushIntervalNs
         self.outbox = outbox
         self.target = target
@@ -114,16 +118,14 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
             let readMore = readAhead()
             let now = Clock.monotonicNanos()
             catchUp(nowNs: now)
-            for tenant in Array(lanes.keys) where !lanes[tenant]!.sending {
-                guard let body = lanes[tenant]!.nextRequest(nowNs: now, batchLines: batchLines) else { continue }
-                lanes[tenant]!.intervalNs = jittered()
-                let writer = writers[tenant] ?? InfluxWriter(target: target)
-                if writers[tenant] == nil {
-                    writers[tenant] = writer
-                    writerTenants[ObjectIdentifier(writer)] = tenant
+            for tenant in Array(lanes.keys) {
+                while let (delivery, body) = lanes[tenant]!.nextRequest(nowNs: now, batchLines: batchLines, concurrency: concurrency) {
+                    lanes[tenant]!.intervalNs = jittered()
+                    let writer = idleWriters[tenant]?.popLast() ?? InfluxWriter(target: target)
+                    busyWriters[ObjectIdentifier(writer)] = (tenant, delivery)
+                    posts.add()
+                    multi.start(writer, lines: body, tenant: tenant)
                 }
-                posts.add()
-                multi.start(writer, lines: body, tenant: tenant)
             }
             // Wait for InfluxDB's answers, but no longer than the next batch timer needs.
             let wait: Int32 = readMore ? 0 : 20
@@ -189,35 +191,36 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
     }
 
     private func handle(_ outcome: WriteOutcome, writer: InfluxWriter) {
-        guard let tenant = writerTenants[ObjectIdentifier(writer)], lanes[tenant] != nil else { return }
+        guard let (tenant, delivery) = busyWriters.removeValue(forKey: ObjectIdentifier(writer)), lanes[tenant] != nil else { return }
+        idleWriters[tenant, default: []].append(writer)
         writeLatency.record(writer.lastDuration)
         let now = Clock.monotonicNanos()
         let wasFailing = lanes[tenant]!.isFailing
         switch outcome {
         case .written:
-            shippedLines.add(UInt64(lanes[tenant]!.pieceWritten()))
+            shippedLines.add(UInt64(lanes[tenant]!.pieceWritten(delivery)))
         case .rejected(let status, let message):
-            if let line = lanes[tenant]!.pieceRejected() { deadLetter(line, status: status, message: message, tenant: tenant) }
+            if let line = lanes[tenant]!.pieceRejected(delivery) { deadLetter(line, status: status, message: message, tenant: tenant) }
         case .tooLarge:
-            if let line = lanes[tenant]!.pieceRejected() {
+            if let line = lanes[tenant]!.pieceRejected(delivery) {
                 deadLetter(line, status: 413, message: "a single line is larger than InfluxDB accepts", tenant: tenant)
             }
         case .notFound(let message):
             if createContainers && writer.createContainer(tenant: tenant) {
                 Log.info("influx_database_created", ["database": target.container(for: tenant)])
-                lanes[tenant]!.retryNow()
+                lanes[tenant]!.retryNow(delivery)
             } else {
                 let hint = createContainers ? "" : "; --influx-create would create it"
-                failed(tenant, "influx_not_found", "\(target.container(for: tenant)) does not exist (\(message))\(hint)", now: now)
+                failed(tenant, delivery, "influx_not_found", "\(target.container(for: tenant)) does not exist (\(message))\(hint)", now: now)
             }
         case .unauthorized(let status, let message):
-            failed(tenant, "influx_unauthorized", "HTTP \(status): \(message)", now: now)
+            failed(tenant, delivery, "influx_unauthorized", "HTTP \(status): \(message)", now: now)
         case .busy(let status, let retryAfter):
             failures.add()
-            let delay = lanes[tenant]!.failed(nowNs: now, delaySeconds: retryAfter, jitter: rng.nextUnit(), failingBytes: Self.failingBytes)
+            let delay = lanes[tenant]!.failed(delivery, nowNs: now, delaySeconds: retryAfter, jitter: rng.nextUnit(), failingBytes: Self.failingBytes)
             Log.warning("influx_busy", ["tenant": tenant, "status": status, "retry_after_s": delay])
         case .failed(let why):
-            failed(tenant, "influx_write_failed", why, now: now)
+            failed(tenant, delivery, "influx_write_failed", why, now: now)
         }
         let isFailing = lanes[tenant]!.isFailing
         if wasFailing != isFailing {
@@ -226,9 +229,9 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         }
     }
 
-    private func failed(_ tenant: String, _ event: String, _ why: String, now: UInt64) {
+    private func failed(_ tenant: String, _ delivery: UInt64, _ event: String, _ why: String, now: UInt64) {
         failures.add()
-        let delay = lanes[tenant]!.failed(nowNs: now, jitter: rng.nextUnit(), failingBytes: Self.failingBytes)
+        let delay = lanes[tenant]!.failed(delivery, nowNs: now, jitter: rng.nextUnit(), failingBytes: Self.failingBytes)
         let inARow = lanes[tenant]!.failuresInARow
         if inARow == 1 || inARow % 20 == 0 {
             Log.error(event, ["target": target.baseURL, "tenant": tenant, "error": why, "failures_in_a_row": inARow,

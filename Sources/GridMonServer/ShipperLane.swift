@@ -19,6 +19,7 @@ struct ShipperLane {
 
     /// A batch being delivered: the records it came from, its body, and the pieces of it still
     /// to send (line ranges, a stack: a rejected piece is halved until bad lines stand alone).
+    /// Its `first` record names it.
     struct Delivery {
         var first: UInt64
         var last: UInt64
@@ -27,6 +28,9 @@ struct ShipperLane {
         /// Byte offset where each line starts, plus the end; computed on the first split.
         var lineStarts: [Int] = []
         var pieces: [Range<Int>]
+        /// Its top piece is in flight.
+        var sending = false
+        var isDone: Bool { pieces.isEmpty }
     }
 
     let tenant: String
@@ -37,9 +41,10 @@ struct ShipperLane {
     /// Records of this tenant from here on (below the shared reader) are not in memory.
     private(set) var skippedFrom: UInt64?
     private(set) var deliveredThrough: UInt64
-    private(set) var delivery: Delivery?
-    /// A request of this lane is in flight.
-    private(set) var sending = false
+    /// Batches in delivery, oldest first (at most the concurrency asked for); a finished one
+    /// waits here until those before it finish, so `deliveredThrough` only moves over
+    /// records that are all delivered.
+    private(set) var deliveries: [Delivery] = []
     private(set) var failuresInARow = 0
     private(set) var notBeforeNs: UInt64 = 0
     private var lastPostNs: UInt64 = 0
@@ -54,15 +59,16 @@ struct ShipperLane {
 
     var isFailing: Bool { failuresInARow > 0 }
     var queuedRecords: Int { queue.count - head }
+    var inFlight: Int { deliveries.filter(\.sending).count }
 
     /// The oldest record of this lane not yet delivered (nil: nothing pending).
     var oldestUndelivered: UInt64? {
-        [delivery?.first, head < queue.count ? queue[head].number : nil, skippedFrom].compactMap { $0 }.min()
+        [deliveries.first?.first, head < queue.count ? queue[head].number : nil, skippedFrom].compactMap { $0 }.min()
     }
 
     /// Whether the shipper should read the outbox again for this lane now.
     func wantsCatchUp(nowNs: UInt64) -> Bool {
-        skippedFrom != nil && head == queue.count && delivery == nil && nowNs >= notBeforeNs
+        skippedFrom != nil && head == queue.count && deliveries.isEmpty && nowNs >= notBeforeNs
     }
 
     /// Takes record `number` from the shared reader. Queued unless already delivered (before a
@@ -98,59 +104,70 @@ struct ShipperLane {
         queuedLines += record.lineCount
     }
 
-    /// The body to send now, if any: the next piece of the batch in delivery, or a new batch
-    /// when `batchLines` lines are waiting or the interval since the last post has passed.
-    mutating func nextRequest(nowNs: UInt64, batchLines: Int) -> [UInt8]? {
-        guard !sending, nowNs >= notBeforeNs else { return nil }
-        if delivery == nil {
-            guard head < queue.count, queuedLines >= batchLines || nowNs &- lastPostNs >= intervalNs else { return nil }
-            var body: [UInt8] = []
-            var lines = 0
-            let first = queue[head].number
-            var last = first
-            while head < queue.count && (lines == 0 || lines + queue[head].lineCount <= batchLines) {
-                let record = queue[head]
-                body += record.lines
-                lines += record.lineCount
-                last = record.number
-                queuedBytes -= record.lines.count
-                queuedLines -= record.lineCount
-                queue[head].lines = []
-                head += 1
-            }
-            delivery = Delivery(first: first, last: last, body: body, lineCount: lines, pieces: [0..<lines])
-            lastPostNs = nowNs
+    /// The next request to send now, if any, named by its delivery: a piece of a batch in
+    /// delivery (oldest first), or a new batch when fewer than `concurrency` are in delivery
+    /// and `batchLines` lines are waiting or the interval since the last post has passed.
+    /// While failing, one request at a time probes the target and no batch is opened.
+    mutating func nextRequest(nowNs: UInt64, batchLines: Int, concurrency: Int = 1) -> (delivery: UInt64, body: [UInt8])? {
+        guard nowNs >= notBeforeNs else { return nil }
+        if let index = deliveries.firstIndex(where: { !$0.sending && !$0.isDone }) {
+            if isFailing && inFlight > 0 { return nil }
+            deliveries[index].sending = true
+            return (deliveries[index].first, pieceBody(deliveries[index]))
         }
-        sending = true
-        return pieceBody()
+        // Finished batches waiting for an older one hold no body; they are bounded all the same.
+        guard !isFailing, deliveries.count - deliveries.count(where: \.isDone) < concurrency, deliveries.count < 16 * concurrency,
+              head < queue.count,
+              queuedLines >= batchLines || nowNs &- lastPostNs >= intervalNs else { return nil }
+        var body: [UInt8] = []
+        var lines = 0
+        let first = queue[head].number
+        var last = first
+        while head < queue.count && (lines == 0 || lines + queue[head].lineCount <= batchLines) {
+            let record = queue[head]
+            body += record.lines
+            lines += record.lineCount
+            last = record.number
+            queuedBytes -= record.lines.count
+            queuedLines -= record.lineCount
+            queue[head].lines = []
+            head += 1
+        }
+        deliveries.append(Delivery(first: first, last: last, body: body, lineCount: lines, pieces: [0..<lines], sending: true))
+        lastPostNs = nowNs
+        return (first, body)
     }
 
-    /// The bytes of the piece on top of the stack.
-    private func pieceBody() -> [UInt8] {
-        guard let delivery, let piece = delivery.pieces.last else { return [] }
+    /// The bytes of the piece on top of `delivery`'s stack.
+    private func pieceBody(_ delivery: Delivery) -> [UInt8] {
+        guard let piece = delivery.pieces.last else { return [] }
         if piece.count == delivery.lineCount { return delivery.body }
         return Array(delivery.body[delivery.lineStarts[piece.lowerBound]..<delivery.lineStarts[piece.upperBound]])
     }
 
-    /// The piece sent was written. Returns its line count.
-    mutating func pieceWritten() -> Int {
+    /// The piece sent for `delivery` was written. Returns its line count.
+    mutating func pieceWritten(_ delivery: UInt64) -> Int {
         recovered()
-        guard let piece = delivery?.pieces.popLast() else { return 0 }
-        finishIfDone()
+        guard let index = sent(delivery), let piece = deliveries[index].pieces.popLast() else { return 0 }
+        if deliveries[index].isDone { deliveries[index].body = [] }
+        finishDone()
         return piece.count
     }
 
-    /// The piece sent was refused as bad data (400/422, or 413 too large). A single line is
-    /// given back to be dead-lettered; a longer piece is halved and its halves sent next.
-    mutating func pieceRejected() -> [UInt8]? {
+    /// The piece sent for `delivery` was refused as bad data (400/422, or 413 too large). A
+    /// single line is given back to be dead-lettered; a longer piece is halved and its halves
+    /// sent next.
+    mutating func pieceRejected(_ delivery: UInt64) -> [UInt8]? {
         recovered()
-        guard var current = delivery, let piece = current.pieces.last else { return nil }
+        guard let index = sent(delivery), let piece = deliveries[index].pieces.last else { return nil }
         if piece.count == 1 {
-            let body = pieceBody()
-            delivery!.pieces.removeLast()
-            finishIfDone()
+            let body = pieceBody(deliveries[index])
+            deliveries[index].pieces.removeLast()
+            if deliveries[index].isDone { deliveries[index].body = [] }
+            finishDone()
             return body
         }
+        var current = deliveries[index]
         if current.lineStarts.isEmpty {
             current.lineStarts = [0]
             for (offset, byte) in current.body.enumerated() where byte == UInt8(ascii: "\n") { current.lineStarts.append(offset + 1) }
@@ -163,22 +180,22 @@ struct ShipperLane {
         let top = current.pieces.removeLast()
         let middle = top.lowerBound + top.count / 2
         current.pieces += [middle..<top.upperBound, top.lowerBound..<middle]
-        delivery = current
+        deliveries[index] = current
         return nil
     }
 
-    /// The request failed or was refused for reasons other than its data; it is sent again
-    /// after `delaySeconds` (Retry-After), else after capped exponential backoff with full
-    /// jitter (`jitter` in 0..<1): 0.2 s doubling to 30 s. Past `failingBytes` queued, the
-    /// newest records are let go (they stay in the outbox; catch-up reads them again).
-    /// Returns the delay chosen, in seconds.
+    /// The request of `delivery` failed, or was refused for reasons other than its data; it
+    /// is sent again after `delaySeconds` (Retry-After), else after capped exponential backoff
+    /// with full jitter (`jitter` in 0..<1): 0.2 s doubling to 30 s. Past `failingBytes`
+    /// queued, the newest records are let go (they stay in the outbox; catch-up reads them
+    /// again). Returns the delay chosen, in seconds.
     @discardableResult
-    mutating func failed(nowNs: UInt64, delaySeconds: Double? = nil, jitter: Double, failingBytes: Int) -> Double {
-        sending = false
+    mutating func failed(_ delivery: UInt64, nowNs: UInt64, delaySeconds: Double? = nil, jitter: Double, failingBytes: Int) -> Double {
+        _ = sent(delivery)
         failuresInARow += 1
         let cap = min(30.0, 0.2 * Double(1 << min(failuresInARow, 8)))
         let delay = delaySeconds ?? cap * (0.5 + 0.5 * jitter)
-        notBeforeNs = nowNs + UInt64(delay * 1e9)
+        notBeforeNs = max(notBeforeNs, nowNs + UInt64(delay * 1e9))
         while queuedBytes > failingBytes && head < queue.count {
             let dropped = queue.removeLast()
             queuedBytes -= dropped.lines.count
@@ -188,17 +205,23 @@ struct ShipperLane {
         return delay
     }
 
-    /// Send the same piece again at once (the missing database was just created).
-    mutating func retryNow() { sending = false }
+    /// Send `delivery`'s piece again at once (the missing database was just created).
+    mutating func retryNow(_ delivery: UInt64) { _ = sent(delivery) }
 
-    private mutating func recovered() {
-        sending = false
-        failuresInARow = 0
+    /// Marks `delivery`'s request as answered; its index.
+    private mutating func sent(_ delivery: UInt64) -> Int? {
+        guard let index = deliveries.firstIndex(where: { $0.first == delivery }) else { return nil }
+        deliveries[index].sending = false
+        return index
     }
 
-    private mutating func finishIfDone() {
-        guard let done = delivery, done.pieces.isEmpty else { return }
-        deliveredThrough = max(deliveredThrough, done.last)
-        delivery = nil
+    private mutating func recovered() { failuresInARow = 0 }
+
+    /// Retires the finished deliveries at the front.
+    private mutating func finishDone() {
+        while let done = deliveries.first, done.isDone {
+            deliveredThrough = max(deliveredThrough, done.last)
+            deliveries.removeFirst()
+        }
     }
 }

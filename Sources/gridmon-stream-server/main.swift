@@ -114,6 +114,9 @@ struct StreamServer: ParsableCommand {
     @Option(help: "Most lines per write request. [GRIDMON_INFLUX_BATCH_LINES]")
     var influxBatchLines: Int = environment("GRIDMON_INFLUX_BATCH_LINES").flatMap { Int($0) } ?? 5000
 
+    @Option(help: "Write requests in flight per tenant (InfluxDB parses concurrent writes on several cores). [GRIDMON_INFLUX_CONCURRENCY]")
+    var influxConcurrency: Int = environment("GRIDMON_INFLUX_CONCURRENCY").flatMap { Int($0) } ?? 2
+
     @Flag(help: "Compress write bodies with gzip (worth it across a network, not on loopback). [GRIDMON_INFLUX_GZIP=1]")
     var influxGzip: Bool = environment("GRIDMON_INFLUX_GZIP") == "1"
 
@@ -168,6 +171,7 @@ struct StreamServer: ParsableCommand {
         guard influxURL.isEmpty || store == "outbox" else { throw ValidationError("--influx-url needs --store outbox (the queue it ships from)") }
         guard (1...600_000).contains(influxFlushMs) else { throw ValidationError("--influx-flush-ms 1...600000") }
         guard (1...1_000_000).contains(influxBatchLines) else { throw ValidationError("--influx-batch-lines 1...1000000") }
+        guard (1...64).contains(influxConcurrency) else { throw ValidationError("--influx-concurrency 1...64") }
         guard (100...600_000).contains(influxTimeoutMs) else { throw ValidationError("--influx-timeout-ms 100...600000") }
         guard retentionHours >= 0 else { throw ValidationError("--retention-hours must not be negative") }
         guard (1...10_000).contains(commitIntervalMs), retentionBytes >= 1 << 20 else {
@@ -248,7 +252,7 @@ struct StreamServer: ParsableCommand {
                     target.connectTimeoutMs = min(2_000, influxTimeoutMs)
                     outbox.shipper = OutboxShipper(outbox: outbox.outbox, target: target,
                                                    directory: dataDir, createContainers: influxCreate, batchLines: influxBatchLines,
-                                                   flushIntervalNs: UInt64(influxFlushMs) * 1_000_000)
+                                                   flushIntervalNs: UInt64(influxFlushMs) * 1_000_000, concurrency: influxConcurrency)
                     Log.info("influx_target", ["url": influxURL, "api": influxAPI, "gzip": influxGzip,
                                                "container": influxAPI == "v1" ? influxDB : influxBucket])
                 }
