@@ -40,9 +40,15 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     private let state = Mutex(State())
     /// The segment being written; touched by the committer only.
     private var current: SegmentFile?
-    /// Segments on disk: first record number and path, oldest first. Locked: the committer
-    /// appends, a shipper thread reads and deletes.
-    private let segments = Mutex<[(first: UInt64, path: String)]>([])
+    /// Segments on disk: first record number and path, oldest first; and, when the newest one
+    /// is full and closed (no record will join it), its last record, which makes it
+    /// deletable too. Locked together: the committer appends and closes, a shipper thread
+    /// reads and deletes.
+    private struct Segments {
+        var list: [(first: UInt64, path: String)] = []
+        var closedLast: UInt64?
+    }
+    private let segments = Mutex(Segments())
 
     private init(directory: String, segmentBytes: Int) {
         self.directory = directory
@@ -87,7 +93,7 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
             recovery.records += scan.payloads.count
             for (i, range) in scan.payloads.enumerated() { replay(scan.firstRecord + UInt64(i), bytes[range]) }
             next = max(next, scan.firstRecord + UInt64(scan.payloads.count))
-            outbox.segments.withLock { $0.append((scan.firstRecord, path)) }
+            outbox.segments.withLock { $0.list.append((scan.firstRecord, path)) }
             disk += scan.validLength
         }
         outbox.state.withLock { state in
@@ -95,7 +101,7 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
             state.durableRecord = next - 1
             state.diskBytes = disk
         }
-        if let last = outbox.segments.withLock({ $0.last }) { outbox.current = try SegmentFile(path: last.path) }
+        if let last = outbox.segments.withLock({ $0.list.last }) { outbox.current = try SegmentFile(path: last.path) }
         return (outbox, recovery)
     }
 
@@ -146,7 +152,10 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
                 let file = try SegmentFile(path: path)
                 if file.size == 0 { try file.append(OutboxSegment.header(firstRecord: firstRecord)) }
                 try SegmentFile.syncDirectory(directory)
-                segments.withLock { $0.append((firstRecord, path)) }
+                segments.withLock { segments in
+                    segments.list.append((firstRecord, path))
+                    segments.closedLast = nil
+                }
                 current = file
                 state.withLock { $0.diskBytes += OutboxSegment.headerSize }
             }
@@ -160,17 +169,24 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
             }
             throw error
         }
-        return state.withLock { state in
+        let durable = state.withLock { state in
             state.diskBytes += bytes.count
             state.durableRecord = lastRecord
             return lastRecord
         }
+        // A full segment is closed now rather than at the next commit, so that once delivered
+        // it can go even if nothing more arrives (a paused server appends nothing).
+        if current!.size >= segmentBytes {
+            current = nil
+            segments.withLock { $0.closedLast = lastRecord }
+        }
+        return durable
     }
 
     /// Durable records from `first` on, at most `limit`, as (number, payload), oldest first.
     public func read(from first: UInt64, limit: Int) throws(SyscallError) -> [(UInt64, [UInt8])] {
         let durable = durableRecord
-        let list = segments.withLock { $0 }
+        let list = segments.withLock { $0.list }
         var out: [(UInt64, [UInt8])] = []
         // Where an earlier read stopped, when this read continues it: read on from that offset
         // instead of scanning the segment again (the shipper's readers each go in order).
@@ -223,14 +239,14 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     /// the one being written. Returns the bytes freed.
     @discardableResult
     public func deleteSegments(upTo record: UInt64) throws(SyscallError) -> Int {
-        try removeOldestSegments { _, list in list[1].first - 1 <= record }
+        try removeOldestSegments { _, list, closedLast in (list.count > 1 ? list[1].first - 1 : closedLast!) <= record }
     }
 
     /// Deletes the oldest segments (never the one being written) until at least `bytes` were
     /// freed or only the current segment is left. Returns the bytes freed.
     @discardableResult
     public func deleteOldest(bytesOver bytes: Int) throws(SyscallError) -> Int {
-        try removeOldestSegments { freed, _ in freed < bytes }
+        try removeOldestSegments { freed, _, _ in freed < bytes }
     }
 
     /// Deletes the oldest segments last written before `unixSeconds` (file modification time:
@@ -238,28 +254,31 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     /// never the one being written. Returns the bytes freed.
     @discardableResult
     public func deleteSegments(lastWrittenBefore unixSeconds: Int) throws(SyscallError) -> Int {
-        try removeOldestSegments { _, list in
+        try removeOldestSegments { _, list, _ in
             var info = stat()
             guard stat(list[0].path, &info) == 0 else { return false }
             return info.st_mtim.tv_sec < unixSeconds
         }
     }
 
-    /// Unlinks the oldest segment while `more(bytesFreedSoFar)` says so, never the one being
-    /// written; then syncs the directory and the byte count. Returns the bytes freed.
-    private func removeOldestSegments(while more: (Int, [(first: UInt64, path: String)]) -> Bool) throws(SyscallError) -> Int {
+    /// Unlinks the oldest segment while `more(bytesFreedSoFar, segments, closedLast)` says so,
+    /// never the one being written (the newest, unless closed); then syncs the directory and
+    /// the byte count. Returns the bytes freed.
+    private func removeOldestSegments(while more: (Int, [(first: UInt64, path: String)], UInt64?) -> Bool) throws(SyscallError) -> Int {
         var freed = 0
         var failure: SyscallError?
-        segments.withLock { list in
-            while list.count > 1, more(freed, list) {
-                let path = list[0].path
+        segments.withLock { segments in
+            while segments.list.count > 1 || (segments.list.count == 1 && segments.closedLast != nil),
+                  more(freed, segments.list, segments.closedLast) {
+                let path = segments.list[0].path
                 var info = stat()
                 let size = stat(path, &info) == 0 ? Int(info.st_size) : 0
                 if unlink(path) != 0 {
                     failure = SyscallError(call: "unlink(\(path))", errno: errno)
                     return
                 }
-                list.removeFirst()
+                segments.list.removeFirst()
+                if segments.list.isEmpty { segments.closedLast = nil }
                 freed += size
             }
         }
@@ -272,7 +291,7 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     }
 
     /// Segment files on disk, oldest first (for retention and tests).
-    public var segmentPaths: [String] { segments.withLock { $0.map(\.path) } }
+    public var segmentPaths: [String] { segments.withLock { $0.list.map(\.path) } }
 
     static func name(_ firstRecord: UInt64) -> String {
         let digits = String(firstRecord)

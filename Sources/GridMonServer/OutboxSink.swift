@@ -21,8 +21,14 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     public private(set) var restoredNodes: [String: (tenant: String, seq: UInt64)] = [:]
     /// Ships the outbox to InfluxDB when configured; then the outbox is a queue, not the store:
     /// delivered segments are deleted, retention is off, and past `retentionBytes` of
-    /// undelivered data the server stops reading agents (they buffer) instead of dropping.
+    /// undelivered data the server stops reading agents (they buffer) instead of dropping —
+    /// unless `dropOldestWhenFull`.
     public var shipper: OutboxShipper?
+    /// With a shipper and a full outbox: delete the oldest undelivered segments (counted and
+    /// logged) instead of applying backpressure. Set before `start`.
+    public var dropOldestWhenFull = false
+    /// Bytes of undelivered segments deleted by `dropOldestWhenFull`.
+    public let droppedUndeliveredBytes = Atomic<UInt64>(0)
     /// Called on the committer thread after each commit, with the new durable ticket.
     private var onDurable: (@Sendable (UInt64) -> Void)?
 
@@ -63,8 +69,9 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     public var isReady: Bool { ready.load(ordering: .relaxed) && (shipper?.isReady ?? true) }
     public var queuedSamples: Int {
         let waiting = uncommitted.load(ordering: .relaxed)
-        // Shipping to InfluxDB: a full outbox means "stop reading" until delivery frees room.
-        return shipper != nil && outbox.totalBytes >= retentionBytes ? max(waiting, highWater) : waiting
+        // Shipping to InfluxDB: a full outbox means "stop reading" until delivery frees room
+        // (or the oldest undelivered data goes, when the operator chose that).
+        return shipper != nil && !dropOldestWhenFull && outbox.totalBytes >= retentionBytes ? max(waiting, highWater) : waiting
     }
     /// Past this many samples waiting for fsync (a stalled disk), agents are not read.
     public var highWater: Int { 1_000_000 }
@@ -162,6 +169,7 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
             + line("outbox_commits_total", "counter", "Group commits (write + fdatasync).", commits.value)
             + line("outbox_commit_failures_total", "counter", "Commits that failed (retried; acks wait).", commitFailures.value)
             + line("outbox_retention_deleted_bytes_total", "counter", "Bytes of the oldest segments deleted to stay within the retention limit.", retentionDeletedBytes.value)
+            + line("outbox_dropped_undelivered_bytes_total", "counter", "Bytes of undelivered segments deleted because the outbox was full (drop-oldest policy).", droppedUndeliveredBytes.value)
             + "# HELP gridmon_line_protocol_dropped_total Elements line protocol cannot carry, left out.\n# TYPE gridmon_line_protocol_dropped_total counter\n"
             + "gridmon_line_protocol_dropped_total{what=\"non_finite_field\"} \(d.nonFiniteFields)\n"
             + "gridmon_line_protocol_dropped_total{what=\"newline\"} \(d.newlineElements)\n"
@@ -172,7 +180,16 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     /// The embedded store keeps at most `retentionBytes`, and nothing older than
     /// `retentionSeconds`: oldest segments go first.
     private func enforceRetention() {
-        guard shipper == nil else { return }  // undelivered data is never deleted
+        if shipper != nil {
+            // Undelivered data is deleted only under the drop-oldest policy.
+            guard dropOldestWhenFull, outbox.totalBytes > retentionBytes, outbox.segmentPaths.count > 1 else { return }
+            if let freed = try? outbox.deleteOldest(bytesOver: outbox.totalBytes - retentionBytes), freed > 0 {
+                droppedUndeliveredBytes.add(UInt64(freed))
+                Log.error("outbox_full_dropped_oldest", ["deleted_bytes": freed, "kept_bytes": outbox.totalBytes, "limit": retentionBytes,
+                                                         "note": "undelivered samples lost (--outbox-full-policy drop-oldest)"])
+            }
+            return
+        }
         if retentionSeconds > 0, outbox.segmentPaths.count > 1 {
             let cutoff = Int(Clock.unixNanos() / 1_000_000_000) - retentionSeconds
             if let freed = try? outbox.deleteSegments(lastWrittenBefore: cutoff), freed > 0 {

@@ -75,6 +75,12 @@ struct StreamServer: ParsableCommand {
     @Option(help: "The outbox keeps at most this many bytes; the oldest segments go first. [GRIDMON_RETENTION_BYTES]")
     var retentionBytes: Int = environment("GRIDMON_RETENTION_BYTES").flatMap { Int($0) } ?? 1 << 30
 
+    @Option(help: "With --influx-url, when undelivered data reaches --retention-bytes: backpressure (stop reading agents; they buffer) or drop-oldest (delete the oldest undelivered segments, counted and logged). [GRIDMON_OUTBOX_FULL_POLICY]")
+    var outboxFullPolicy: String = environment("GRIDMON_OUTBOX_FULL_POLICY") ?? "backpressure"
+
+    @Option(help: "Size at which the outbox starts a new segment file (retention deletes whole segments). [GRIDMON_SEGMENT_BYTES]")
+    var segmentBytes: Int = environment("GRIDMON_SEGMENT_BYTES").flatMap { Int($0) } ?? 64 << 20
+
     @Option(help: "The outbox keeps nothing older than this many hours (0 = no age limit). [GRIDMON_RETENTION_HOURS]")
     var retentionHours: Double = environment("GRIDMON_RETENTION_HOURS").flatMap { Double($0) } ?? 168
 
@@ -171,6 +177,8 @@ struct StreamServer: ParsableCommand {
         guard influxURL.isEmpty || store == "outbox" else { throw ValidationError("--influx-url needs --store outbox (the queue it ships from)") }
         guard (1...600_000).contains(influxFlushMs) else { throw ValidationError("--influx-flush-ms 1...600000") }
         guard (1...1_000_000).contains(influxBatchLines) else { throw ValidationError("--influx-batch-lines 1...1000000") }
+        guard ["backpressure", "drop-oldest"].contains(outboxFullPolicy) else { throw ValidationError("--outbox-full-policy is backpressure or drop-oldest") }
+        guard (1 << 20...1 << 30).contains(segmentBytes) else { throw ValidationError("--segment-bytes 1 MiB...1 GiB") }
         guard (1...64).contains(influxConcurrency) else { throw ValidationError("--influx-concurrency 1...64") }
         guard (100...600_000).contains(influxTimeoutMs) else { throw ValidationError("--influx-timeout-ms 100...600000") }
         guard retentionHours >= 0 else { throw ValidationError("--retention-hours must not be negative") }
@@ -235,7 +243,9 @@ struct StreamServer: ParsableCommand {
         if store == "outbox" {
             do {
                 let outbox = try OutboxSink(directory: dataDir, commitIntervalNs: UInt64(commitIntervalMs) * 1_000_000,
-                                            retentionBytes: retentionBytes, retentionSeconds: Int(retentionHours * 3600))
+                                            retentionBytes: retentionBytes, retentionSeconds: Int(retentionHours * 3600),
+                                            segmentBytes: segmentBytes)
+                outbox.dropOldestWhenFull = outboxFullPolicy == "drop-oldest"
                 let r = outbox.recovery
                 Log.info("outbox_opened", ["dir": dataDir, "segments": r.segments, "records": r.records,
                                            "nodes": outbox.restoredNodes.count, "truncated_bytes": r.truncatedBytes,

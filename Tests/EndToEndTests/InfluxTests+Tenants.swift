@@ -99,3 +99,65 @@ extension InfluxTests {
         #expect(try influx.count("gridmon_default") == 150)
     }
 }
+
+/// What a full outbox does while InfluxDB is away: backpressure by default, or drop-oldest.
+extension InfluxTests {
+    @Test func dropOldestDeletesTheOldestUndeliveredSegmentsCountedAndTheRestLands() throws {
+        let port = try freeLoopbackPort()
+        let server = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(port)", "--influx-create",
+                                        "--segment-bytes", "1048576", "--retention-bytes", "2097152",
+                                        "--outbox-full-policy", "drop-oldest"])
+        let client = try TestClient(server.address)
+        _ = try client.hello(node: "full", stream: 1)
+        // ~250 bytes of line protocol per sample: 30,000 samples are ~7 MiB, over three times the limit.
+        for chunk: UInt64 in 0..<30 {
+            try client.send(batch(1, chunk * 1000 + 1...chunk * 1000 + 1000))
+            try ackedThrough(client, 1, chunk * 1000 + 1000)  // acked: never blocked
+        }
+        let admin = try #require(server.adminAddress)
+        let dropped = metric(try httpGet(admin, "/metrics").body, "gridmon_outbox_dropped_undelivered_bytes_total") ?? 0
+        #expect(dropped > 3_000_000)
+        #expect(server.logContains("event=outbox_full_dropped_oldest"))
+        let influx = try InfluxProcess(port: port)
+        // The newest samples land (the last 2-3 MiB, seq > ~18,000), and what the shipper still
+        // held in memory (a 5,000-line batch and 1 MiB, seq < ~9,500); the middle is gone.
+        var landed = 0
+        var written = -1.0
+        for _ in 0..<300 {
+            let metrics = try httpGet(admin, "/metrics").body
+            landed = try influx.count("gridmon_default")
+            written = metric(metrics, "gridmon_influx_lines_written_total") ?? 0
+            if landed > 0 && Double(landed) == written && (metric(metrics, "gridmon_outbox_bytes") ?? .infinity) < 1_100_000 { break }
+            usleep(100_000)
+        }
+        #expect(landed > 8000 && landed < 25_000 && Double(landed) == written)  // nothing twice
+        #expect(try influx.count("gridmon_default", where: "time = 1700030000000000000") == 1)  // seq 30000, the newest
+        #expect(try influx.count("gridmon_default", where: "time = 1700013500000000000") == 0)  // seq 13,500, dropped
+    }
+
+    @Test func byDefaultAFullOutboxStopsReadingAgentsAndLosesNothing() throws {
+        let port = try freeLoopbackPort()
+        let server = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(port)", "--influx-create",
+                                        "--segment-bytes", "1048576", "--retention-bytes", "2097152"])
+        let client = try TestClient(server.address)
+        _ = try client.hello(node: "full", stream: 1)
+        // Past 2 MiB undelivered the server stops reading: later batches wait unacked.
+        var acked: UInt64 = 0
+        for chunk: UInt64 in 0..<6 {
+            try client.send(batch(1, chunk * 5000 + 1...chunk * 5000 + 5000))
+        }
+        while let message = try client.receive(timeout: 3000) {
+            if case .ack(let ack) = message { acked = max(acked, ack.durableSeq) }
+        }
+        #expect(acked >= 5000 && acked < 30_000)
+        let admin = try #require(server.adminAddress)
+        #expect(metric(try httpGet(admin, "/metrics").body, "gridmon_outbox_dropped_undelivered_bytes_total") == 0)
+        // InfluxDB comes back: the outbox drains, the server reads again, every sample lands once.
+        let influx = try InfluxProcess(port: port)
+        while acked < 30_000, let message = try client.receive(timeout: 30_000) {
+            if case .ack(let ack) = message { acked = max(acked, ack.durableSeq) }
+        }
+        #expect(acked == 30_000)
+        #expect(try influx.waitForCount("gridmon_default", 30_000, seconds: 60) == 30_000)
+    }
+}

@@ -106,7 +106,13 @@ import Testing
         let remaining = try outbox.read(from: 1, limit: 1000).map(\.0)
         #expect(remaining.first! <= 121 && remaining.last == 200)
         #expect(try outbox.deleteSegments(upTo: 1000) >= 0)
-        #expect(outbox.segmentPaths.count == 1)  // the one being written stays
+        // The last segment filled up with the last commit, so it is closed: delivered, it goes
+        // too (a paused server appends nothing that would roll it over). An open one stays.
+        #expect(outbox.segmentPaths.isEmpty && outbox.totalBytes == 0)
+        outbox.append(payload(201))
+        try outbox.commit()
+        #expect(try outbox.read(from: 1, limit: 10).map(\.0) == [201])  // numbering continues
+        #expect(try outbox.deleteSegments(upTo: 1000) == 0 && outbox.segmentPaths.count == 1)
     }
 
     @Test func segmentsPastTheAgeLimitAreDeleted() throws {
