@@ -161,3 +161,30 @@ extension InfluxTests {
         #expect(try influx.waitForCount("gridmon_default", 30_000, seconds: 60) == 30_000)
     }
 }
+
+/// An installation that ran on the embedded store, pointed at InfluxDB later.
+extension InfluxTests {
+    @Test func pointingAnEmbeddedStoreAtInfluxDBDrainsItsBacklog() throws {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-backlog-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        do {
+            let server = try ServerProcess(["--insecure-no-auth"], dataDir: dataDir)
+            let client = try TestClient(server.address)
+            for stream: UInt32 in 1...2 { _ = try client.hello(node: "old-\(stream)", stream: stream) }
+            for stream: UInt32 in 1...2 { try client.send(batch(stream, 1...400)) }
+            for stream: UInt32 in 1...2 { try ackedThrough(client, stream, 400) }
+            #expect(server.stop() == 0)
+        }
+        let influx = try InfluxProcess()
+        let server = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(influx.port)", "--influx-create"],
+                                       dataDir: dataDir)
+        #expect(try influx.waitForCount("gridmon_default", 800) == 800)
+        #expect(try influx.count("gridmon_default", where: "host = 'old-2'") == 400)
+        // The nodes resume where they were, and new samples follow the backlog.
+        let client = try TestClient(server.address)
+        #expect(try client.hello(node: "old-1", stream: 1).durableSeq == 400)
+        try client.send(batch(1, 401...450))
+        try ackedThrough(client, 1, 450)
+        #expect(try influx.waitForCount("gridmon_default", 850) == 850)
+    }
+}
