@@ -166,7 +166,12 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
             var bytes = 0
             var through = from - 1
             while bytes < Self.catchUpBytes && from < nextToRead {
-                guard let records = try? outbox.read(from: from, limit: 256), !records.isEmpty else { break }
+                let records: [(UInt64, [UInt8])]
+                do { records = try outbox.read(from: from, limit: 256) } catch {
+                    Log.error("shipper_read_failed", ["error": error, "tenant": tenant, "from": from])
+                    break  // tried again on the next turn of the loop
+                }
+                guard !records.isEmpty else { break }
                 for (number, payload) in records where number < nextToRead {
                     through = number
                     guard let (owner, record) = decode(number, payload), owner == tenant else { continue }

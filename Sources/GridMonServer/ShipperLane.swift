@@ -1,5 +1,5 @@
-/// One tenant's delivery to its database or bucket: the outbox records waiting, the batch
-/// being sent and how it is being split, the backoff after failures, and which records are
+/// One tenant's delivery to its database or bucket: the outbox records waiting, the batches
+/// being sent and how they are being split, the backoff after failures, and which records are
 /// delivered.
 ///
 /// The shipper keeps one lane per tenant so that one tenant's failing target (a 404, a 401)
