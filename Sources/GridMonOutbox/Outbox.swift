@@ -40,6 +40,8 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     private let state = Mutex(State())
     /// The segment being written; touched by the committer only.
     private var current: SegmentFile?
+    /// The other half of the pending buffer, empty, swapped in at each commit; committer only.
+    private var spare: [UInt8] = []
     /// Segments on disk: first record number and path, oldest first; and, when the newest one
     /// is full and closed (no record will join it), its last record, which makes it
     /// deletable too. Locked together: the committer appends and closes, a shipper thread
@@ -119,8 +121,10 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     /// Buffers one record; returns its number. Durable after the next `commit()`.
     @discardableResult
     public func append(_ payload: [UInt8]) -> UInt64 {
-        state.withLock { state in
-            OutboxSegment.appendRecord(payload, to: &state.pending)
+        let header = OutboxSegment.recordHeader(payload)  // the CRC outside the lock: reactor threads share it
+        return state.withLock { state in
+            state.pending += header
+            state.pending += payload
             state.pendingRecords += 1
             defer { state.nextRecord += 1 }
             return state.nextRecord
@@ -137,12 +141,21 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     /// On error the records stay buffered and the next commit tries again.
     @discardableResult
     public func commit() throws(SyscallError) -> UInt64 {
+        // The buffer is swapped for the spare one, which keeps its capacity from commit to
+        // commit: no fresh pages to fault in for every group commit.
+        var fresh = spare
+        spare = []
         let (bytes, records, lastRecord) = state.withLock { state -> ([UInt8], Int, UInt64) in
             defer {
-                state.pending.removeAll(keepingCapacity: true)
+                state.pending = fresh
                 state.pendingRecords = 0
             }
             return (state.pending, state.pendingRecords, state.nextRecord - 1)
+        }
+        defer {
+            fresh = bytes  // (after the write: the only reference left, so it keeps its storage)
+            fresh.removeAll(keepingCapacity: true)
+            spare = fresh
         }
         guard records > 0 else { return durableRecord }
         do {

@@ -47,10 +47,18 @@ public enum OutboxSegment {
 
     /// Appends one framed record to `out`.
     public static func appendRecord(_ payload: [UInt8], to out: inout [UInt8]) {
-        precondition(payload.count <= maxRecordSize)
-        withUnsafeBytes(of: UInt32(payload.count).littleEndian) { out.append(contentsOf: $0) }
-        withUnsafeBytes(of: CRC32C.checksum(payload).littleEndian) { out.append(contentsOf: $0) }
+        out += recordHeader(payload)
         out.append(contentsOf: payload)
+    }
+
+    /// The 8 bytes that go before `payload` in a segment: its length and CRC-32C.
+    public static func recordHeader(_ payload: [UInt8]) -> [UInt8] {
+        precondition(payload.count <= maxRecordSize)
+        var header: [UInt8] = []
+        header.reserveCapacity(recordHeaderSize)
+        withUnsafeBytes(of: UInt32(payload.count).littleEndian) { header.append(contentsOf: $0) }
+        withUnsafeBytes(of: CRC32C.checksum(payload).littleEndian) { header.append(contentsOf: $0) }
+        return header
     }
 
     /// Scans a segment's bytes.
