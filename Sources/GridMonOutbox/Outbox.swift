@@ -196,8 +196,12 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
         return durable
     }
 
-    /// Durable records from `first` on, at most `limit`, as (number, payload), oldest first.
-    public func read(from first: UInt64, limit: Int) throws(SyscallError) -> [(UInt64, [UInt8])] {
+    /// Durable records from `first` on, as (number, payload), oldest first: at most `limit`
+    /// records, and no more once `maxBytes` of payload are in (at least one record, whatever
+    /// its size): records can be large — one stream's whole socket read — so a count alone
+    /// does not bound the memory.
+    public func read(from first: UInt64, limit: Int, maxBytes: Int = .max) throws(SyscallError) -> [(UInt64, [UInt8])] {
+        var bytes = 0
         let durable = durableRecord
         let list = segments.withLock { $0.list }
         var out: [(UInt64, [UInt8])] = []
@@ -213,15 +217,29 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
             position = ReadPosition(path: list[index].path, index: index, offset: OutboxSegment.headerSize, nextRecord: list[index].first)
         }
         guard var at = position else { return [] }
-        while out.count < limit && at.nextRecord <= durable {
-            let chunk = try SegmentFile.read(at.path, from: at.offset, maxBytes: 8 << 20)
+        // Reads go 8 MiB at a time, or a whole record when one is larger (up to maxRecordSize).
+        var chunkBytes = 8 << 20
+        while out.count < limit && bytes < maxBytes && at.nextRecord <= durable {
+            let asked = chunkBytes
+            let chunk = try SegmentFile.read(at.path, from: at.offset, maxBytes: asked)
+            chunkBytes = 8 << 20
             var cursor = 0
             var progressed = false
-            while out.count < limit && at.nextRecord <= durable && chunk.count - cursor >= OutboxSegment.recordHeaderSize {
+            while out.count < limit && bytes < maxBytes && at.nextRecord <= durable && chunk.count - cursor >= OutboxSegment.recordHeaderSize {
                 let length = Int(UInt32(littleEndian: chunk[cursor..<cursor + 4].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
-                guard chunk.count - cursor - OutboxSegment.recordHeaderSize >= length else { break }  // the rest is in the next chunk
+                guard chunk.count - cursor - OutboxSegment.recordHeaderSize >= length else {
+                    // The rest is in the next chunk; a record larger than a chunk is read whole.
+                    if cursor == 0 && chunk.count == asked && length <= OutboxSegment.maxRecordSize {
+                        chunkBytes = OutboxSegment.recordHeaderSize + length
+                        progressed = true
+                    }
+                    break
+                }
                 let start = cursor + OutboxSegment.recordHeaderSize
-                if at.nextRecord >= first { out.append((at.nextRecord, Array(chunk[start..<start + length]))) }
+                if at.nextRecord >= first {
+                    out.append((at.nextRecord, Array(chunk[start..<start + length])))
+                    bytes += length
+                }
                 cursor = start + length
                 at.offset += OutboxSegment.recordHeaderSize + length
                 at.nextRecord += 1

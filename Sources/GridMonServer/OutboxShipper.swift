@@ -144,7 +144,7 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         let held = lanes.values.reduce(0) { $0 + ($1.isFailing || $1.skippedFrom != nil ? 0 : $1.queuedBytes) }
         guard held < Self.maxPendingBytes else { return false }
         let records: [(UInt64, [UInt8])]
-        do { records = try outbox.read(from: nextToRead, limit: 256) } catch {
+        do { records = try outbox.read(from: nextToRead, limit: 256, maxBytes: Self.maxPendingBytes - held) } catch {
             Log.error("shipper_read_failed", ["error": error])
             pause(1_000_000_000)
             return false
@@ -167,7 +167,7 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
             var through = from - 1
             while bytes < Self.catchUpBytes && from < nextToRead {
                 let records: [(UInt64, [UInt8])]
-                do { records = try outbox.read(from: from, limit: 256) } catch {
+                do { records = try outbox.read(from: from, limit: 256, maxBytes: Self.catchUpBytes - bytes) } catch {
                     Log.error("shipper_read_failed", ["error": error, "tenant": tenant, "from": from])
                     break  // tried again on the next turn of the loop
                 }

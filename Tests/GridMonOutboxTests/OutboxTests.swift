@@ -42,6 +42,22 @@ import Testing
         #expect(try outbox.read(from: 99, limit: 10).map(\.0) == [99, 100, 101])
     }
 
+    @Test func readsStopAtTheirByteBudgetAndARecordLargerThanAReadChunkStillComesWhole() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (outbox, _, _) = try reopen()
+        let big = (0..<(10 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }  // over the 8 MiB read chunk
+        outbox.append(payload(1))
+        outbox.append(big)
+        outbox.append(payload(3))
+        outbox.append(payload(4))
+        try outbox.commit()
+        #expect(try outbox.read(from: 1, limit: 100, maxBytes: 1).map(\.0) == [1])  // at least one record
+        let read = try outbox.read(from: 2, limit: 100, maxBytes: 1)
+        #expect(read.map(\.0) == [2] && read[0].1 == big)
+        #expect(try outbox.read(from: 3, limit: 100, maxBytes: payload(3).count + 1).map(\.0) == [3, 4])
+        #expect(try outbox.read(from: 1, limit: 100).map(\.0) == [1, 2, 3, 4])
+    }
+
     @Test func aTornTailIsTruncatedAndTheOutboxCarriesOn() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {
