@@ -188,3 +188,22 @@ extension InfluxTests {
         #expect(try influx.waitForCount("gridmon_default", 850) == 850)
     }
 }
+
+/// A record larger than the shipper's 8 MiB read chunk (one big frame of a node with many
+/// labels) once stalled the shipper for good.
+extension InfluxTests {
+    @Test func aRecordLargerThanAReadChunkIsShippedWhole() throws {
+        let influx = try InfluxProcess()
+        let server = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(influx.port)", "--influx-create"])
+        let client = try TestClient(server.address)
+        // Labels ride on every line, not on every sample: 30,000 samples are a 2 MB frame and
+        // about 13 MB of line protocol in one outbox record.
+        let labels = (1...4).map { Label(key: "label_\($0)", value: String(repeating: "v\($0)", count: 30)) }
+        try client.send(.hello(Hello(nodeID: "wide", agentVersion: "test", labels: labels, streamID: 1)))
+        guard case .welcome? = try client.receive() else { throw HarnessError("no Welcome") }
+        try client.send(batch(1, 1...30_000))
+        try ackedThrough(client, 1, 30_000)
+        #expect(try influx.waitForCount("gridmon_default", 30_000, seconds: 60) == 30_000)
+        #expect(try influx.count("gridmon_default", where: "label_4 = '\(String(repeating: "v4", count: 30))'") == 30_000)
+    }
+}
