@@ -36,6 +36,9 @@ public final class ServerSession {
         var ackDue = false
         /// The sink ticket of this stream's latest stored samples.
         var ticket: UInt64 = 0
+        /// Acks of this stream waiting for the sink. While any wait, a newer ack waits behind
+        /// them: sent first, it would cover their samples without their verdicts.
+        var awaitingAcks = 0
         var node: String { record.id }
 
         init(record: NodeRecord, tenant: String, labels: [Label], highestSeq: UInt64) {
@@ -127,10 +130,11 @@ public final class ServerSession {
             guard let stream = streams[id], stream.ackDue else { continue }
             stream.ackDue = false
             guard store(stream) else { return evict(stream.node) }
-            if stream.ticket <= sink.durableTicket {
+            if stream.awaitingAcks == 0 && stream.ticket <= sink.durableTicket {
                 outgoing.append(.ack(Ack(streamID: id, durableSeq: stream.highestSeq, anomalies: stream.verdicts)))
             } else {
                 awaiting.append((id, stream.highestSeq, stream.verdicts, stream.ticket))
+                stream.awaitingAcks += 1
             }
             stream.verdicts.removeAll(keepingCapacity: true)
         }
@@ -148,6 +152,7 @@ public final class ServerSession {
         var keep: [(stream: UInt32, seq: UInt64, verdicts: [Verdict], ticket: UInt64)] = []
         for entry in awaiting {
             guard entry.ticket <= durable else { keep.append(entry); continue }
+            if let stream = streams[entry.stream] { stream.awaitingAcks = max(0, stream.awaitingAcks - 1) }
             if ready[entry.stream] == nil { order.append(entry.stream) }
             ready[entry.stream, default: (0, [])].seq = max(ready[entry.stream]?.seq ?? 0, entry.seq)
             ready[entry.stream]!.verdicts += entry.verdicts

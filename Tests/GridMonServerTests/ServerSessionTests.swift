@@ -106,6 +106,30 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         #expect(!s.hasAwaitingAcks && f.nodes["n1"]?.durableSeq == 5)
     }
 
+    @Test func anAckNeverOvertakesAnOlderOneStillWaitingSoVerdictsComeWithTheirSamples() {
+        let f = SessionFixture()
+        f.scorer.flagged = [2, 5]
+        f.sink.durableTicket = 0
+        let s = f.session()
+        s.receive(.hello(Hello(nodeID: "n1", authToken: "good", streamID: 1)), nowNs: 0)
+        _ = s.takeOutgoing()
+        s.receive(samples(1, 1...3), nowNs: 0)
+        s.flushAcks()  // ticket 1, waits
+        // The committer made tickets 1 and 2 durable before this thread released ticket 1's
+        // ack: the ack of 4...6 must not go first (it would cover seq 2 without its verdict).
+        f.sink.durableTicket = 2
+        s.receive(samples(1, 4...6), nowNs: 0)
+        s.flushAcks()
+        #expect(s.takeOutgoing().isEmpty)
+        s.releaseAcks(durable: 2)
+        #expect(s.takeOutgoing() == [.ack(Ack(streamID: 1, durableSeq: 6, anomalies: [Verdict(seq: 2, score: 0.9), Verdict(seq: 5, score: 0.9)]))])
+        // With nothing waiting, a durable ack goes at once again.
+        f.sink.durableTicket = .max
+        s.receive(samples(1, 7...8), nowNs: 0)
+        s.flushAcks()
+        #expect(s.takeOutgoing() == [.ack(Ack(streamID: 1, durableSeq: 8))])
+    }
+
     @Test func resendsAtOrBelowDurableSeqAreAckedNotStored() {
         let f = SessionFixture()
         let s = f.session()
