@@ -165,7 +165,11 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
             var found: [ShipperLane.Record] = []
             var bytes = 0
             var through = from - 1
-            while bytes < Self.catchUpBytes && from < nextToRead {
+            // Bounded work per turn (other tenants' records are read and passed over too), so
+            // the requests in flight keep being driven.
+            var reads = 0
+            while bytes < Self.catchUpBytes && from < nextToRead && reads < 8 {
+                reads += 1
                 let records: [(UInt64, [UInt8])]
                 do { records = try outbox.read(from: from, limit: 256, maxBytes: Self.catchUpBytes - bytes) } catch {
                     Log.error("shipper_read_failed", ["error": error, "tenant": tenant, "from": from])
