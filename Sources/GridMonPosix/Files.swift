@@ -31,16 +31,7 @@ public enum Files {
     public static func writeAtomically(_ path: String, _ bytes: [UInt8], sync: Bool = true) throws(SyscallError) {
         let temporary = path + ".tmp.\(getpid())"
         let fd = try syscallChecked("open(\(temporary))") { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-        var failure: SyscallError?
-        var offset = 0
-        while offset < bytes.count && failure == nil {
-            let written = bytes.withUnsafeBytes { raw in Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) }
-            if written < 0 {
-                if errno != EINTR { failure = SyscallError(call: "write(\(temporary))", errno: errno) }
-            } else {
-                offset += written
-            }
-        }
+        var failure = writeAll(fd, bytes, name: temporary)
         if sync && failure == nil && fsync(fd) != 0 { failure = SyscallError(call: "fsync(\(temporary))", errno: errno) }
         close(fd)
         if failure == nil && rename(temporary, path) != 0 { failure = SyscallError(call: "rename(\(temporary), \(path))", errno: errno) }
@@ -48,6 +39,28 @@ public enum Files {
             unlink(temporary)
             throw failure
         }
+    }
+
+    /// Appends `bytes` to the file at `path` (created if missing) with one `O_APPEND` write
+    /// loop; not fsync'ed.
+    public static func append(_ path: String, _ bytes: [UInt8]) throws(SyscallError) {
+        let fd = try syscallChecked("open(\(path))") { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }
+        defer { close(fd) }
+        if let failure = writeAll(fd, bytes, name: path) { throw failure }
+    }
+
+    /// Writes all of `bytes` to `fd`, through short writes and EINTR; the error, if any.
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], name: String) -> SyscallError? {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { raw in Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) }
+            if written < 0 {
+                if errno != EINTR { return SyscallError(call: "write(\(name))", errno: errno) }
+            } else {
+                offset += written
+            }
+        }
+        return nil
     }
 
     /// The names in directory `path` (without "." and ".."), sorted.

@@ -208,12 +208,18 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         switch outcome {
         case .written:
             shippedLines.add(UInt64(lanes[tenant]!.pieceWritten(delivery)))
-        case .rejected(let status, let message):
-            if let line = lanes[tenant]!.pieceRejected(delivery) { deadLetter(line, status: status, message: message, tenant: tenant) }
-        case .tooLarge:
-            if let line = lanes[tenant]!.pieceRejected(delivery) {
-                deadLetter(line, status: 413, message: "a single line is larger than InfluxDB accepts", tenant: tenant)
+        case .rejected, .tooLarge:
+            // A line refused alone goes to the dead-letter file; only once it is there does the
+            // lane move past it (if the file cannot be written, the line is kept and retried).
+            if let line = lanes[tenant]!.loneLine(delivery) {
+                let (status, message) = if case .rejected(let status, let message) = outcome { (status, message) }
+                    else { (413, "a single line is larger than InfluxDB accepts") }
+                do { try deadLetter(line, status: status, message: message, tenant: tenant) } catch {
+                    failed(tenant, delivery, "dead_letter_write_failed", "\(error)", now: now)
+                    break
+                }
             }
+            _ = lanes[tenant]!.pieceRejected(delivery)
         case .notFound(let message):
             if createContainers && writer.createContainer(tenant: tenant) {
                 Log.info("influx_database_created", ["database": target.container(for: tenant)])
@@ -297,17 +303,14 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         }
     }
 
-    private func deadLetter(_ body: [UInt8], status: Int, message: String, tenant: String) {
+    /// Appends `body` (refused lines) to `dead-letter.lp` under a `#` line with InfluxDB's
+    /// message; counted once written.
+    private func deadLetter(_ body: [UInt8], status: Int, message: String, tenant: String) throws(SyscallError) {
         let lineCount = body.split(separator: UInt8(ascii: "\n")).count
-        deadLetterLines.add(UInt64(lineCount))
         let header = "# \(Clock.unixNanos()) tenant=\(tenant) status=\(status) \(message.split(separator: "\n").joined(separator: " "))\n"
         let path = directory + "/dead-letter.lp"
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        if fd >= 0 {
-            let bytes = Array(header.utf8) + body
-            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            close(fd)
-        }
+        try Files.append(path, Array(header.utf8) + body)
+        deadLetterLines.add(UInt64(lineCount))
         Log.warning("influx_rejected_lines", ["lines": lineCount, "status": status, "message": message, "dead_letter": path])
     }
 }

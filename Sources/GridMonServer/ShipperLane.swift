@@ -154,6 +154,13 @@ struct ShipperLane {
         return piece.count
     }
 
+    /// The body of `delivery`'s piece in flight when it is a single line (what a refusal would
+    /// dead-letter), else nil.
+    func loneLine(_ delivery: UInt64) -> [UInt8]? {
+        guard let current = deliveries.first(where: { $0.first == delivery }), current.pieces.last?.count == 1 else { return nil }
+        return pieceBody(current)
+    }
+
     /// The piece sent for `delivery` was refused as bad data (400/422, or 413 too large). A
     /// single line is given back to be dead-lettered; a longer piece is halved and its halves
     /// sent next.

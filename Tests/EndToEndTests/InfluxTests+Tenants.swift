@@ -207,3 +207,41 @@ extension InfluxTests {
         #expect(try influx.count("gridmon_default", where: "label_4 = '\(String(repeating: "v4", count: 30))'") == 30_000)
     }
 }
+
+/// A refused line is let go only once the dead-letter file holds it.
+extension InfluxTests {
+    @Test func anUnwritableDeadLetterFileKeepsTheRefusedLinesUntilItCanBeWritten() throws {
+        let influx = try InfluxProcess()
+        #expect(try influxRequest(influx.port, "POST", "/query?q=\(percent("CREATE DATABASE gridmon_default"))").status == 200)
+        let seeded = try influxRequest(influx.port, "POST", "/write?db=gridmon_default&precision=ns",
+                                       body: "system_metrics,host=other,tenant=default temp_c=\"hot\" 1700000000000000000\n")
+        #expect(seeded.status == 204)
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-dead-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        // A directory where the dead-letter file should go: writing it fails (EISDIR).
+        try FileManager.default.createDirectory(atPath: dataDir + "/dead-letter.lp", withIntermediateDirectories: true)
+        let server = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(influx.port)"], dataDir: dataDir)
+        let client = try TestClient(server.address)
+        _ = try client.hello(node: "clash", stream: 1)
+        let hot = (1...3).map { seq in
+            Sample(seq: UInt64(seq), timestampNs: 1_700_000_000_000_000_000 + Int64(seq) * 1_000_000_000, cpuPercent: 50,
+                   memoryPercent: 40, diskPercent: 50, extra: [Gauge(name: "temp_c", value: 80)])
+        }
+        try client.send(.samples(SampleBatch(streamID: 1, samples: hot)))
+        try ackedThrough(client, 1, 3)
+        #expect(server.logContains("event=dead_letter_write_failed"))
+        let admin = try #require(server.adminAddress)
+        #expect(try httpGet(admin, "/readyz").status == 503)
+        #expect(metric(try httpGet(admin, "/metrics").body, "gridmon_influx_dead_letter_lines_total") == 0)
+        // The operator clears the way: the kept lines are dead-lettered, none lost.
+        try FileManager.default.removeItem(atPath: dataDir + "/dead-letter.lp")
+        var dead = 0.0
+        for _ in 0..<200 where dead < 3 {
+            dead = metric(try httpGet(admin, "/metrics").body, "gridmon_influx_dead_letter_lines_total") ?? 0
+            if dead < 3 { usleep(100_000) }
+        }
+        #expect(dead == 3)
+        let letters = try String(contentsOfFile: dataDir + "/dead-letter.lp", encoding: .utf8)
+        #expect(letters.split(separator: "\n").filter { $0.hasPrefix("system_metrics,host=clash") }.count == 3)
+    }
+}
