@@ -77,7 +77,7 @@ public final class Agent: EventHandler {
         guard !stopping else { return }
         let before = buffer.dropped
         buffer.append(sampler.sample(seq: nextSeq))
-        nextSeq += 1
+        nextSeq = min(nextSeq + 1, SampleBuffer.maxSeq)
         if buffer.dropped > before && (buffer.dropped == 1 || buffer.dropped % 1000 == 0) {
             Log.warning("buffer_full", ["capacity": buffer.capacity, "dropped_total": buffer.dropped])
         }
@@ -147,7 +147,12 @@ public final class Agent: EventHandler {
         case .welcome(let welcome):
             if !numbered {
                 // A fresh agent: continue the server's numbering for this node.
-                nextSeq = buffer.renumber(after: welcome.durableSeq) + 1
+                guard let last = buffer.renumber(after: welcome.durableSeq) else {
+                    Log.error("bad_welcome", ["durable_seq": welcome.durableSeq,
+                                              "note": "the server's seq for this node leaves no room to number on; not continuing it"])
+                    return drop()
+                }
+                nextSeq = last + 1
                 numbered = true
             } else {
                 buffer.acknowledge(welcome.durableSeq)

@@ -58,9 +58,16 @@ public struct SampleBuffer: Sendable {
     /// A new connection: everything still here is unsent again.
     public mutating func resendAll() { unsentOffset = 0 }
 
+    /// Highest seq an agent numbers up to: a server's `durable_seq` past it is refused rather
+    /// than continued (a poisoned node once made the agent trap on overflow and crash-loop:
+    /// issue #10, defect 3). 2^63 leaves room for any real numbering.
+    public static let maxSeq: UInt64 = 1 << 63
+
     /// Renumbers every buffered sample to follow `durableSeq` (a fresh agent learns from its
-    /// first Welcome where the server's numbering for this node stands).
-    public mutating func renumber(after durableSeq: UInt64) -> UInt64 {
+    /// first Welcome where the server's numbering for this node stands). Returns the last seq
+    /// given, or nil (and changes nothing) when `durableSeq` leaves no room below `maxSeq`.
+    public mutating func renumber(after durableSeq: UInt64) -> UInt64? {
+        guard durableSeq < Self.maxSeq - UInt64(count) - 1 else { return nil }
         var seq = durableSeq
         for i in head..<items.count {
             seq += 1

@@ -11,6 +11,8 @@ public struct OutboxRecovery: Sendable, Equatable {
     public var truncatedBytes = 0
     /// Segments moved aside as corrupt (renamed to `*.quarantined`), with the reason.
     public var quarantined: [String] = []
+    /// The directory was readable by other users and was made 0700.
+    public var tightenedPermissions = false
 }
 
 /// GridMon's durable outbox: an append-only log of records in segment files, fsync'ed in
@@ -63,9 +65,15 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
         directory: String, segmentBytes: Int = 64 << 20,
         replay: (_ record: UInt64, _ payload: ArraySlice<UInt8>) -> Void = { _, _ in }
     ) throws(SyscallError) -> (Outbox, OutboxRecovery) {
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw SyscallError(call: "mkdir(\(directory))", errno: errno) }
-        let outbox = Outbox(directory: directory, segmentBytes: segmentBytes)
+        // 0700: every tenant's telemetry is in here (issue #10, defect 10).
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST { throw SyscallError(call: "mkdir(\(directory))", errno: errno) }
         var recovery = OutboxRecovery()
+        var info = stat()
+        if stat(directory, &info) == 0 && info.st_mode & 0o077 != 0 {
+            try syscallChecked("chmod(\(directory))") { chmod(directory, info.st_mode & 0o700) }
+            recovery.tightenedPermissions = true
+        }
+        let outbox = Outbox(directory: directory, segmentBytes: segmentBytes)
         var next: UInt64 = 1
         var disk = 0
         let names = try Files.list(directory).filter { $0.hasSuffix(".seg") }.sorted()
@@ -91,6 +99,9 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
             case .none:
                 break
             }
+            // What a crash left written but maybe unsynced is made durable before it is
+            // announced as durable (Welcome.durable_seq; issue #18, item 4).
+            try SegmentFile.sync(path)
             recovery.segments += 1
             recovery.records += scan.payloads.count
             for (i, range) in scan.payloads.enumerated() { replay(scan.firstRecord + UInt64(i), bytes[range]) }
@@ -119,6 +130,8 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     }
 
     /// Buffers one record; returns its number. Durable after the next `commit()`.
+    /// The payload must be at most `OutboxSegment.maxRecordSize` bytes (callers split larger
+    /// batches; `OutboxSegment.recordHeader` explains the bound).
     @discardableResult
     public func append(_ payload: [UInt8]) -> UInt64 {
         let header = OutboxSegment.recordHeader(payload)  // the CRC outside the lock: reactor threads share it
@@ -163,7 +176,11 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
             if current == nil || current!.size >= segmentBytes {
                 let path = directory + "/" + Self.name(firstRecord)
                 let file = try SegmentFile(path: path)
-                if file.size == 0 { try file.append(OutboxSegment.header(firstRecord: firstRecord)) }
+                if file.size == 0 {
+                    // Synced on its own, so a failed first record cannot cut the header off.
+                    try file.append(OutboxSegment.header(firstRecord: firstRecord))
+                    try file.sync()
+                }
                 try SegmentFile.syncDirectory(directory)
                 segments.withLock { segments in
                     segments.list.append((firstRecord, path))

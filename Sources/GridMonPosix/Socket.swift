@@ -68,6 +68,23 @@ public enum Socket {
         }
     }
 
+    /// Whether another socket already listens on `address`: a bind without SO_REUSEPORT fails
+    /// with EADDRINUSE. Servers bind with SO_REUSEPORT (one listener per reactor), which would
+    /// let a second server share the port silently; they probe first (issue #10).
+    public static func isAddressInUse(_ address: SocketAddress) throws(SyscallError) -> Bool {
+        guard address.port != 0 else { return false }
+        let fd = try syscallChecked("socket") { Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0) }
+        defer { Glibc.close(fd) }
+        try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        var sin = try address.sockaddr()
+        let result = withUnsafePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if result == 0 { return false }
+        if errno == EADDRINUSE { return true }
+        throw SyscallError(call: "bind(\(address))", errno: errno)
+    }
+
     /// Accepts one pending connection, non-blocking and close-on-exec.
     public static func accept(_ listener: Int32) throws(SyscallError) -> IOResult<(fd: Int32, peer: SocketAddress)> {
         var sin = sockaddr_in()

@@ -38,7 +38,7 @@ final class AdminPort: EventHandler {
         let shared = worker.shared
         return AdminRoutes.respond(
             to: request, metrics: shared.metricsText, ready: shared.sink.isReady && !worker.shuttingDown,
-            nodes: { shared.nodes.all }, modelKind: { node, tenant in shared.models?.kind(node: node, tenant: tenant).rawValue ?? "static" })
+            nodes: shared.nodes, modelKind: { node, tenant in shared.models?.kind(node: node, tenant: tenant).rawValue ?? "static" })
     }
 
     func connectionClosed(_ connection: AdminConnection) {

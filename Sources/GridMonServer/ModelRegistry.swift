@@ -24,7 +24,7 @@ public final class ModelRegistry: Sendable {
     private struct Tables {
         var fallback: ScoringModel
         var tenants: [String: ScoringModel] = [:]
-        var nodes: [String: ScoringModel] = [:]
+        var nodes: [NodeKey: ScoringModel] = [:]
     }
 
     private let tables: Mutex<Tables>
@@ -39,7 +39,7 @@ public final class ModelRegistry: Sendable {
     /// The model for `node` of `tenant`, and which kind it is.
     public func model(node: String, tenant: String) -> (ScoringModel, Kind) {
         tables.withLock { t in
-            if let own = t.nodes[node] { return (own, .node) }
+            if let own = t.nodes[NodeKey(tenant: tenant, node: node)] { return (own, .node) }
             if let shared = t.tenants[tenant] { return (shared, .tenant) }
             return (t.fallback, .default)
         }
@@ -49,12 +49,17 @@ public final class ModelRegistry: Sendable {
 
     /// Installs a node's own model; false when the per-node limit is reached.
     @discardableResult
-    public func setNodeModel(_ model: IsolationForest, for node: String) -> Bool {
+    public func setNodeModel(_ model: IsolationForest, for node: NodeKey) -> Bool {
         tables.withLock { t in
             guard t.nodes[node] != nil || t.nodes.count < maxNodeModels else { return false }
             t.nodes[node] = ScoringModel(model)
             return true
         }
+    }
+
+    /// Drops the models of nodes the server forgot.
+    public func forget(_ keys: [NodeKey]) {
+        tables.withLock { t in for key in keys { t.nodes[key] = nil } }
     }
 
     public var nodeModelCount: Int { tables.withLock { $0.nodes.count } }

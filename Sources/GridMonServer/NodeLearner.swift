@@ -34,14 +34,14 @@ public final class NodeLearner: @unchecked Sendable {  // mutable state is behin
     }
 
     private struct Job {
-        let node: String
+        let node: NodeKey
         let features: [String]
         let rows: [Float]
     }
 
     public let options: Options
     private let registry: ModelRegistry
-    private let state = Mutex<[String: NodeHistory]>([:])
+    private let state = Mutex<[NodeKey: NodeHistory]>([:])
     private let queue = Mutex<(jobs: [Job], stopped: Bool)>(([], false))
     private let wake = Semaphore()
     public let fits = Atomic<UInt64>(0)
@@ -69,12 +69,12 @@ public final class NodeLearner: @unchecked Sendable {  // mutable state is behin
     }
 
     /// Records a node's scored samples: `rows` holds `count` rows of `features.count` floats.
-    public func observe(node: String, features: [String], rows: [Float], flagged: [Bool]) {
+    public func observe(node: NodeKey, features: [String], rows: [Float], flagged: [Bool]) {
         let width = features.count
         let count = flagged.count
         var job: Job?
         state.withLock { table in
-            var history = table[node] ?? NodeHistory(rng: SplitMix64(seed: stableHash(node)))
+            var history = table[node] ?? NodeHistory(rng: SplitMix64(seed: stableHash(node.node)))
             for i in 0..<count {
                 history.seen += 1
                 history.sinceFit += 1
@@ -101,6 +101,11 @@ public final class NodeLearner: @unchecked Sendable {  // mutable state is behin
         if let job { enqueue(job) }
     }
 
+    /// Drops the histories of nodes the server forgot.
+    public func forget(_ keys: [NodeKey]) {
+        state.withLock { table in for key in keys { table[key] = nil } }
+    }
+
     private func enqueue(_ job: Job) {
         let accepted = queue.withLock { q -> Bool in
             guard q.jobs.count < options.maxQueued else { return false }
@@ -122,7 +127,7 @@ public final class NodeLearner: @unchecked Sendable {  // mutable state is behin
                 guard let job else { return }
                 var fit = FitOptions()
                 fit.trees = options.trees
-                fit.seed = stableHash(job.node)
+                fit.seed = stableHash(job.node.node)
                 fit.source = "node \(job.node) history"
                 let matrix = FeatureMatrix(columns: job.features.count, values: job.rows)
                 var model = IsolationForest.fit(matrix, features: job.features, options: fit, createdUnix: Clock.unixNanos() / 1_000_000_000)

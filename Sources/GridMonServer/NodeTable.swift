@@ -30,14 +30,28 @@ public struct StreamOwner: Equatable, Sendable {
     }
 }
 
+/// A node's identity: its tenant and its id. Two tenants may use the same node id; they are
+/// two nodes that never see, evict or train each other (issue #10, defect 2).
+public struct NodeKey: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let tenant: String
+    public let node: String
+    public init(tenant: String, node: String) {
+        self.tenant = tenant
+        self.node = node
+    }
+    public static func < (a: NodeKey, b: NodeKey) -> Bool { (a.tenant, a.node) < (b.tenant, b.node) }
+    public var description: String { "\(tenant)/\(node)" }
+}
+
 /// One node's state and owner behind its own lock, so the per-batch update of a node
 /// touches only that node's lock (uncontended: one connection owns a node at a time).
 public final class NodeRecord: Sendable {
-    public let id: String
+    public let key: NodeKey
+    public var id: String { key.node }
     private let guarded: Mutex<(state: NodeState, owner: StreamOwner?)>
 
-    init(id: String, state: NodeState) {
-        self.id = id
+    init(key: NodeKey, state: NodeState) {
+        self.key = key
         self.guarded = Mutex((state, nil))
     }
 
@@ -60,84 +74,143 @@ public final class NodeRecord: Sendable {
     }
 
     /// Makes `owner` the writer; returns the previous owner, if another.
-    func claim(_ owner: StreamOwner, tenant: String, labels: [Label]) -> (state: NodeState, previous: StreamOwner?) {
+    func claim(_ owner: StreamOwner, labels: [Label], nowNs: Int64) -> (state: NodeState, previous: StreamOwner?) {
         guarded.withLock { value in
             let previous = value.owner == owner ? nil : value.owner
             value.owner = owner
-            value.state.tenant = tenant
             value.state.labels = labels
+            value.state.lastSeenNs = max(value.state.lastSeenNs, nowNs)
             return (value.state, previous)
         }
     }
 
-    func restore(tenant: String, durableSeq: UInt64) {
+    func restore(durableSeq: UInt64, nowNs: Int64) {
         guarded.withLock { value in
-            value.state.tenant = tenant
             value.state.durableSeq = max(value.state.durableSeq, durableSeq)
             value.state.acceptedSeq = max(value.state.acceptedSeq, durableSeq)
+            value.state.lastSeenNs = max(value.state.lastSeenNs, nowNs)
         }
     }
 
-    func release(_ owner: StreamOwner) {
-        guarded.withLock { value in if value.owner == owner { value.owner = nil } }
+    func release(_ owner: StreamOwner, nowNs: Int64) {
+        guarded.withLock { value in
+            if value.owner == owner {
+                value.owner = nil
+                value.state.lastSeenNs = max(value.state.lastSeenNs, nowNs)
+            }
+        }
+    }
+
+    /// Unowned and not seen since `cutoffNs`, with everything accepted durable: safe to forget.
+    func isForgettable(before cutoffNs: Int64) -> Bool {
+        guarded.withLock { $0.owner == nil && $0.state.lastSeenNs < cutoffNs && $0.state.acceptedSeq <= $0.state.durableSeq }
     }
 }
 
-/// Every node the server knows, shared by all reactor threads.
+/// Every node the server knows, shared by all reactor threads, keyed by (tenant, node id).
 ///
 /// A node is written by one connection at a time: when it connects again while an old
 /// connection still holds it, the newer one wins; `claim` names the loser so the server can
 /// close it, and the loser's later batches fail `update(ifOwnedBy:)` and are not stored.
-/// Threading: safe from any thread; the table lock is taken only to find or add a record.
+///
+/// Bounded (issue #10, defect 7): at most `capacity` nodes, at most `perTenant` of one
+/// tenant (one leaked token cannot lock every other tenant out), and nodes idle longer than
+/// the server's forget interval are dropped by `forgetIdle` — their samples are durable and a
+/// returning agent simply starts from its own numbering.
+/// Threading: safe from any thread; the table lock is taken only to find, add or drop a record.
 public final class NodeTable: Sendable {
-    private let records = Mutex<[String: NodeRecord]>([:])
+    private struct Table {
+        var records: [NodeKey: NodeRecord] = [:]
+        var perTenant: [String: Int] = [:]
+    }
+    private let table = Mutex(Table())
     /// Most nodes remembered; a Hello for a new node past this is refused.
     public let capacity: Int
+    /// Most nodes of one tenant.
+    public let perTenant: Int
 
-    public init(capacity: Int = 1_000_000) {
+    public init(capacity: Int = 1_000_000, perTenant: Int = 100_000) {
         self.capacity = capacity
+        self.perTenant = perTenant
     }
 
-    public var count: Int { records.withLock { $0.count } }
+    public var count: Int { table.withLock { $0.records.count } }
 
-    public subscript(node: String) -> NodeState? { records.withLock { $0[node] }?.state }
+    /// Nodes per tenant (for /metrics).
+    public var countsByTenant: [String: Int] { table.withLock { $0.perTenant } }
+
+    public subscript(key: NodeKey) -> NodeState? { table.withLock { $0.records[key] }?.state }
 
     /// A snapshot of every node's state.
-    public var all: [String: NodeState] {
-        let list = records.withLock { Array($0.values) }
-        var out: [String: NodeState] = [:]
-        for record in list { out[record.id] = record.state }
+    public var all: [NodeKey: NodeState] {
+        let list = table.withLock { Array($0.records.values) }
+        var out: [NodeKey: NodeState] = [:]
+        for record in list { out[record.key] = record.state }
         return out
     }
 
-    /// Gives `node`'s stream to `owner`. Returns the record, the node's state and the
-    /// previous owner to evict, or nil when the table is full.
-    public func claim(_ node: String, tenant: String, labels: [Label], by owner: StreamOwner)
-        -> (record: NodeRecord, state: NodeState, previous: StreamOwner?)?
-    {
-        let record: NodeRecord? = records.withLock { table in
-            if let existing = table[node] { return existing }
-            guard table.count < capacity else { return nil }
-            let created = NodeRecord(id: node, state: NodeState(tenant: tenant, labels: labels))
-            table[node] = created
+    /// The keys, optionally of one tenant only (a snapshot; states are read separately).
+    public func keys(tenant: String? = nil) -> [NodeKey] {
+        table.withLock { t in
+            guard let tenant else { return Array(t.records.keys) }
+            return t.records.keys.filter { $0.tenant == tenant }
+        }
+    }
+
+    public enum ClaimResult {
+        case claimed(record: NodeRecord, state: NodeState, previous: StreamOwner?)
+        case tableFull
+        case tenantFull
+    }
+
+    /// Gives the node's stream to `owner`: the record, the node's state and the previous owner
+    /// to evict; or why not (the table or the tenant's share is full).
+    public func claim(_ key: NodeKey, labels: [Label], by owner: StreamOwner, nowNs: Int64) -> ClaimResult {
+        let found: NodeRecord? = table.withLock { t in
+            if let existing = t.records[key] { return existing }
+            guard t.records.count < capacity, t.perTenant[key.tenant, default: 0] < perTenant else { return nil }
+            let created = NodeRecord(key: key, state: NodeState(tenant: key.tenant, labels: labels))
+            t.records[key] = created
+            t.perTenant[key.tenant, default: 0] += 1
             return created
         }
-        guard let record else { return nil }
-        let (state, previous) = record.claim(owner, tenant: tenant, labels: labels)
-        return (record, state, previous)
+        guard let record = found else {
+            return table.withLock { $0.records.count >= capacity } ? .tableFull : .tenantFull
+        }
+        let (state, previous) = record.claim(owner, labels: labels, nowNs: nowNs)
+        return .claimed(record: record, state: state, previous: previous)
     }
 
-    /// Restores a node found in the durable store at start: its tenant and durable seq.
-    public func restore(_ node: String, tenant: String, durableSeq: UInt64) {
-        records.withLock { table in
-            let record = table[node] ?? NodeRecord(id: node, state: NodeState(tenant: tenant, labels: []))
-            table[node] = record
-            return record
-        }.restore(tenant: tenant, durableSeq: durableSeq)
+    /// Restores a node found in the durable store at start: its durable seq.
+    public func restore(_ key: NodeKey, durableSeq: UInt64, nowNs: Int64) {
+        table.withLock { t in
+            if let existing = t.records[key] { return existing }
+            let created = NodeRecord(key: key, state: NodeState(tenant: key.tenant, labels: []))
+            t.records[key] = created
+            t.perTenant[key.tenant, default: 0] += 1
+            return created
+        }.restore(durableSeq: durableSeq, nowNs: nowNs)
     }
 
-    /// Whether `owner` holds `node` now.
-    public func isHeld(_ node: String, by owner: StreamOwner) -> Bool {
-        records.withLock { $0[node] }?.isOwned(by: owner) ?? false
+    /// Drops every node that no connection holds and that was last seen before `cutoffNs`;
+    /// returns their keys (so models and histories can go too).
+    public func forgetIdle(before cutoffNs: Int64) -> [NodeKey] {
+        let candidates = table.withLock { Array($0.records.values) }.filter { $0.isForgettable(before: cutoffNs) }
+        guard !candidates.isEmpty else { return [] }
+        return table.withLock { t in
+            var gone: [NodeKey] = []
+            for record in candidates where t.records[record.key] === record && record.isForgettable(before: cutoffNs) {
+                t.records[record.key] = nil
+                t.perTenant[record.key.tenant, default: 1] -= 1
+                if t.perTenant[record.key.tenant] == 0 { t.perTenant[record.key.tenant] = nil }
+                gone.append(record.key)
+            }
+            return gone
+        }
+    }
+
+    /// Whether `owner` holds the node now.
+    public func isHeld(_ key: NodeKey, by owner: StreamOwner) -> Bool {
+        table.withLock { $0.records[key] }?.isOwned(by: owner) ?? false
     }
 }

@@ -17,8 +17,10 @@ import Glibc
 public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable state behind locks/atomics
     public let outbox: Outbox
     public let recovery: OutboxRecovery
-    /// Per node found on disk at start: tenant and durable seq.
-    public private(set) var restoredNodes: [String: (tenant: String, seq: UInt64)] = [:]
+    /// Held while the server runs: one data directory, one server.
+    private let lock: DataDirLock
+    /// Per node found on disk at start: its durable seq.
+    public private(set) var restoredNodes: [NodeKey: UInt64] = [:]
     /// Ships the outbox to InfluxDB when configured; then the outbox is a queue, not the store:
     /// delivered segments are deleted, retention is off, and past `retentionBytes` of
     /// undelivered data the server stops reading agents (they buffer) instead of dropping —
@@ -51,15 +53,17 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     /// Opens (and recovers) the outbox in `directory`.
     /// - Parameter retentionSeconds: segments last written longer ago are deleted (0 = keep).
     public init(directory: String, commitIntervalNs: UInt64 = 100_000_000, retentionBytes: Int = 1 << 30,
-                retentionSeconds: Int = 0, segmentBytes: Int = 64 << 20) throws(SyscallError) {
+                retentionSeconds: Int = 0, segmentBytes: Int = 64 << 20) throws {
+        lock = try DataDirLock(directory: directory)
         self.commitIntervalNs = commitIntervalNs
         self.retentionBytes = retentionBytes
         self.retentionSeconds = retentionSeconds
-        var nodes: [String: (tenant: String, seq: UInt64)] = [:]
+        var nodes: [NodeKey: UInt64] = [:]
         var undecodable = 0
         (outbox, recovery) = try Outbox.open(directory: directory, segmentBytes: segmentBytes) { _, payload in
             guard let batch = try? OutboxBatch(decoding: payload) else { undecodable += 1; return }
-            nodes[batch.node] = (batch.tenant, max(nodes[batch.node]?.seq ?? 0, batch.highestSeq))
+            let key = NodeKey(tenant: batch.tenant, node: batch.node)
+            nodes[key] = max(nodes[key] ?? 0, batch.highestSeq)
         }
         restoredNodes = nodes
         durable.store(outbox.durableRecord, ordering: .relaxed)
@@ -79,27 +83,49 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     public var durableTicket: UInt64 { durable.load(ordering: .acquiring) }
     public var lineProtocolDrops: LineProtocolDrops { drops.withLock { $0 } }
 
+    /// Most line bytes in one outbox record. One frame's samples may expand far past the
+    /// frame (420 k tiny samples in a 2.5 MB frame were 67 MB of lines, past the record limit:
+    /// issue #10, defect 1), so a stream's samples are cut into records of at most this much.
+    public static let maxRecordLineBytes = 4 << 20
+
     public func append(_ samples: [ScoredSample], record: NodeRecord, highestSeq: UInt64) -> UInt64 {
-        var lines: [UInt8] = []
-        lines.reserveCapacity(samples.count * 260)
         var d = LineProtocolDrops()
         let first = samples[0]
-        SystemMetrics.appendLines(node: first.node, tenant: first.tenant, labels: first.labels,
-                                  samples: samples.map { ($0.sample, $0.score, $0.anomalous) }, to: &lines, drops: &d)
-        if d != LineProtocolDrops() {
-            drops.withLock { total in
-                total.nonFiniteFields += d.nonFiniteFields
-                total.newlineElements += d.newlineElements
-                total.emptyTags += d.emptyTags
-                total.points += d.points
+        // The series key (measurement, host, tenant, labels) once per record (defect 8).
+        let series = SystemMetrics.seriesKey(node: first.node, tenant: first.tenant, labels: first.labels, drops: &d) ?? []
+        var body: [UInt8] = []
+        body.reserveCapacity(min(samples.count * 160, Self.maxRecordLineBytes + 4096))
+        var ticket: UInt64 = 0
+        var inRecord = 0
+        for (index, item) in samples.enumerated() {
+            if !series.isEmpty {
+                SystemMetrics.appendLineTail((item.sample, item.score, item.anomalous), to: &body, drops: &d)
+            } else {
+                d.points += 1
+            }
+            inRecord += 1
+            let last = index == samples.count - 1
+            if last || body.count >= Self.maxRecordLineBytes {
+                // Samples arrive in seq order, so this record's highest seq is its last sample's
+                // (the stream's highest for the final record).
+                let seq = last ? highestSeq : item.sample.seq
+                ticket = appendRecord(OutboxBatch(tenant: first.tenant, node: first.node, highestSeq: seq,
+                                                  sampleCount: inRecord, series: series, body: body), record: record, samples: inRecord)
+                body.removeAll(keepingCapacity: true)
+                inRecord = 0
             }
         }
-        let payload = OutboxBatch(tenant: first.tenant, node: first.node, highestSeq: highestSeq, sampleCount: samples.count, lines: lines).encode()
+        if d != LineProtocolDrops() { drops.withLock { $0.add(d) } }
+        return ticket
+    }
+
+    private func appendRecord(_ batch: OutboxBatch, record: NodeRecord, samples: Int) -> UInt64 {
+        let payload = batch.encode()
         // The ticket is taken and queued under one lock, so tickets enter `waiting` in order.
         return waiting.withLock { list in
             let ticket = outbox.append(payload)
-            list.append((ticket, record, highestSeq))
-            _ = uncommitted.wrappingAdd(samples.count, ordering: .relaxed)
+            list.append((ticket, record, batch.highestSeq))
+            _ = uncommitted.wrappingAdd(samples, ordering: .relaxed)
             return ticket
         }
     }
@@ -175,6 +201,7 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
             + "gridmon_line_protocol_dropped_total{what=\"newline\"} \(d.newlineElements)\n"
             + "gridmon_line_protocol_dropped_total{what=\"empty_tag\"} \(d.emptyTags)\n"
             + "gridmon_line_protocol_dropped_total{what=\"point\"} \(d.points)\n"
+            + "gridmon_line_protocol_dropped_total{what=\"bad_field_name\"} \(d.badNames)\n"
     }
 
     /// The embedded store keeps at most `retentionBytes`, and nothing older than

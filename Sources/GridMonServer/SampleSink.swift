@@ -30,8 +30,8 @@ public protocol SampleSink: AnyObject, Sendable {
     /// (backpressure: agents buffer on their side); it resumes below `lowWater`.
     var highWater: Int { get }
     var lowWater: Int { get }
-    /// Nodes the sink found in its durable store at start: tenant and durable seq.
-    var restoredNodes: [String: (tenant: String, seq: UInt64)] { get }
+    /// Nodes the sink found in its durable store at start, with their durable seq.
+    var restoredNodes: [NodeKey: UInt64] { get }
     /// Starts the sink's own thread; `onDurable` is called (from it) when tickets become durable.
     func start(onDurable: @escaping @Sendable (UInt64) -> Void)
     /// Makes everything appended durable and stops (server shutdown).
@@ -41,7 +41,7 @@ public protocol SampleSink: AnyObject, Sendable {
 }
 
 extension SampleSink {
-    public var restoredNodes: [String: (tenant: String, seq: UInt64)] { [:] }
+    public var restoredNodes: [NodeKey: UInt64] { [:] }
     public func start(onDurable: @escaping @Sendable (UInt64) -> Void) {}
     public func stop() {}
     public var metricsText: String { "" }

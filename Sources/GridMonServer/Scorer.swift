@@ -61,11 +61,11 @@ public final class ForestScorer: Scorer {
             for score in scores { flagged.append(score >= model.threshold) }
             let learned = Self.nodeFeatures
             if model.features == learned.names {
-                learner.observe(node: node, features: learned.names, rows: rows, flagged: flagged)
+                learner.observe(node: NodeKey(tenant: tenant, node: node), features: learned.names, rows: rows, flagged: flagged)
             } else {
                 learnerRows.removeAll(keepingCapacity: true)
                 for sample in samples { learned.append(sample, to: &learnerRows) }
-                learner.observe(node: node, features: learned.names, rows: learnerRows, flagged: flagged)
+                learner.observe(node: NodeKey(tenant: tenant, node: node), features: learned.names, rows: learnerRows, flagged: flagged)
             }
         }
         return model.threshold

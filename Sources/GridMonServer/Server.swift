@@ -20,6 +20,26 @@ public struct ServerConfig: Sendable {
     public var maxOutputBytes = 1 << 20
     /// How long a shutdown waits for connections to drain before closing them.
     public var shutdownGraceMs: UInt64 = 5_000
+    /// Most nodes remembered, and most of one tenant (issue #10, defect 7).
+    public var maxNodes = 1_000_000
+    public var maxNodesPerTenant = 100_000
+    /// A node no connection held for this long is forgotten (its samples are durable; an
+    /// agent that returns starts from its own numbering). 0 = never.
+    public var nodeForgetAfterNs: UInt64 = 3_600 * 1_000_000_000
+    /// Largest frame before a connection has opened a stream: a Hello is small (its labels are
+    /// bounded by `MetricNames`), and an unauthenticated peer must not make the server hold
+    /// a 4 MiB buffer (issue #10, defect 5).
+    public var preAuthMaxFrameBytes = 64 * 1024
+    /// Bytes that all unauthenticated connections together may hold in half-read frames; a
+    /// connection that would go past it is closed.
+    public var preAuthBudgetBytes = 64 << 20
+    /// A frame must arrive whole within this long of its first byte (a peer dribbling a byte
+    /// at a time into a large frame is closed); 0 = off.
+    public var frameTimeoutMs: UInt64 = 30_000
+    /// Most connections from one IP address that have not yet opened a stream, so silent
+    /// sockets from one host cannot fill `maxConnections` (high enough for a fleet's reconnect
+    /// storm through one NAT address).
+    public var maxUnauthenticatedPerIP = 1024
     public init() {}
 }
 
@@ -29,8 +49,13 @@ final class ServerShared: Sendable {
     let config: ServerConfig
     let models: ModelRegistry?
     let learner: NodeLearner?
-    let nodes = NodeTable()
+    let nodes: NodeTable
     let sink: SampleSink
+    let nodesForgotten = Atomic<UInt64>(0)
+    /// Bytes held by unauthenticated connections' half-read frames, over all workers.
+    let preAuthBytes = Atomic<Int>(0)
+    /// Unauthenticated connections per peer IP, over all workers.
+    private let unauthenticated = Mutex<[String: Int]>([:])
     let stats: [ServerStats]
     let mailboxes: [WorkerMailbox]
     /// Logs limit hits without flooding the log when a limit is hit thousands of times.
@@ -40,6 +65,7 @@ final class ServerShared: Sendable {
     init(config: ServerConfig, sink: SampleSink, authenticator: Authenticator, stats: [ServerStats], mailboxes: [WorkerMailbox],
          models: ModelRegistry?, learner: NodeLearner?) {
         self.config = config
+        self.nodes = NodeTable(capacity: config.maxNodes, perTenant: config.maxNodesPerTenant)
         self.models = models
         self.learner = learner
         self.sink = sink
@@ -53,6 +79,38 @@ final class ServerShared: Sendable {
         set { tokens.withLock { $0 = newValue } }
     }
 
+    /// Counts a new unauthenticated connection from `host`; false when that host has
+    /// `maxUnauthenticatedPerIP` already (the connection is refused).
+    func admitUnauthenticated(_ host: String) -> Bool {
+        unauthenticated.withLock { table in
+            guard table[host, default: 0] < config.maxUnauthenticatedPerIP else { return false }
+            table[host, default: 0] += 1
+            return true
+        }
+    }
+
+    /// A connection from `host` authenticated or closed before it did.
+    func leaveUnauthenticated(_ host: String) {
+        unauthenticated.withLock { table in
+            let left = table[host, default: 1] - 1
+            table[host] = left > 0 ? left : nil
+        }
+    }
+
+    /// A Prometheus label value (text format 0.0.4: `\\`, `"` and newline escaped).
+    static func labelValue(_ text: String) -> String {
+        var out = ""
+        for c in text {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
     /// Agent connections open now, over all workers.
     func openConnections() -> Int {
         stats.reduce(0) { $0 + Int($1.connectionsAccepted.value) - Int($1.connectionsRejected.value) - Int($1.connectionsClosed.value) }
@@ -60,6 +118,14 @@ final class ServerShared: Sendable {
 
     func metricsText() -> String {
         var text = ServerStats.prometheus(stats, openConnections: openConnections(), nodes: nodes.count, sinkQueued: sink.queuedSamples)
+        text += "# HELP gridmon_tenant_nodes Nodes remembered per tenant.\n# TYPE gridmon_tenant_nodes gauge\n"
+        for (tenant, count) in nodes.countsByTenant.sorted(by: { $0.key < $1.key }) {
+            text += "gridmon_tenant_nodes{tenant=\"\(Self.labelValue(tenant))\"} \(count)\n"
+        }
+        text += "# HELP gridmon_nodes_forgotten_total Nodes dropped after being idle past --node-forget-after-seconds.\n"
+            + "# TYPE gridmon_nodes_forgotten_total counter\ngridmon_nodes_forgotten_total \(nodesForgotten.value)\n"
+        text += "# HELP gridmon_pre_auth_bytes Bytes of half-read frames held for unauthenticated connections.\n"
+            + "# TYPE gridmon_pre_auth_bytes gauge\ngridmon_pre_auth_bytes \(preAuthBytes.load(ordering: .relaxed))\n"
         text += sink.metricsText
         if let models {
             text += "# HELP gridmon_node_models Nodes scored by a model learned from their own history.\n# TYPE gridmon_node_models gauge\ngridmon_node_models \(models.nodeModelCount)\n"
@@ -124,8 +190,13 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
         let threads = max(1, config.threads)
         var listeners: [Int32] = []
         var workers: [Worker] = []
-        do {
-            // The first listener picks the port (maybe 0 = any); the others share it.
+        do throws(SyscallError) {
+            // The first listener picks the port (maybe 0 = any); the others share it. SO_REUSEPORT
+            // would let this server share a port another server holds, splitting agents between
+            // two data directories: refuse instead.
+            if try Socket.isAddressInUse(config.listen) {
+                throw SyscallError(call: "bind(\(config.listen)): the port is in use (another gridmon-stream-server?)", errno: EADDRINUSE)
+            }
             let first = try Socket.listen(config.listen, reusePort: true)
             listeners.append(first)
             let bound = try Socket.localAddress(first)
@@ -135,7 +206,8 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
                 config: config, sink: sink, authenticator: authenticator, stats: (0..<threads).map { _ in ServerStats() },
                 mailboxes: reactors.map { WorkerMailbox(reactor: $0.handle) }, models: models, learner: learner)
             running.withLock { $0 = shared }
-            for (node, restored) in sink.restoredNodes { shared.nodes.restore(node, tenant: restored.tenant, durableSeq: restored.seq) }
+            let startedNs = Clock.unixNanos()
+            for (key, seq) in sink.restoredNodes { shared.nodes.restore(key, durableSeq: seq, nowNs: startedNs) }
             let mailboxes = shared.mailboxes
             sink.start { _ in for mailbox in mailboxes { mailbox.post(.sinkDurable) } }
             for i in 0..<threads {
@@ -184,6 +256,7 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
                 do {
                     shared.authenticator = try reloadTokens()
                     Log.info("tokens_reloaded", ["tokens": shared.authenticator.tokenCount])
+                    for mailbox in shared.mailboxes { mailbox.post(.tokensReloaded) }
                 } catch {
                     Log.error("tokens_reload_failed", ["error": error, "kept": shared.authenticator.tokenCount])
                 }

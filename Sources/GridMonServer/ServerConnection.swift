@@ -21,6 +21,12 @@ final class ServerConnection: EventHandler {
     private var outputOffset = 0
     private var watching: IOEvents = .readable
     private(set) var isClosed = false
+    /// Counted in the server's unauthenticated connections (until its first stream opens).
+    private var unauthenticated = true
+    /// Bytes of a half-read frame this connection holds in the shared pre-auth budget.
+    private var preAuthHeld = 0
+    /// When the frame being read began (monotonic ns), or nil at a frame boundary.
+    private(set) var frameStartedNs: UInt64?
 
     /// Reads per readiness event before yielding to other connections (fairness).
     private static let readsPerEvent = 4
@@ -30,7 +36,8 @@ final class ServerConnection: EventHandler {
         self.peer = peer
         self.server = server
         self.session = session
-        self.decoder = FrameDecoder(maxFrameSize: maxFrameBytes)
+        // Until a stream opens, frames are capped small (issue #10, defect 5); raised after.
+        self.decoder = FrameDecoder(maxFrameSize: min(maxFrameBytes, server.shared.config.preAuthMaxFrameBytes))
         self.acceptedAtNs = Clock.monotonicNanos()
         self.lastInputNs = acceptedAtNs
         output.append(contentsOf: Preface.bytes)
@@ -60,7 +67,8 @@ final class ServerConnection: EventHandler {
     func close() {
         guard !isClosed else { return }
         isClosed = true
-        session.closed()
+        leavePreAuth()
+        session.closed(nowNs: Clock.unixNanos())
         server.connectionClosed(self)
         Socket.close(fd)
     }
@@ -83,6 +91,12 @@ final class ServerConnection: EventHandler {
             lastInputNs = Clock.monotonicNanos()
             server.stats.bytesIn.add(UInt64(count))
             decode(UnsafeRawBufferPointer(rebasing: server.readBuffer[..<count]), nowNs: nowNs)
+            if decoder.isAtFrameBoundary || decoder.hasFailed {
+                frameStartedNs = nil
+            } else if frameStartedNs == nil {
+                frameStartedNs = lastInputNs
+            }
+            if unauthenticated && !accountPreAuth() { break }
             if session.closeReason != nil || count < server.readBuffer.count { break }
         }
         session.flushAcks()
@@ -91,13 +105,48 @@ final class ServerConnection: EventHandler {
         server.checkSinkPressure()
     }
 
+    /// Whether the peer has authenticated: its first stream is open. Then it gets the full
+    /// frame size and leaves the pre-auth accounting.
+    private func noteAuthenticated() {
+        guard unauthenticated, session.hasOpenedStream else { return }
+        leavePreAuth()
+        decoder.maxFrameSize = server.shared.config.session.maxFrameBytes
+    }
+
+    private func leavePreAuth() {
+        guard unauthenticated else { return }
+        unauthenticated = false
+        server.shared.leaveUnauthenticated(peer.host)
+        if preAuthHeld > 0 { _ = server.shared.preAuthBytes.wrappingSubtract(preAuthHeld, ordering: .relaxed) }
+        preAuthHeld = 0
+    }
+
+    /// Moves this connection's half-read bytes into the shared pre-auth budget; past the
+    /// budget the connection is failed (false).
+    private func accountPreAuth() -> Bool {
+        let held = decoder.bufferedBytes
+        let delta = held - preAuthHeld
+        preAuthHeld = held
+        let total = server.shared.preAuthBytes.wrappingAdd(delta, ordering: .relaxed).newValue
+        guard delta > 0, total > server.shared.config.preAuthBudgetBytes else { return true }
+        session.fail(.resourceExhausted, "the server holds too many unauthenticated bytes; send Hello first",
+                     reason: "pre_auth_budget")
+        return false
+    }
+
     private func decode(_ chunk: UnsafeRawBufferPointer, nowNs: Int64) {
         struct Stop: Error {}
         do {
-            try decoder.decode(chunk) { payload in
-                server.stats.framesIn.add()
-                session.receive(try Message(payload: payload), nowNs: nowNs)
-                if session.closeReason != nil { throw Stop() }
+            var offset = 0
+            while offset < chunk.count {
+                offset += try decoder.decode(UnsafeRawBufferPointer(rebasing: chunk[offset...])) { payload in
+                    server.stats.framesIn.add()
+                    session.receive(try Message(payload: payload), nowNs: nowNs)
+                    if session.closeReason != nil { throw Stop() }
+                    // Authenticated: the next frames may be full size (set between frames).
+                    if unauthenticated && session.hasOpenedStream { throw FrameDecoder.Pause() }
+                }
+                noteAuthenticated()
             }
         } catch let error as WireError {
             server.stats.decodeError(error.kind)

@@ -1,3 +1,4 @@
+import GridMonStore
 import GridMonWire
 
 /// Limits and identity one server applies to every connection.
@@ -6,6 +7,16 @@ public struct SessionConfig: Sendable {
     public var maxStreamsPerConnection: Int = 1024
     public var maxFrameBytes: Int = FrameFormat.defaultMaxFrameSize
     public var keepaliveIntervalMs: UInt32 = 15_000
+    /// Largest step a stream's seq may take past its highest (issue #10, defect 3: one sample
+    /// at 2^64−1 made every later sample of its node a "duplicate"). 2^24 is 194 days of
+    /// samples at 1/s: far more than any agent's buffer drops in one gap.
+    public var maxSeqJump: UInt64 = 1 << 24
+    /// Largest seq a stream may start from (the server knows nothing of the node yet: an agent
+    /// with a numbering of its own, a wiped data directory). Leaves 2^62 steps of headroom.
+    public static let maxFirstSeq: UInt64 = 1 << 62
+    /// Accepted sample times: from the Unix epoch to this far past the server's clock
+    /// (negative and far-future times are broken clocks or hostile; InfluxDB refuses int64 min).
+    public var maxFutureNs: Int64 = 7 * 86_400 * 1_000_000_000
     public init() {}
 }
 
@@ -25,6 +36,8 @@ public final class ServerSession {
         let record: NodeRecord
         let tenant: String
         let labels: [Label]
+        /// The token that opened the stream: a reload that revokes it closes the stream.
+        let token: String
         /// Samples accepted since the last flush, not yet scored or stored (scored together,
         /// so many small frames from one read cost one batch through the forest).
         var pending: [Sample] = []
@@ -40,11 +53,13 @@ public final class ServerSession {
         /// them: sent first, it would cover their samples without their verdicts.
         var awaitingAcks = 0
         var node: String { record.id }
+        var key: NodeKey { record.key }
 
-        init(record: NodeRecord, tenant: String, labels: [Label], highestSeq: UInt64) {
+        init(record: NodeRecord, tenant: String, labels: [Label], token: String, highestSeq: UInt64) {
             self.record = record
             self.tenant = tenant
             self.labels = labels
+            self.token = token
             self.highestSeq = highestSeq
         }
     }
@@ -76,7 +91,8 @@ public final class ServerSession {
     public var onUnpromptedOutput: (() -> Void)?
     /// Called with the reason of every protocol violation or limit hit (for logging).
     public var onViolation: ((String) -> Void)?
-    /// Whether a stream was ever opened (the handshake timeout stops applying).
+    /// Whether a stream was ever opened (the handshake timeout stops applying; the peer is
+    /// authenticated and gets the full frame size).
     public var hasOpenedStream: Bool { streamsOpened > 0 }
     private var streamsOpened = 0
 
@@ -105,7 +121,7 @@ public final class ServerSession {
     public func receive(_ message: Message, nowNs: Int64) {
         guard closeReason == nil else { return }
         switch message {
-        case .hello(let hello): open(hello)
+        case .hello(let hello): open(hello, nowNs: nowNs)
         case .samples(let batch): accept(batch, nowNs: nowNs)
         case .ping(let ping): outgoing.append(.pong(Pong(nonce: ping.nonce)))
         case .pong: break
@@ -114,7 +130,7 @@ public final class ServerSession {
             if error.streamID == 0 {
                 close("peer error \(error.code): \(error.message)")
             } else if let stream = streams.removeValue(forKey: error.streamID) {
-                stream.record.release(owner)
+                stream.record.release(owner, nowNs: nowNs)
             }
         case .welcome, .ack:
             fail(.invalidArgument, "Welcome and Ack are sent by the server only", reason: "server_only_message")
@@ -173,13 +189,23 @@ public final class ServerSession {
     }
 
     /// The connection is gone: release its nodes.
-    public func closed() {
+    public func closed(nowNs: Int64) {
         // Samples read before the close are stored; the agent learns it from the next Welcome.
         for stream in streams.values {
             if !stream.pending.isEmpty { _ = store(stream) }
-            stream.record.release(owner)
+            stream.record.release(owner, nowNs: nowNs)
         }
         streams.removeAll()
+    }
+
+    /// The tokens were reloaded: a stream whose token no longer names its tenant is closed,
+    /// with the connection (issue #10, defect 10: a revoked token kept streaming).
+    public func revalidate(_ authenticator: Authenticator) {
+        guard closeReason == nil else { return }
+        for stream in streams.values where authenticator.tenant(for: stream.token) != stream.tenant {
+            stats.authFailures.add()
+            return fail(.unauthenticated, "the token of node \(stream.node) was revoked", reason: "token_revoked")
+        }
     }
 
     /// Tells the peer the connection closes, for a server shutdown.
@@ -207,7 +233,7 @@ public final class ServerSession {
 
     // MARK: - Hello
 
-    private func open(_ hello: Hello) {
+    private func open(_ hello: Hello, nowNs: Int64) {
         guard hello.protocolVersion == Preface.version else {
             return fail(.unimplemented, "protocol version \(hello.protocolVersion) not supported (server speaks \(Preface.version))",
                         reason: "bad_protocol_version", streamID: hello.streamID)
@@ -219,8 +245,13 @@ public final class ServerSession {
             return fail(.failedPrecondition, "stream \(hello.streamID) is already open", reason: "duplicate_hello",
                         streamID: hello.streamID)
         }
-        guard !hello.nodeID.isEmpty, hello.nodeID.utf8.count <= 256 else {
-            return fail(.invalidArgument, "node_id must be 1 to 256 bytes", reason: "bad_node_id", streamID: hello.streamID)
+        // Identity and labels are checked before the token (cheap, and the answer names the
+        // mistake), so that every sample accepted later is one InfluxDB writes as sent.
+        if let problem = MetricNames.nodeIDProblem(hello.nodeID) {
+            return fail(.invalidArgument, problem, reason: "bad_node_id", streamID: hello.streamID)
+        }
+        if let problem = MetricNames.labelsProblem(hello.labels) {
+            return fail(.invalidArgument, "node \(hello.nodeID): \(problem)", reason: "bad_labels", streamID: hello.streamID)
         }
         guard let tenant = authenticator().tenant(for: hello.authToken) else {
             stats.authFailures.add()
@@ -234,18 +265,24 @@ public final class ServerSession {
                 streamID: hello.streamID)))
             return
         }
+        let key = NodeKey(tenant: tenant, node: hello.nodeID)
         // A node opened twice on this same connection: the newer stream replaces the older.
-        if let (oldID, _) = streams.first(where: { $0.value.node == hello.nodeID }) {
+        if let (oldID, _) = streams.first(where: { $0.value.key == key }) {
             streams[oldID] = nil
         }
-        guard let (record, state, previous) = nodes.claim(hello.nodeID, tenant: tenant, labels: hello.labels, by: owner) else {
-            violated("max_nodes")
+        let claimed = nodes.claim(key, labels: hello.labels, by: owner, nowNs: nowNs)
+        guard case .claimed(let record, let state, let previous) = claimed else {
+            let tenantFull = if case .tenantFull = claimed { true } else { false }
+            violated(tenantFull ? "max_nodes_per_tenant" : "max_nodes")
             outgoing.append(.error(ErrorMessage(
-                code: .resourceExhausted, message: "the server tracks \(nodes.capacity) nodes already", streamID: hello.streamID)))
+                code: .resourceExhausted,
+                message: tenantFull ? "tenant \(tenant) has \(nodes.perTenant) nodes already" : "the server tracks \(nodes.capacity) nodes already",
+                streamID: hello.streamID)))
             return
         }
         if let previous { evictElsewhere(previous, hello.nodeID) }
-        let opened = Stream(record: record, tenant: tenant, labels: hello.labels, highestSeq: max(state.acceptedSeq, state.durableSeq))
+        let opened = Stream(record: record, tenant: tenant, labels: hello.labels, token: hello.authToken,
+                            highestSeq: max(state.acceptedSeq, state.durableSeq))
         opened.ticket = state.lastTicket
         streams[hello.streamID] = opened
         streamsOpened += 1
@@ -265,6 +302,23 @@ public final class ServerSession {
             outgoing.append(.error(ErrorMessage(
                 code: .notFound, message: "stream \(batch.streamID) is not open: send Hello first", streamID: batch.streamID)))
             return
+        }
+        // Bounds first, so a bad batch is refused whole (issue #10, defects 3 and 10).
+        let latestNs = nowNs > Int64.max - config.maxFutureNs ? Int64.max : nowNs + config.maxFutureNs
+        var running = stream.highestSeq
+        for sample in batch.samples {
+            let limit = running == 0 ? Self.firstSeqLimit : Self.jumpLimit(running, config.maxSeqJump)
+            guard sample.timestampNs >= 0, sample.timestampNs <= latestNs else {
+                return fail(.invalidArgument, "node \(stream.node) seq \(sample.seq): timestamp \(sample.timestampNs) ns is outside "
+                            + "the accepted window (the Unix epoch to \(config.maxFutureNs / 86_400_000_000_000) days past the server's clock); check the clock",
+                            reason: "bad_timestamp", streamID: batch.streamID)
+            }
+            guard sample.seq <= limit else {
+                return fail(.invalidArgument, "node \(stream.node): seq \(sample.seq) jumps past \(limit) (at most \(config.maxSeqJump) "
+                            + "beyond the highest seq, and a stream starts at most at 2^62)",
+                            reason: "seq_jump", streamID: batch.streamID)
+            }
+            running = max(running, sample.seq)
         }
         // Drop resends (at or below what this stream already accepted) and anything out of order.
         var highest = stream.highestSeq
@@ -329,6 +383,14 @@ public final class ServerSession {
         stats.samplesDuplicate.add(duplicates)
         stats.anomalies.add(anomalies)
         return true
+    }
+
+    private static let firstSeqLimit = SessionConfig.maxFirstSeq
+
+    /// The highest seq a stream at `highest` may send next (saturating, never trapping).
+    private static func jumpLimit(_ highest: UInt64, _ jump: UInt64) -> UInt64 {
+        let (sum, overflow) = highest.addingReportingOverflow(jump)
+        return overflow ? .max : sum
     }
 
     private func violated(_ reason: String) {

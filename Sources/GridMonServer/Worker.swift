@@ -11,6 +11,8 @@ enum WorkerJob: Sendable {
     case shutdown(reason: String)
     /// The sink made more samples durable: send the acks that waited for it.
     case sinkDurable
+    /// The tokens were reloaded: close streams whose token was revoked.
+    case tokensReloaded
 }
 
 /// The thread-safe face of a worker: a mailbox and its reactor's wake-up.
@@ -52,6 +54,10 @@ final class Worker: EventHandler {
     /// Connections holding acks until the sink makes their samples durable.
     private var awaitingDurable: [Int32: ServerConnection] = [:]
     private var nextConnection: UInt64 = 0
+    /// A spare descriptor, given up to accept and close a connection when the process is out of
+    /// descriptors (EMFILE): otherwise the level-triggered listener stays readable and the
+    /// reactor spins (issue #10, defect 6; the trick libev and nginx use).
+    private var reserveFD: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
     private(set) var shuttingDown = false
     /// True while the sink's queue is above its high-water mark: no connection is read.
     private(set) var readingPaused = false
@@ -73,7 +79,10 @@ final class Worker: EventHandler {
         scheduleSweep()
     }
 
-    deinit { readBuffer.deallocate() }
+    deinit {
+        readBuffer.deallocate()
+        if reserveFD >= 0 { Glibc.close(reserveFD) }
+    }
 
     /// Runs the reactor until this worker has shut down.
     func run() throws(SyscallError) {
@@ -101,6 +110,12 @@ final class Worker: EventHandler {
             beginShutdown(reason)
         case .sinkDurable:
             releaseDurableAcks()
+        case .tokensReloaded:
+            let authenticator = shared.authenticator
+            for connection in Array(connections.values) where !connection.isClosed {
+                connection.session.revalidate(authenticator)
+                if connection.session.closeReason != nil { connection.sendOutgoing() }
+            }
         }
     }
 
@@ -150,16 +165,31 @@ final class Worker: EventHandler {
         while !shuttingDown {
             let accepted: IOResult<(fd: Int32, peer: SocketAddress)>
             do { accepted = try Socket.accept(listener) } catch {
-                // EMFILE and friends: log and retry on the next readiness (level-triggered).
-                Log.warning("accept_failed", ["error": error])
+                stats.violation("accept_failed")
+                shared.limitLog.note("accept_failed", ["error": error, "note": "connection refused"])
+                if error.errno == EMFILE || error.errno == ENFILE { shedOnePending() }
                 return
             }
             guard case .done(let (fd, peer)) = accepted else { return }
+            guard shared.admitUnauthenticated(peer.host) else {
+                stats.violation("max_unauthenticated_per_ip")
+                shared.limitLog.note("max_unauthenticated_per_ip", ["peer": peer, "limit": shared.config.maxUnauthenticatedPerIP])
+                Socket.close(fd)
+                continue
+            }
             stats.connectionsAccepted.add()
+            // Full: a connection that has not said Hello for a second gives its place to the new
+            // one, so silent sockets cannot lock agents out (issue #10, defect 10).
+            if shared.openConnections() > shared.config.maxConnections, let idle = oldestUnauthenticated() {
+                stats.violation("unauthenticated_displaced")
+                shared.limitLog.note("unauthenticated_displaced", ["peer": idle.peer])
+                idle.close()
+            }
             guard shared.openConnections() <= shared.config.maxConnections else {
                 stats.connectionsRejected.add()
                 stats.violation("max_connections")
                 shared.limitLog.note("max_connections", ["peer": peer, "limit": shared.config.maxConnections])
+                shared.leaveUnauthenticated(peer.host)
                 Socket.close(fd)
                 continue
             }
@@ -177,13 +207,32 @@ final class Worker: EventHandler {
                 try reactor.register(fd, events: .readable, handler: connection)
             } catch {
                 Log.warning("register_failed", ["error": error])
-                Socket.close(fd)
+                connection.close()
                 continue
             }
             connections[fd] = connection
             byID[owner.connection] = connection
             connection.sendOutgoing()  // the server's preface
         }
+    }
+
+    /// This worker's oldest connection that opened no stream within a second of its accept.
+    private func oldestUnauthenticated() -> ServerConnection? {
+        let cutoff = Clock.monotonicNanos() &- 1_000_000_000
+        var oldest: ServerConnection?
+        for connection in connections.values where !connection.session.hasOpenedStream && connection.acceptedAtNs < cutoff {
+            if oldest == nil || connection.acceptedAtNs < oldest!.acceptedAtNs { oldest = connection }
+        }
+        return oldest
+    }
+
+    /// Out of descriptors: frees the spare one, accepts the oldest pending connection and
+    /// closes it at once (the peer sees a reset and backs off), then takes the spare back.
+    private func shedOnePending() {
+        guard reserveFD >= 0 else { return }
+        Glibc.close(reserveFD)
+        if case .done(let (fd, _))? = try? Socket.accept(listener) { Socket.close(fd) }
+        reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
     }
 
     /// Closes the connection that held `node` before: here directly, elsewhere by mail.
@@ -209,11 +258,18 @@ final class Worker: EventHandler {
 
     private func sweep(now: UInt64) {
         admin?.sweep(now: now)
+        if index == 0 { forgetIdleNodes(now: now) }
         let handshakeNs = shared.config.handshakeTimeoutMs * 1_000_000
+        let frameNs = shared.config.frameTimeoutMs * 1_000_000
         let keepaliveNs = UInt64(shared.config.session.keepaliveIntervalMs) * 1_000_000
         for connection in Array(connections.values) where !connection.isClosed {
             let session = connection.session
-            if !session.hasOpenedStream && now - connection.acceptedAtNs > handshakeNs {
+            if frameNs > 0, let started = connection.frameStartedNs, now - started > frameNs {
+                session.fail(.deadlineExceeded, "a frame did not arrive whole within \(shared.config.frameTimeoutMs) ms",
+                             reason: "frame_timeout")
+                connection.sendOutgoing()
+                if !connection.isClosed && connection.pendingOutput > 0 { connection.close() }
+            } else if !session.hasOpenedStream && now - connection.acceptedAtNs > handshakeNs {
                 session.fail(.deadlineExceeded, "no Hello within \(shared.config.handshakeTimeoutMs) ms", reason: "handshake_timeout")
                 connection.sendOutgoing()
                 if !connection.isClosed && connection.pendingOutput > 0 { connection.close() }
@@ -230,6 +286,23 @@ final class Worker: EventHandler {
                 }
             }
         }
+    }
+
+    private var lastForgetNs: UInt64 = 0
+
+    /// Every 10 s (worker 0): nodes idle past `nodeForgetAfterNs` are dropped, with their
+    /// models and histories.
+    private func forgetIdleNodes(now: UInt64) {
+        let after = shared.config.nodeForgetAfterNs
+        guard after > 0, now - lastForgetNs >= 10_000_000_000 else { return }
+        lastForgetNs = now
+        let cutoff = Clock.unixNanos() - Int64(min(after, UInt64(Int64.max / 2)))
+        let gone = shared.nodes.forgetIdle(before: cutoff)
+        guard !gone.isEmpty else { return }
+        shared.models?.forget(gone)
+        shared.learner?.forget(gone)
+        shared.nodesForgotten.add(UInt64(gone.count))
+        Log.info("nodes_forgotten", ["count": gone.count, "idle_seconds": after / 1_000_000_000])
     }
 
     // MARK: - Shutdown

@@ -36,7 +36,18 @@ public struct LineProtocolDrops: Sendable, Equatable {
     public var emptyTags = 0
     /// Whole points: bad measurement, or no field left.
     public var points = 0
+    /// Extra gauges whose name InfluxDB would refuse or misread, or that repeat a name in one
+    /// sample (`MetricNames.isWritableFieldKey`).
+    public var badNames = 0
     public init() {}
+
+    public mutating func add(_ other: LineProtocolDrops) {
+        nonFiniteFields += other.nonFiniteFields
+        newlineElements += other.newlineElements
+        emptyTags += other.emptyTags
+        points += other.points
+        badNames += other.badNames
+    }
 }
 
 /// Encodes points as InfluxDB line protocol, escaping exactly as its reference says

@@ -1,22 +1,68 @@
-/// The payload of one outbox record: the samples one stream accepted in one flush, as
-/// line protocol, with what the server needs to rebuild its state on start (tenant, node,
-/// highest seq). Pure; little-endian binary:
+/// The payload of one outbox record: samples of one stream, as line protocol, with what the
+/// server needs to rebuild its state on start (tenant, node, highest seq). Pure;
+/// little-endian binary.
+///
+/// Version 2 (written now) stores the series key — measurement, host, tenant and the node's
+/// labels, escaped — once per record, and each line without it: labels were repeated on every
+/// line, so 1 MB of samples with a large label set took 198 MB on disk (issue #10, defect 8).
+///
+///     u8 version (2), u16 tenant length, tenant, u16 node length, node,
+///     u64 highest seq, u32 sample count, u32 series length, series,
+///     u32 body length, body (each line without its series key: " fields timestamp\n")
+///
+/// Version 1 (read, for outboxes written before) stores whole lines:
 ///
 ///     u8 version (1), u16 tenant length, tenant, u16 node length, node,
-///     u64 highest seq, u32 sample count, u32 lines length, lines (line protocol)
+///     u64 highest seq, u32 sample count, u32 lines length, lines
+///
+/// `lines` is always the whole line protocol (series key put back in front of every line).
 public struct OutboxBatch: Sendable, Equatable {
     public var tenant: String
     public var node: String
     public var highestSeq: UInt64
     public var sampleCount: Int
-    public var lines: [UInt8]
+    /// The series key shared by every line (empty in a version-1 record).
+    public var series: [UInt8]
+    /// The lines without their series key (version 2), or whole lines (version 1, `series` empty).
+    public var body: [UInt8]
 
-    public init(tenant: String, node: String, highestSeq: UInt64, sampleCount: Int, lines: [UInt8]) {
+    /// A version-2 batch: `body` holds lines that each follow `series`.
+    public init(tenant: String, node: String, highestSeq: UInt64, sampleCount: Int, series: [UInt8], body: [UInt8]) {
         self.tenant = tenant
         self.node = node
         self.highestSeq = highestSeq
         self.sampleCount = sampleCount
-        self.lines = lines
+        self.series = series
+        self.body = body
+    }
+
+    /// A batch of whole lines (no shared series key).
+    public init(tenant: String, node: String, highestSeq: UInt64, sampleCount: Int, lines: [UInt8]) {
+        self.init(tenant: tenant, node: node, highestSeq: highestSeq, sampleCount: sampleCount, series: [], body: lines)
+    }
+
+    /// The whole line protocol: every body line with the series key in front.
+    public var lines: [UInt8] {
+        guard !series.isEmpty else { return body }
+        var out: [UInt8] = []
+        out.reserveCapacity(body.count + sampleCount * series.count)
+        var start = body.startIndex
+        while start < body.endIndex {
+            let end = body[start...].firstIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? body.endIndex
+            out += series
+            out += body[start..<end]
+            start = end
+        }
+        return out
+    }
+
+    /// Bytes of line protocol `lines` will hold, without building it.
+    public var linesByteCount: Int {
+        guard !series.isEmpty else { return body.count }
+        var count = 0
+        for byte in body where byte == UInt8(ascii: "\n") { count += 1 }
+        if let last = body.last, last != UInt8(ascii: "\n") { count += 1 }
+        return body.count + count * series.count
     }
 
     public struct DecodeError: Error, Equatable, CustomStringConvertible {
@@ -24,14 +70,16 @@ public struct OutboxBatch: Sendable, Equatable {
     }
 
     public func encode() -> [UInt8] {
-        var out: [UInt8] = [1]
+        var out: [UInt8] = [2]
+        out.reserveCapacity(32 + tenant.utf8.count + node.utf8.count + series.count + body.count)
         let tenantBytes = Array(tenant.utf8.prefix(Int(UInt16.max)))
         let nodeBytes = Array(node.utf8.prefix(Int(UInt16.max)))
         put(&out, UInt16(tenantBytes.count)); out += tenantBytes
         put(&out, UInt16(nodeBytes.count)); out += nodeBytes
         put(&out, highestSeq)
         put(&out, UInt32(sampleCount))
-        put(&out, UInt32(lines.count)); out += lines
+        put(&out, UInt32(series.count)); out += series
+        put(&out, UInt32(body.count)); out += body
         return out
     }
 
@@ -50,15 +98,22 @@ public struct OutboxBatch: Sendable, Equatable {
             let slice = try take(MemoryLayout<T>.size)
             return slice.reversed().reduce(T(0)) { $0 << 8 | T($1) }
         }
-        guard try integer(UInt8.self) == 1 else { throw DecodeError(description: "unknown outbox batch version") }
+        let version = try integer(UInt8.self)
+        guard version == 1 || version == 2 else { throw DecodeError(description: "unknown outbox batch version \(version)") }
         let tenantLength = Int(try integer(UInt16.self))
         tenant = String(decoding: try take(tenantLength), as: UTF8.self)
         let nodeLength = Int(try integer(UInt16.self))
         node = String(decoding: try take(nodeLength), as: UTF8.self)
         highestSeq = try integer(UInt64.self)
         sampleCount = Int(try integer(UInt32.self))
-        let linesLength = Int(try integer(UInt32.self))
-        lines = Array(try take(linesLength))
+        if version == 2 {
+            let seriesLength = Int(try integer(UInt32.self))
+            series = Array(try take(seriesLength))
+        } else {
+            series = []
+        }
+        let bodyLength = Int(try integer(UInt32.self))
+        body = Array(try take(bodyLength))
         guard position == bytes.endIndex else { throw DecodeError(description: "outbox batch has trailing bytes") }
     }
 }

@@ -34,47 +34,65 @@ public enum SystemMetrics {
         node: String, tenant: String, labels: [Label], samples: [(sample: Sample, score: Double, anomalous: Bool)],
         to out: inout [UInt8], drops: inout LineProtocolDrops
     ) {
-        var tags: [(key: String, value: String)] = [("host", node), ("tenant", tenant)]
-        for label in labels where !reservedTags.contains(label.key) { tags.append((label.key, label.value)) }
-        guard let series = LineProtocolEncoder.seriesKey(measurement: measurement, tags: tags, drops: &drops) else {
+        guard let series = seriesKey(node: node, tenant: tenant, labels: labels, drops: &drops) else {
             drops.points += samples.count
             return
         }
-        for (sample, score, anomalous) in samples {
+        for item in samples {
             out.append(contentsOf: series)
-            out.append(UInt8(ascii: " "))
-            var fields = 0
-            func field(_ key: StaticString, _ value: Double) {
-                guard value.isFinite else { drops.nonFiniteFields += 1; return }
-                if fields > 0 { out.append(UInt8(ascii: ",")) }
-                key.withUTF8Buffer { out.append(contentsOf: $0) }
-                out.append(UInt8(ascii: "="))
-                LineProtocolEncoder.appendFloat(value, to: &out)
-                fields += 1
-            }
-            field("cpu", sample.cpuPercent)
-            field("memory", sample.memoryPercent)
-            field("disk", sample.diskPercent)
-            if fields > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: anomalous ? Array("anomaly_detected=1i".utf8) : Array("anomaly_detected=0i".utf8))
-            fields += 1
-            field("anomaly_score", score)
-            field("load1", sample.load1)
-            field("net_rx", sample.netRxBytesPerSec)
-            field("net_tx", sample.netTxBytesPerSec)
-            field("disk_read", sample.diskReadBytesPerSec)
-            field("disk_write", sample.diskWriteBytesPerSec)
-            for gauge in sample.extra where !reserved.contains(gauge.name) {
-                if LineProtocolEncoder.hasNewline(gauge.name) || gauge.name.isEmpty { drops.newlineElements += 1; continue }
-                guard gauge.value.isFinite else { drops.nonFiniteFields += 1; continue }
-                out.append(UInt8(ascii: ","))
-                LineProtocolEncoder.escape(gauge.name, special: LineProtocolEncoder.keySpecials, into: &out)
-                out.append(UInt8(ascii: "="))
-                LineProtocolEncoder.appendFloat(gauge.value, to: &out)
-            }
-            out.append(UInt8(ascii: " "))
-            LineProtocolEncoder.appendInteger(sample.timestampNs, to: &out)
-            out.append(UInt8(ascii: "\n"))
+            appendLineTail(item, to: &out, drops: &drops)
         }
+    }
+
+    /// The escaped series key of a node's lines (`system_metrics,host=…,tenant=…,labels…`), or
+    /// nil when line protocol cannot carry it (counted in `drops`).
+    public static func seriesKey(node: String, tenant: String, labels: [Label], drops: inout LineProtocolDrops) -> [UInt8]? {
+        var tags: [(key: String, value: String)] = [("host", node), ("tenant", tenant)]
+        for label in labels where !reservedTags.contains(label.key) { tags.append((label.key, label.value)) }
+        return LineProtocolEncoder.seriesKey(measurement: measurement, tags: tags, drops: &drops)
+    }
+
+    /// Appends one sample's line after its series key: ` fields timestamp\n`.
+    public static func appendLineTail(
+        _ item: (sample: Sample, score: Double, anomalous: Bool), to out: inout [UInt8], drops: inout LineProtocolDrops
+    ) {
+        let (sample, score, anomalous) = item
+        out.append(UInt8(ascii: " "))
+        var fields = 0
+        func field(_ key: StaticString, _ value: Double) {
+            guard value.isFinite else { drops.nonFiniteFields += 1; return }
+            if fields > 0 { out.append(UInt8(ascii: ",")) }
+            key.withUTF8Buffer { out.append(contentsOf: $0) }
+            out.append(UInt8(ascii: "="))
+            LineProtocolEncoder.appendFloat(value, to: &out)
+            fields += 1
+        }
+        field("cpu", sample.cpuPercent)
+        field("memory", sample.memoryPercent)
+        field("disk", sample.diskPercent)
+        if fields > 0 { out.append(UInt8(ascii: ",")) }
+        out.append(contentsOf: anomalous ? Array("anomaly_detected=1i".utf8) : Array("anomaly_detected=0i".utf8))
+        fields += 1
+        field("anomaly_score", score)
+        field("load1", sample.load1)
+        field("net_rx", sample.netRxBytesPerSec)
+        field("net_tx", sample.netTxBytesPerSec)
+        field("disk_read", sample.diskReadBytesPerSec)
+        field("disk_write", sample.diskWriteBytesPerSec)
+        var seen = Set<String>()
+        for gauge in sample.extra where !reserved.contains(gauge.name) {
+            // Names InfluxDB refuses or misreads are left out and counted (issue #10, defect 9).
+            guard MetricNames.isWritableFieldKey(gauge.name) else { drops.badNames += 1; continue }
+            guard gauge.value.isFinite else { drops.nonFiniteFields += 1; continue }
+            // A field twice in one line: InfluxDB keeps one; so does GridMon, the first, said.
+            guard seen.insert(gauge.name).inserted else { drops.badNames += 1; continue }
+            out.append(UInt8(ascii: ","))
+            LineProtocolEncoder.escape(gauge.name, special: LineProtocolEncoder.keySpecials, into: &out)
+            out.append(UInt8(ascii: "="))
+            LineProtocolEncoder.appendFloat(gauge.value, to: &out)
+        }
+        out.append(UInt8(ascii: " "))
+        LineProtocolEncoder.appendInteger(sample.timestampNs, to: &out)
+        out.append(UInt8(ascii: "\n"))
     }
 }

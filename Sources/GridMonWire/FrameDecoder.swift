@@ -5,9 +5,10 @@
 /// `Frame`, still encoded); decode them with `Message(payload:)`.
 ///
 /// Memory: a frame that lies whole inside one chunk is handed over in place, without a
-/// copy. Only a frame split across chunks is copied into `pending`, which is reserved to the
-/// announced length *after* that length was checked against `maxFrameSize`, so a peer can
-/// never make the decoder allocate more than one maximum frame.
+/// copy. Only a frame split across chunks is copied into `pending`, after its announced length
+/// was checked against `maxFrameSize`; `pending` grows with the bytes that actually arrive
+/// (at most 64 KiB is reserved up front), so announcing a large frame and sending it slowly
+/// costs the peer as much as it costs the decoder (issue #10, defect 5).
 ///
 /// Errors: every framing error is a `WireError` and final: the stream cannot be resynced, so
 /// the decoder stays failed and the connection should be closed. Ownership and threading:
@@ -25,8 +26,9 @@ public struct FrameDecoder: Sendable {
         case failed
     }
 
-    /// The largest payload accepted, in bytes.
-    public let maxFrameSize: Int
+    /// The largest payload accepted, in bytes. May be changed between reads (a server raises
+    /// it once the peer has authenticated); it applies to frames whose header comes later.
+    public var maxFrameSize: Int
     private(set) var state: State
     private var pending: [UInt8] = []
 
@@ -54,16 +56,40 @@ public struct FrameDecoder: Sendable {
     /// Bytes of a split frame held until the rest arrives (for memory accounting).
     public var bufferedBytes: Int { pending.count }
 
+    /// Bytes reserved for split frames (for tests of the memory bound).
+    public var pendingCapacity: Int { pending.capacity }
+
+    /// Thrown by a frame handler that wants to change the decoder (say, raise `maxFrameSize`
+    /// after an authenticating frame) before the next frame is read: `decode` then returns the
+    /// bytes it consumed, without failing, and the caller decodes the rest afterwards.
+    public struct Pause: Error {
+        public init() {}
+    }
+
     /// Decodes `chunk`, calling `onFrame` with the payload of every frame it completes.
     ///
     /// The payload buffer is only valid during the call. If `onFrame` throws, decoding stops,
-    /// the rest of the chunk is not read, the decoder fails, and the error propagates.
+    /// the rest of the chunk is not read, the decoder fails, and the error propagates — except
+    /// for `Pause`, which stops after that frame and returns the bytes consumed.
+    /// - Returns: bytes consumed: `chunk.count`, or less after a `Pause`.
     /// - Throws: `WireError` for bad framing; whatever `onFrame` throws.
+    @discardableResult
     public mutating func decode(
         _ chunk: UnsafeRawBufferPointer, onFrame: (UnsafeRawBufferPointer) throws -> Void
-    ) throws {
+    ) throws -> Int {
         let end = chunk.count
         var index = 0
+        do {
+            try decodeLoop(chunk, &index, end, onFrame)
+        } catch is Pause {
+            return index
+        }
+        return end
+    }
+
+    private mutating func decodeLoop(
+        _ chunk: UnsafeRawBufferPointer, _ index: inout Int, _ end: Int, _ onFrame: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         while index < end {
             switch state {
             case .preface(let matched):
@@ -111,9 +137,10 @@ public struct FrameDecoder: Sendable {
     }
 
     /// Decodes bytes held in any contiguous collection (tests, tools). See `decode(_:onFrame:)`.
+    @discardableResult
     public mutating func decode(
         bytes: some Sequence<UInt8>, onFrame: (UnsafeRawBufferPointer) throws -> Void
-    ) throws {
+    ) throws -> Int {
         try Array(bytes).withUnsafeBytes { try decode($0, onFrame: onFrame) }
     }
 
@@ -165,7 +192,7 @@ public struct FrameDecoder: Sendable {
             state = .header(have: 0, length: 0)
             try deliver(payload, onFrame)
         } else {
-            pending.reserveCapacity(length)
+            pending.reserveCapacity(min(length, Self.retainedPendingCapacity))
             state = .payload(length: length)
         }
     }
@@ -175,6 +202,8 @@ public struct FrameDecoder: Sendable {
     ) throws {
         do {
             try onFrame(payload)
+        } catch is Pause {
+            throw Pause()  // the state is already at the next frame's boundary
         } catch {
             state = .failed
             throw error

@@ -54,7 +54,25 @@ struct StreamServer: ParsableCommand {
     @Option(help: "Most node streams on one connection. [GRIDMON_MAX_STREAMS]")
     var maxStreams: Int = environment("GRIDMON_MAX_STREAMS").flatMap { Int($0) } ?? 1024
 
-    @Option(help: "Largest frame payload accepted, bytes (gRPC's default 4 MiB). [GRIDMON_MAX_FRAME_BYTES]")
+    @Option(help: "Most nodes the server remembers. [GRIDMON_MAX_NODES]")
+    var maxNodes: Int = environment("GRIDMON_MAX_NODES").flatMap { Int($0) } ?? 1_000_000
+
+    @Option(help: "Most nodes of one tenant (one leaked token cannot lock other tenants out). [GRIDMON_MAX_NODES_PER_TENANT]")
+    var maxNodesPerTenant: Int = environment("GRIDMON_MAX_NODES_PER_TENANT").flatMap { Int($0) } ?? 100_000
+
+    @Option(help: "Forget a node no agent held for this many seconds (its samples stay stored); 0 = never. [GRIDMON_NODE_FORGET_AFTER_SECONDS]")
+    var nodeForgetAfterSeconds: Int = environment("GRIDMON_NODE_FORGET_AFTER_SECONDS").flatMap { Int($0) } ?? 3600
+
+    @Option(help: "A frame must arrive whole within this many ms of its first byte; 0 = off. [GRIDMON_FRAME_TIMEOUT_MS]")
+    var frameTimeoutMs: UInt64 = environment("GRIDMON_FRAME_TIMEOUT_MS").flatMap { UInt64($0) } ?? 30_000
+
+    @Option(help: "Most connections from one IP address that have not sent a Hello yet. [GRIDMON_MAX_UNAUTHENTICATED_PER_IP]")
+    var maxUnauthenticatedPerIp: Int = environment("GRIDMON_MAX_UNAUTHENTICATED_PER_IP").flatMap { Int($0) } ?? 1024
+
+    @Option(help: "Largest step a node's seq may take past its highest (larger is refused). [GRIDMON_MAX_SEQ_JUMP]")
+    var maxSeqJump: UInt64 = environment("GRIDMON_MAX_SEQ_JUMP").flatMap { UInt64($0) } ?? 1 << 24
+
+    @Option(help: "Largest frame payload accepted, bytes (gRPC's default 4 MiB; at most 16 MiB). [GRIDMON_MAX_FRAME_BYTES]")
     var maxFrameBytes: Int = environment("GRIDMON_MAX_FRAME_BYTES").flatMap { Int($0) } ?? 4 * 1024 * 1024
 
     @Option(help: "Close a connection that sent no Hello within this many ms. [GRIDMON_HANDSHAKE_TIMEOUT_MS]")
@@ -167,7 +185,12 @@ struct StreamServer: ParsableCommand {
         }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1 ... 256") }
         guard maxConnections > 0, maxStreams > 0 else { throw ValidationError("--max-connections and --max-streams must be positive") }
-        guard maxFrameBytes >= 64, maxFrameBytes <= Int(UInt32.max) else { throw ValidationError("--max-frame-bytes must be 64 ... 4294967295") }
+        // 16 MiB: one frame's samples, as lines, must fit the outbox's record bound many times over.
+        guard maxFrameBytes >= 64, maxFrameBytes <= 16 << 20 else { throw ValidationError("--max-frame-bytes must be 64 ... 16777216") }
+        guard maxNodes > 0, maxNodesPerTenant > 0 else { throw ValidationError("--max-nodes and --max-nodes-per-tenant must be positive") }
+        guard nodeForgetAfterSeconds >= 0 else { throw ValidationError("--node-forget-after-seconds must not be negative") }
+        guard maxUnauthenticatedPerIp > 0 else { throw ValidationError("--max-unauthenticated-per-ip must be positive") }
+        guard maxSeqJump > 0 else { throw ValidationError("--max-seq-jump must be positive") }
         guard (0...1).contains(threshold) else { throw ValidationError("--threshold must be within 0...1") }
         guard ["outbox", "none"].contains(store) else { throw ValidationError("--store is outbox or none") }
         guard ["v1", "v2"].contains(influxAPI) else { throw ValidationError("--influx-api is v1 or v2") }
@@ -202,10 +225,22 @@ struct StreamServer: ParsableCommand {
         config.session.maxStreamsPerConnection = maxStreams
         config.session.maxFrameBytes = maxFrameBytes
         config.session.keepaliveIntervalMs = keepaliveMs
+        config.session.maxSeqJump = maxSeqJump
+        config.maxNodes = maxNodes
+        config.maxNodesPerTenant = maxNodesPerTenant
+        config.nodeForgetAfterNs = UInt64(nodeForgetAfterSeconds) * 1_000_000_000
+        config.frameTimeoutMs = frameTimeoutMs
+        config.maxUnauthenticatedPerIP = maxUnauthenticatedPerIp
+        config.maxConnections = Self.fitDescriptorLimit(maxConnections)
         config.session.serverID = "gridmon-\(getpid())"
 
         let path = tokensFile
-        let loadTokens: (() throws -> Authenticator)? = path.isEmpty ? nil : { try Authenticator(parsing: try Files.readText(path)) }
+        let loadTokens: (() throws -> Authenticator)? = path.isEmpty ? nil : {
+            try Self.checkPrivate(path)
+            let loaded = try Authenticator(parsing: try Files.readText(path))
+            if loaded.tokenCount == 0 { Log.warning("no_tokens", ["file": path, "note": "every agent will be refused"]) }
+            return loaded
+        }
         let authenticator: Authenticator
         do {
             authenticator = insecureNoAuth ? Authenticator(tokens: [:], insecure: true) : try loadTokens!()
@@ -290,6 +325,42 @@ struct StreamServer: ParsableCommand {
             Log.error("cannot_start", ["error": error])
             throw ExitCode(69)
         }
+    }
+}
+
+extension StreamServer {
+    struct ConfigError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Refuses a tokens file other users can read or write (as ssh refuses such keys): the
+    /// tokens are the only thing between anyone and every tenant's data (issue #10).
+    static func checkPrivate(_ path: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw SyscallError(call: "stat(\(path))", errno: errno) }
+        guard info.st_mode & 0o007 == 0 else {
+            throw ConfigError(description: "\(path) is accessible by other users (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it")
+        }
+    }
+
+    /// Raises the soft descriptor limit to the hard one, and lowers `maxConnections` to what
+    /// fits under it with room for files and the admin port: past the limit, accept fails with
+    /// EMFILE and the reactors would spin (issue #10, defect 6).
+    static func fitDescriptorLimit(_ maxConnections: Int) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return maxConnections }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        let reserve = 64  // outbox segments, admin connections, the listeners, signalfd, epoll
+        let fits = max(1, Int(min(limit.rlim_cur, rlim_t(Int.max))) - reserve)
+        if maxConnections > fits {
+            Log.warning("max_connections_lowered", ["asked": maxConnections, "now": fits, "open_files_limit": limit.rlim_cur])
+            return fits
+        }
+        return maxConnections
     }
 }
 

@@ -56,7 +56,7 @@ import Testing
                                                     "--out", directory.appendingPathComponent("models/acme.gmf").path])
         #expect(again.status == 0, "\(again.stderr)")
         let tokens = directory.appendingPathComponent("tokens")
-        try "a-token acme\nb-token beta\n".write(to: tokens, atomically: true, encoding: .utf8)
+        try writeSecret("a-token acme\nb-token beta\n", to: tokens.path)
         let server = try ServerProcess(["--tokens-file", tokens.path, "--tenant-models", directory.appendingPathComponent("models").path,
                                         "--node-warmup", "0"])
         let hot = try TestClient(server.address)
@@ -76,7 +76,7 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let tokens = directory.appendingPathComponent("tokens")
-        try "t1 acme\n".write(to: tokens, atomically: true, encoding: .utf8)
+        try writeSecret("t1 acme\n", to: tokens.path)
         let server = try ServerProcess(["--tokens-file", tokens.path, "--tenant-models", directory.path, "--node-warmup", "0"])
         let client = try TestClient(server.address)
         _ = try client.hello(node: "acme-9", stream: 1, token: "t1")

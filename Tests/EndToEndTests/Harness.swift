@@ -245,3 +245,10 @@ func freeLoopbackPort() throws -> UInt16 {
     defer { Socket.close(fd) }
     return try Socket.localAddress(fd).port
 }
+
+/// Writes a tokens file as an operator must: readable by its owner only (mode 0600; the
+/// server refuses a tokens file other users can read).
+func writeSecret(_ text: String, to path: String) throws {
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    guard chmod(path, 0o600) == 0 else { throw HarnessError("chmod \(path) failed") }
+}

@@ -9,7 +9,7 @@ extension InfluxTests {
         let influx = try InfluxProcess()
         let tokens = FileManager.default.temporaryDirectory.appendingPathComponent("tokens-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: tokens) }
-        try "acme-token acme\nbeta-token beta\n".write(toFile: tokens, atomically: true, encoding: .utf8)
+        try writeSecret("acme-token acme\nbeta-token beta\n", to: tokens)
         #expect(try influxRequest(influx.port, "POST", "/query?q=\(percent("CREATE DATABASE gridmon_acme"))").status == 200)
         // No --influx-create: beta's database is missing (404) until the operator makes it.
         let server = try ServerProcess(["--tokens-file", tokens, "--influx-url", "http://127.0.0.1:\(influx.port)",

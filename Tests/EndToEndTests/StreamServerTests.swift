@@ -104,7 +104,7 @@ import Testing
 
     @Test func tokensAreCheckedAndBadOnesClosedWithUnauthenticated() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tokens-\(UUID())")
-        try "s3cret acme\n# comment\nother beta\n".write(to: file, atomically: true, encoding: .utf8)
+        try writeSecret("s3cret acme\n# comment\nother beta\n", to: file.path)
         defer { try? FileManager.default.removeItem(at: file) }
         let server = try ServerProcess([], environment: ["GRIDMON_TOKENS_FILE": file.path])
         let good = try TestClient(server.address)
@@ -126,7 +126,7 @@ import Testing
 
     @Test func sighupReloadsTokensAndABadFileKeepsTheOldOnes() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tokens-\(UUID())")
-        try "first acme\n".write(to: file, atomically: true, encoding: .utf8)
+        try writeSecret("first acme\n", to: file.path)
         defer { try? FileManager.default.removeItem(at: file) }
         let server = try ServerProcess(["--tokens-file", file.path])
         func accepted(_ token: String) throws -> Bool {
@@ -139,11 +139,11 @@ import Testing
             for _ in 0..<300 where !server.log.contains(text) { usleep(10_000) }
         }
         #expect(try accepted("first") && !(try accepted("second")))
-        try "second beta\n".write(to: file, atomically: true, encoding: .utf8)
+        try writeSecret("second beta\n", to: file.path)
         kill(server.process.processIdentifier, SIGHUP)
         waitForLog("event=tokens_reloaded tokens=1")
         #expect(try accepted("second") && !(try accepted("first")))
-        try "broken line with three words\n".write(to: file, atomically: true, encoding: .utf8)
+        try writeSecret("broken line with three words\n", to: file.path)
         kill(server.process.processIdentifier, SIGHUP)
         waitForLog("event=tokens_reload_failed")
         #expect(server.logContains("event=tokens_reload_failed"))

@@ -72,6 +72,10 @@ import GridMonWire
         var buffer = SampleBuffer(capacity: 10)
         for seq: UInt64 in 1...3 { buffer.append(sample(seq)) }
         #expect(buffer.renumber(after: 500) == 503)
+        // A server announcing a seq with no room left is refused, never a trap (issue #10).
+        var other = buffer
+        #expect(other.renumber(after: UInt64.max) == nil && other.renumber(after: SampleBuffer.maxSeq - 2) == nil)
+        #expect(other.newestSeq == 503)
         #expect(buffer.takeUnsent(max: 10).map(\.seq) == [501, 502, 503])
     }
 

@@ -32,11 +32,11 @@ final class FlaggingScorer: Scorer {
 
 /// Sessions on one pretend worker; evictions are routed to the session that lost the node.
 final class SessionFixture {
-    let nodes = NodeTable()
+    var nodes = NodeTable()
     let sink = RecordingSink()
     let scorer = FlaggingScorer()
     let stats = ServerStats()
-    let auth = Authenticator(tokens: ["good": "acme"])
+    var auth = Authenticator(tokens: ["good": "acme", "beta-token": "beta"])
     var sessions: [UInt64: ServerSession] = [:]
 
     func session(_ id: UInt64 = 1, maxStreams: Int = 8) -> ServerSession {
@@ -63,7 +63,7 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         s.receive(.hello(Hello(nodeID: "n1", authToken: "good", streamID: 3)), nowNs: 0)
         guard case .welcome(let w)? = s.takeOutgoing().first else { Issue.record("no welcome"); return }
         #expect(w.streamID == 3 && w.accepted && w.durableSeq == 0 && w.limits?.maxStreams == 8)
-        #expect(f.nodes["n1"]?.tenant == "acme")
+        #expect(f.nodes[NodeKey(tenant: "acme", node: "n1")]?.tenant == "acme")
         #expect(s.closeReason == nil)
     }
 
@@ -81,7 +81,7 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         #expect(out == [.ack(Ack(streamID: 1, durableSeq: 6, anomalies: [Verdict(seq: 2, score: 0.9), Verdict(seq: 5, score: 0.9)]))])
         #expect(f.sink.appended.map(\.sample.seq) == Array(1...6))
         #expect(f.sink.appended.filter(\.anomalous).map(\.sample.seq) == [2, 5])
-        #expect(f.nodes["n1"]?.lastSeenNs == 20)
+        #expect(f.nodes[NodeKey(tenant: "acme", node: "n1")]?.lastSeenNs == 20)
         s.flushAcks()
         #expect(s.takeOutgoing().isEmpty)  // no new samples, no new ack
     }
@@ -99,11 +99,11 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         s.flushAcks()
         s.releaseAcks(durable: 1)  // the first batch only
         #expect(s.takeOutgoing() == [.ack(Ack(streamID: 1, durableSeq: 3))])
-        #expect(f.nodes["n1"]?.durableSeq == 0)  // the sink has not said so yet
+        #expect(f.nodes[NodeKey(tenant: "acme", node: "n1")]?.durableSeq == 0)  // the sink has not said so yet
         for (record, seq) in f.sink.pendingDurable { record.markDurable(seq) }
         s.releaseAcks(durable: 2)
         #expect(s.takeOutgoing() == [.ack(Ack(streamID: 1, durableSeq: 5))])
-        #expect(!s.hasAwaitingAcks && f.nodes["n1"]?.durableSeq == 5)
+        #expect(!s.hasAwaitingAcks && f.nodes[NodeKey(tenant: "acme", node: "n1")]?.durableSeq == 5)
     }
 
     @Test func anAckNeverOvertakesAnOlderOneStillWaitingSoVerdictsComeWithTheirSamples() {
@@ -189,8 +189,8 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         #expect(w.durableSeq == 2)
         old.receive(samples(1, 4...5), nowNs: 0)  // ignored: the old session is closing
         #expect(f.sink.appended.count == 2)  // seq 3 was not stored: the node had moved on
-        old.closed()
-        #expect(f.nodes.isHeld("n", by: StreamOwner(worker: 0, connection: 2)))
+        old.closed(nowNs: 0)
+        #expect(f.nodes.isHeld(NodeKey(tenant: "acme", node: "n"), by: StreamOwner(worker: 0, connection: 2)))
     }
 
     @Test func pingIsAnsweredAndServerOnlyMessagesAreViolations() {
@@ -202,5 +202,128 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         guard case .error(let e)? = s.takeOutgoing().first else { Issue.record("no error"); return }
         #expect(e.code == .invalidArgument && s.closeReason == "server_only_message")
         #expect(f.stats.violations["server_only_message"] == 1)
+    }
+
+    // MARK: - Hardening (issue #10)
+
+    private func hello(_ node: String, _ stream: UInt32, token: String = "good", labels: [Label] = []) -> Message {
+        .hello(Hello(nodeID: node, agentVersion: "t", labels: labels, authToken: token, streamID: stream))
+    }
+
+    private func errors(_ messages: [Message]) -> [ErrorMessage] {
+        messages.compactMap { if case .error(let e) = $0 { e } else { nil } }
+    }
+
+    @Test func anotherTenantWithTheSameNodeIDNeitherEvictsNorSeesTheNode() {
+        let f = SessionFixture()
+        let a = f.session(1)
+        a.receive(hello("web-1", 1), nowNs: 1)
+        a.receive(samples(1, 1...50), nowNs: 2)
+        a.flushAcks()
+        _ = a.takeOutgoing()
+        let b = f.session(2)
+        b.receive(hello("web-1", 1, token: "beta-token"), nowNs: 3)
+        guard case .welcome(let w)? = b.takeOutgoing().first else { Issue.record("no welcome"); return }
+        #expect(w.durableSeq == 0)  // not acme's 50
+        #expect(a.closeReason == nil && f.stats.evictions.value == 0)
+        b.receive(samples(1, 1...3), nowNs: 4)
+        b.flushAcks()
+        #expect(f.nodes[NodeKey(tenant: "acme", node: "web-1")]?.samples == 50)
+        #expect(f.nodes[NodeKey(tenant: "beta", node: "web-1")]?.samples == 3)
+        #expect(f.sink.appended.filter { $0.tenant == "beta" }.count == 3)
+    }
+
+    @Test func aSeqJumpPastTheBoundIsRefusedAndPoisonsNothing() {
+        let f = SessionFixture()
+        let s = f.session()
+        s.receive(hello("n1", 1), nowNs: 1)
+        s.receive(samples(1, 1...3), nowNs: 2)
+        s.receive(.samples(SampleBatch(streamID: 1, samples: [Sample(seq: UInt64.max, timestampNs: 5)])), nowNs: 3)
+        let out = s.takeOutgoing()
+        #expect(errors(out).first?.code == .invalidArgument && s.closeReason == "seq_jump")
+        // What came before was acked; the huge seq was not taken.
+        #expect(out.contains(.ack(Ack(streamID: 1, durableSeq: 3))))
+        #expect(f.nodes[NodeKey(tenant: "acme", node: "n1")]?.acceptedSeq == 3)
+        // A new connection carries on from 3.
+        let next = f.session(2)
+        next.receive(hello("n1", 1), nowNs: 4)
+        guard case .welcome(let w)? = next.takeOutgoing().first else { Issue.record("no welcome"); return }
+        #expect(w.durableSeq == 3)
+        next.receive(samples(1, 4...5), nowNs: 5)
+        next.flushAcks()
+        #expect(next.takeOutgoing() == [.ack(Ack(streamID: 1, durableSeq: 5))])
+    }
+
+    @Test func aStreamMayStartHighButNotPastTwoToThe62() {
+        let f = SessionFixture()
+        let s = f.session()
+        s.receive(hello("n1", 1), nowNs: 1)
+        _ = s.takeOutgoing()
+        s.receive(samples(1, 5_000_000...5_000_001), nowNs: 2)
+        s.flushAcks()
+        #expect(s.takeOutgoing() == [.ack(Ack(streamID: 1, durableSeq: 5_000_001))])
+        let t = f.session(2)
+        t.receive(hello("n2", 1), nowNs: 1)
+        t.receive(.samples(SampleBatch(streamID: 1, samples: [Sample(seq: (1 << 62) + 1, timestampNs: 1)])), nowNs: 2)
+        #expect(t.closeReason == "seq_jump")
+    }
+
+    @Test func timestampsOutsideTheWindowAreRefused() {
+        let f = SessionFixture()
+        let now: Int64 = 1_767_225_600_000_000_000
+        for bad in [Int64.min, -1, Int64.max, now + 8 * 86_400 * 1_000_000_000] {
+            let s = f.session()
+            s.receive(hello("n-\(bad)", 1), nowNs: now)
+            _ = s.takeOutgoing()
+            s.receive(.samples(SampleBatch(streamID: 1, samples: [Sample(seq: 1, timestampNs: bad)])), nowNs: now)
+            #expect(s.closeReason == "bad_timestamp")
+            #expect(errors(s.takeOutgoing()).first?.message.contains("outside the accepted window") == true)
+        }
+        #expect(f.sink.appended.isEmpty)
+    }
+
+    @Test func helloWithLabelsOrIDsInfluxDBCannotTakeIsRefused() {
+        let f = SessionFixture()
+        let cases: [(String, [Label])] = [
+            ("node\\", []), ("a\nb", []), ("ok", [Label(key: "k2", value: "a\\")]),
+            ("ok", [Label(key: "k", value: "1"), Label(key: "k", value: "2")]), ("ok", [Label(key: "time", value: "x")]),
+            ("ok", (0..<33).map { Label(key: "k\($0)", value: "v") }),
+        ]
+        for (node, labels) in cases {
+            let s = f.session()
+            s.receive(hello(node, 1, labels: labels), nowNs: 1)
+            #expect(errors(s.takeOutgoing()).first?.code == .invalidArgument)
+            #expect(s.closeReason == "bad_node_id" || s.closeReason == "bad_labels")
+        }
+        #expect(f.nodes.count == 0)
+    }
+
+    @Test func aRevokedTokenClosesItsStreams() {
+        let f = SessionFixture()
+        let s = f.session()
+        s.receive(hello("n1", 1), nowNs: 1)
+        _ = s.takeOutgoing()
+        s.revalidate(Authenticator(tokens: ["good": "acme"]))
+        #expect(s.closeReason == nil)
+        s.revalidate(Authenticator(tokens: ["other": "acme"]))
+        #expect(s.closeReason == "token_revoked")
+        #expect(errors(s.takeOutgoing()).first?.code == .unauthenticated)
+    }
+
+    @Test func oneTenantFillingItsShareLeavesRoomForOthers() {
+        let f = SessionFixture()
+        f.nodes = NodeTable(capacity: 100, perTenant: 3)
+        let s = f.session(maxStreams: 100)
+        for i in 1...5 { s.receive(hello("n\(i)", UInt32(i)), nowNs: 1) }
+        let refused = errors(s.takeOutgoing())
+        #expect(refused.count == 2 && refused.allSatisfy { $0.code == .resourceExhausted })
+        #expect(f.stats.violations["max_nodes_per_tenant"] == 2)
+        let b = f.session(2)
+        b.receive(hello("n1", 1, token: "beta-token"), nowNs: 1)
+        guard case .welcome? = b.takeOutgoing().first else { Issue.record("beta refused"); return }
+        // Idle, released nodes are forgotten; then there is room again.
+        s.closed(nowNs: 2)
+        #expect(f.nodes.forgetIdle(before: 3).count == 3)
+        #expect(f.nodes.countsByTenant["acme"] == nil && f.nodes.countsByTenant["beta"] == 1)
     }
 }

@@ -69,14 +69,38 @@ import Testing
 
 @Suite struct OutboxBatchTests {
     @Test func roundTripsAndRejectsDamage() throws {
-        let batch = OutboxBatch(tenant: "acme", node: "web-1 ü", highestSeq: UInt64.max - 1, sampleCount: 2, lines: Array("a b=1 1\nc d=2 2\n".utf8))
+        let batch = OutboxBatch(tenant: "acme", node: "web-1 ü", highestSeq: UInt64.max - 1, sampleCount: 2,
+                                series: Array("m,host=a".utf8), body: Array(" b=1 1\n d=2 2\n".utf8))
         let bytes = batch.encode()
+        #expect(bytes[0] == 2)
         #expect(try OutboxBatch(decoding: bytes[...]) == batch)
         for cut in 0..<bytes.count {
             #expect(throws: OutboxBatch.DecodeError.self) { try OutboxBatch(decoding: bytes[..<cut]) }
         }
-        #expect(throws: OutboxBatch.DecodeError(description: "unknown outbox batch version")) {
-            try OutboxBatch(decoding: ([2] + bytes.dropFirst())[...])
+        #expect(throws: OutboxBatch.DecodeError(description: "unknown outbox batch version 3")) {
+            try OutboxBatch(decoding: ([3] + bytes.dropFirst())[...])
         }
+    }
+
+    @Test func theSeriesKeyIsStoredOnceAndPutBackOnEveryLine() throws {
+        let series = Array("system_metrics,host=web-1,rack=r1,tenant=acme".utf8)
+        let batch = OutboxBatch(tenant: "acme", node: "web-1", highestSeq: 2, sampleCount: 2,
+                                series: series, body: Array(" cpu=1 1\n cpu=2 2\n".utf8))
+        let expected = "system_metrics,host=web-1,rack=r1,tenant=acme cpu=1 1\nsystem_metrics,host=web-1,rack=r1,tenant=acme cpu=2 2\n"
+        #expect(String(decoding: batch.lines, as: UTF8.self) == expected)
+        #expect(batch.linesByteCount == expected.utf8.count)
+        // Stored once: the record is smaller than the lines it stands for.
+        #expect(batch.encode().count < expected.utf8.count)
+    }
+
+    @Test func versionOneRecordsStillDecode() throws {
+        // u8 1, tenant, node, u64 highest seq, u32 count, u32 length, whole lines.
+        var bytes: [UInt8] = [1, 4, 0] + Array("acme".utf8) + [2, 0] + Array("n1".utf8)
+        bytes += [7, 0, 0, 0, 0, 0, 0, 0] + [1, 0, 0, 0]
+        let lines = Array("m,host=n1 a=1 1\n".utf8)
+        bytes += [UInt8(lines.count), 0, 0, 0] + lines
+        let batch = try OutboxBatch(decoding: bytes[...])
+        #expect(batch.tenant == "acme" && batch.node == "n1" && batch.highestSeq == 7 && batch.sampleCount == 1)
+        #expect(batch.lines == lines)
     }
 }

@@ -171,3 +171,28 @@ struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct FrameDecoderPauseTests {
+    @Test func aPauseStopsBetweenFramesSoTheLimitCanChange() throws {
+        // Two frames in one chunk: a small one, then one larger than the first limit.
+        var bytes: [UInt8] = [0, 0, 0, 0, 2, 0xAA, 0xBB]
+        bytes += [0, 0, 0, 0, 100] + [UInt8](repeating: 7, count: 100)
+        var decoder = FrameDecoder(maxFrameSize: 16, expectPreface: false)
+        var seen: [Int] = []
+        let used = try decoder.decode(bytes: bytes) { payload in
+            seen.append(payload.count)
+            throw FrameDecoder.Pause()
+        }
+        #expect(used == 7 && seen == [2] && !decoder.hasFailed && decoder.isAtFrameBoundary)
+        decoder.maxFrameSize = 1000
+        #expect(try decoder.decode(bytes: bytes[used...]) { seen.append($0.count) } == 105)
+        #expect(seen == [2, 100])
+    }
+
+    @Test func aSlowlyAnnouncedLargeFrameHoldsOnlyWhatArrived() throws {
+        var decoder = FrameDecoder(maxFrameSize: 4 << 20, expectPreface: false)
+        try decoder.decode(bytes: [0, 0, 0x40, 0, 0] + [UInt8](repeating: 1, count: 10)) { _ in }
+        #expect(decoder.bufferedBytes == 10)
+        #expect(decoder.pendingCapacity <= 64 * 1024 + 64)
+    }
+}
