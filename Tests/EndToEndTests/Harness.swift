@@ -24,12 +24,19 @@ final class ServerProcess: @unchecked Sendable {  // logText is guarded by logLo
     let dataDir: String
     private let ownsDataDir: Bool
 
+    /// - Parameter wrapper: a command the server runs under (e.g. `prlimit … --`).
     init(_ arguments: [String] = ["--insecure-no-auth"], environment: [String: String] = [:], listen: String = "127.0.0.1:0",
-         dataDir: String? = nil) throws {
+         dataDir: String? = nil, wrapper: [String] = []) throws {
         self.dataDir = dataDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-data-\(UUID())").path
         ownsDataDir = dataDir == nil
-        process.executableURL = Self.binary
-        process.arguments = ["--listen", listen, "--admin-listen", "127.0.0.1:0", "--log-level", "debug", "--data-dir", self.dataDir] + arguments
+        let serverArguments = ["--listen", listen, "--admin-listen", "127.0.0.1:0", "--log-level", "debug", "--data-dir", self.dataDir] + arguments
+        if let tool = wrapper.first {
+            process.executableURL = URL(fileURLWithPath: tool)
+            process.arguments = Array(wrapper.dropFirst()) + [Self.binary.path] + serverArguments
+        } else {
+            process.executableURL = Self.binary
+            process.arguments = serverArguments
+        }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardError = stderrPipe
         process.standardOutput = FileHandle.nullDevice

@@ -51,6 +51,20 @@ private func parse(_ text: String, chunk: Int = 1 << 20) throws -> HTTPRequestPa
         do { _ = try Authenticator(parsing: "a t\na u\n") } catch { #expect(error.reason == "duplicate token") }
     }
 
+    @Test func tokensAreBoundedAndFoundAmongMany() throws {
+        var tokens: [String: String] = [:]
+        for i in 0..<1000 { tokens["token-\(i)"] = "tenant-\(i % 7)" }
+        let auth = Authenticator(tokens: tokens)
+        #expect(auth.tokenCount == 1000)
+        for i in stride(from: 0, to: 1000, by: 37) { #expect(auth.tenant(for: "token-\(i)") == "tenant-\(i % 7)") }
+        #expect(auth.tenant(for: "token-1000") == nil)
+        // A token past the bound is refused unread; a tokens file with one is an error.
+        #expect(auth.tenant(for: String(repeating: "x", count: 4 << 20)) == nil)
+        do { _ = try Authenticator(parsing: String(repeating: "k", count: 1025) + " acme\n"); Issue.record("accepted") } catch {
+            #expect(error.reason.contains("longer than 1024"))
+        }
+    }
+
     @Test func insecureModeAcceptsEveryone() {
         #expect(Authenticator(tokens: [:], insecure: true).tenant(for: "anything") == "default")
     }
