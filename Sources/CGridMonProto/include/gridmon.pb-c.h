@@ -204,11 +204,16 @@ struct  Gridmon__V1__Sample
 {
   ProtobufCMessage base;
   /*
-   * Per-node sequence number, >= 1, strictly increasing.
+   * Per-node sequence number, >= 1, strictly increasing. A server refuses
+   * (Error INVALID_ARGUMENT, connection closed) a seq more than its max seq
+   * jump (default 2^24) above the node's highest, or a first seq above 2^62:
+   * one bogus seq must not make every later sample of the node a duplicate.
    */
   uint64_t seq;
   /*
-   * Unix time of the measurement in nanoseconds.
+   * Unix time of the measurement in nanoseconds. A server accepts times from
+   * the Unix epoch to 7 days past its own clock; others are refused
+   * (INVALID_ARGUMENT: check the clock).
    */
   int64_t timestamp_ns;
   /*
