@@ -59,7 +59,10 @@ class Server:
         self.proc = subprocess.Popen(
             ["taskset", "-c", str(cpu), f"{bindir}/gridmon-stream-server", "--insecure-no-auth", "--threads", "1",
              "--listen", f"127.0.0.1:{self.port}", "--admin-listen", "off", "--log-level", "warn",
-             "--max-connections", "20000", "--keepalive-ms", "0", "--data-dir", self.data] + extra,
+             # every flood connection comes from 127.0.0.1: lift the per-address bound on connections
+             # that have not sent Hello yet (a 10,000-connection storm is many at once)
+             "--max-connections", "20000", "--max-unauthenticated-per-ip", "20000",
+             "--keepalive-ms", "0", "--data-dir", self.data] + extra,
             stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:
