@@ -204,6 +204,13 @@ struct StreamServer: ParsableCommand {
         guard (1 << 20...1 << 30).contains(segmentBytes) else { throw ValidationError("--segment-bytes 1 MiB...1 GiB") }
         guard (1...64).contains(influxConcurrency) else { throw ValidationError("--influx-concurrency 1...64") }
         guard (100...600_000).contains(influxTimeoutMs) else { throw ValidationError("--influx-timeout-ms 100...600000") }
+        // The segment being written can only go once full: a limit below two segments left a
+        // delivered outbox over its limit with nothing deletable — ingestion stopped for good
+        // (backpressure) or the limit was ignored (drop-oldest) (issue #18, items 1 and 2).
+        guard retentionBytes >= 2 * segmentBytes else {
+            throw ValidationError("--retention-bytes (\(retentionBytes)) must be at least twice --segment-bytes (\(segmentBytes)): "
+                                  + "the segment being written is deleted only once full")
+        }
         guard retentionHours >= 0 else { throw ValidationError("--retention-hours must not be negative") }
         guard (1...10_000).contains(commitIntervalMs), retentionBytes >= 1 << 20 else {
             throw ValidationError("--commit-interval-ms 1...10000, --retention-bytes at least 1 MiB")

@@ -197,3 +197,13 @@ import Testing
         #expect(try httpGet(admin, "/api/v1/nodes?limit=100000").status == 400)
     }
 }
+
+extension HardeningConnectionTests {
+    // Issue #18, items 1 and 2: a retention limit the outbox cannot keep is refused at start.
+    @Test func aRetentionLimitBelowTwoSegmentsIsRefusedNamingBothFlags() throws {
+        let result = try runBinary("gridmon-stream-server", ["--insecure-no-auth", "--listen", "127.0.0.1:0", "--admin-listen", "off",
+                                                             "--retention-bytes", "4194304", "--data-dir", "/nonexistent/never"], timeout: 20)
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("--retention-bytes (4194304) must be at least twice --segment-bytes (67108864)"))
+    }
+}
