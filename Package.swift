@@ -127,7 +127,7 @@ let package = Package(
         .testTarget(
             name: "GridMonForestTests",
             dependencies: ["GridMonForest", "GridMonCore"],
-            exclude: ["Sklearn"]
+            exclude: ["Sklearn", "Fixtures"]
         ),
         .testTarget(
             name: "GridMonAgentTests",

@@ -7,18 +7,19 @@ private let required = ProcessInfo.processInfo.environment["GRIDMON_REQUIRE_INTE
 
 /// GridMon scores a converted scikit-learn model exactly as scikit-learn does, on real data.
 ///
-/// Needs GRIDMON_PYTHON with scikit-learn (Tools/test provides it) and ../shared/data/asd.
+/// Needs GRIDMON_PYTHON with scikit-learn (Tools/test provides it). The two servers' data are
+/// vendored under `Fixtures/asd` (the repository's tests need nothing beside it).
 @Suite(.enabled(if: python != nil || required))
 struct SklearnExactnessTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let asd = repository.deletingLastPathComponent().appendingPathComponent("shared/data/asd")
+    static let asd = repository.appendingPathComponent("Tests/GridMonForestTests/Fixtures/asd")
 
     @Test(arguments: ["omi-1", "omi-8"])
     func scoresEqualScikitLearnsScoreSamples(server: String) throws {
         let python = try #require(python, "GRIDMON_REQUIRE_INTEROP=1 but GRIDMON_PYTHON is not set")
         let data = Self.asd.appendingPathComponent(server)
         try #require(FileManager.default.fileExists(atPath: data.appendingPathComponent("train.csv").path),
-                     "no \(data.path): the shared data must sit beside the repository (../shared)")
+                     "no \(data.path): the vendored fixture is missing")
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-sklearn-\(UUID())")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: work) }
