@@ -147,19 +147,28 @@ import Testing
             statvfs(mount, &info)
             let free = Int(info.f_bavail) * Int(info.f_frsize)
             guard runShell("head -c \(free - 1_500_000) /dev/zero > '\(filler)'") == 0 else { throw HarnessError("filler") }
+            // Stream until acks stop moving for 2 s (commits fail: the disk is full).
             var stalled = false
+            var lastProgress = Date()
             while sent < 40_000 && !stalled {
-                try client.send(batch(1, (sent + 1)...(sent + 500)))
-                sent += 500
-                while let message = try client.receive(timeout: sent > 30_000 ? 1500 : 50) {
-                    if case .ack(let ack) = message { acked = max(acked, ack.durableSeq) }
+                if acked + 5_000 >= sent {
+                    try client.send(batch(1, (sent + 1)...(sent + 500)))
+                    sent += 500
+                }
+                while let message = try client.receive(timeout: 50) {
+                    if case .ack(let ack) = message, ack.durableSeq > acked { acked = ack.durableSeq; lastProgress = Date() }
                     if acked == sent { break }
                 }
-                stalled = acked + 5_000 < sent
+                stalled = acked < sent && Date().timeIntervalSince(lastProgress) > 2
             }
             #expect(stalled, "the disk never filled (acked \(acked) of \(sent))")
             let admin = try #require(server.adminAddress)
-            #expect(try httpGet(admin, "/readyz").status == 503)
+            var ready = 200
+            for _ in 0..<50 where ready != 503 {
+                ready = try httpGet(admin, "/readyz").status
+                if ready != 503 { usleep(100_000) }
+            }
+            #expect(ready == 503)
             // Space returns: every sample read so far is acked.
             unlink(filler)
             acked = try max(acked, ackedThrough(client, sent, timeout: 15_000))
