@@ -87,6 +87,12 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     /// frame (420 k tiny samples in a 2.5 MB frame were 67 MB of lines, past the record limit:
     /// issue #10, defect 1), so a stream's samples are cut into records of at most this much.
     public static let maxRecordLineBytes = 4 << 20
+    /// Most bytes one sample's line may take; a larger one is left out and counted as a dropped
+    /// point. With `maxRecordLineBytes` this keeps every record (at most 4 MiB plus one line,
+    /// plus a series key of at most 32 bounded labels) below `OutboxSegment.maxRecordSize`
+    /// (64 MiB) whatever a peer sends, so `Outbox.append` never meets a record it must refuse.
+    /// (A 16 MiB frame, the largest accepted, makes lines of about 32 MiB at the very most.)
+    public static let maxLineBytes = 32 << 20
 
     public func append(_ samples: [ScoredSample], record: NodeRecord, highestSeq: UInt64) -> UInt64 {
         var d = LineProtocolDrops()
@@ -98,9 +104,12 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         var ticket: UInt64 = 0
         var inRecord = 0
         for (index, item) in samples.enumerated() {
+            let lineStart = body.count
             if !series.isEmpty {
                 SystemMetrics.appendLineTail((item.sample, item.score, item.anomalous), to: &body, drops: &d)
-            } else {
+            }
+            if series.isEmpty || body.count - lineStart > Self.maxLineBytes {
+                body.removeSubrange(lineStart...)
                 d.points += 1
             }
             inRecord += 1

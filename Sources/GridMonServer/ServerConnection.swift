@@ -25,8 +25,11 @@ final class ServerConnection: EventHandler {
     private var unauthenticated = true
     /// Bytes of a half-read frame this connection holds in the shared pre-auth budget.
     private var preAuthHeld = 0
-    /// When the frame being read began (monotonic ns), or nil at a frame boundary.
+    /// When the frame being read began (monotonic ns), or nil at a frame boundary. Only runs
+    /// while the server reads this connection: paused by backpressure, the peer is not late.
     private(set) var frameStartedNs: UInt64?
+    /// Whether the server reads this connection now (EPOLLIN on).
+    var isReading: Bool { watching.contains(.readable) }
 
     /// Reads per readiness event before yielding to other connections (fairness).
     private static let readsPerEvent = 4
@@ -90,10 +93,12 @@ final class ServerConnection: EventHandler {
             }
             lastInputNs = Clock.monotonicNanos()
             server.stats.bytesIn.add(UInt64(count))
-            decode(UnsafeRawBufferPointer(rebasing: server.readBuffer[..<count]), nowNs: nowNs)
+            let frames = decode(UnsafeRawBufferPointer(rebasing: server.readBuffer[..<count]), nowNs: nowNs)
             if decoder.isAtFrameBoundary || decoder.hasFailed {
                 frameStartedNs = nil
-            } else if frameStartedNs == nil {
+            } else if frameStartedNs == nil || frames > 0 {
+                // The half-read frame began in this read (a frame before it completed): a peer
+                // streaming back to back is never late, however rarely a read ends on a boundary.
                 frameStartedNs = lastInputNs
             }
             if unauthenticated && !accountPreAuth() { break }
@@ -134,13 +139,16 @@ final class ServerConnection: EventHandler {
         return false
     }
 
-    private func decode(_ chunk: UnsafeRawBufferPointer, nowNs: Int64) {
+    /// Decodes one read's bytes into the session; returns the frames it completed.
+    private func decode(_ chunk: UnsafeRawBufferPointer, nowNs: Int64) -> Int {
         struct Stop: Error {}
+        var frames = 0
         do {
             var offset = 0
             while offset < chunk.count {
                 offset += try decoder.decode(UnsafeRawBufferPointer(rebasing: chunk[offset...])) { payload in
                     server.stats.framesIn.add()
+                    frames += 1
                     session.receive(try Message(payload: payload), nowNs: nowNs)
                     if session.closeReason != nil { throw Stop() }
                     // Authenticated: the next frames may be full size (set between frames).
@@ -160,6 +168,7 @@ final class ServerConnection: EventHandler {
         } catch {
             // Stop: the session decided to close; its reason is logged on close.
         }
+        return frames
     }
 
     private func flush() {
@@ -202,6 +211,10 @@ final class ServerConnection: EventHandler {
         guard wanted != watching else { return }
         do {
             try server.reactor.modify(fd, events: wanted)
+            // Reading again after a pause: the frame deadline starts over from now.
+            if wanted.contains(.readable) && !watching.contains(.readable) && frameStartedNs != nil {
+                frameStartedNs = Clock.monotonicNanos()
+            }
             watching = wanted
         } catch {
             close()

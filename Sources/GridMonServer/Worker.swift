@@ -264,7 +264,7 @@ final class Worker: EventHandler {
         let keepaliveNs = UInt64(shared.config.session.keepaliveIntervalMs) * 1_000_000
         for connection in Array(connections.values) where !connection.isClosed {
             let session = connection.session
-            if frameNs > 0, let started = connection.frameStartedNs, now - started > frameNs {
+            if frameNs > 0, connection.isReading, let started = connection.frameStartedNs, now > started, now - started > frameNs {
                 session.fail(.deadlineExceeded, "a frame did not arrive whole within \(shared.config.frameTimeoutMs) ms",
                              reason: "frame_timeout")
                 connection.sendOutgoing()

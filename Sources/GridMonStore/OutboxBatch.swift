@@ -56,15 +56,6 @@ public struct OutboxBatch: Sendable, Equatable {
         return out
     }
 
-    /// Bytes of line protocol `lines` will hold, without building it.
-    public var linesByteCount: Int {
-        guard !series.isEmpty else { return body.count }
-        var count = 0
-        for byte in body where byte == UInt8(ascii: "\n") { count += 1 }
-        if let last = body.last, last != UInt8(ascii: "\n") { count += 1 }
-        return body.count + count * series.count
-    }
-
     public struct DecodeError: Error, Equatable, CustomStringConvertible {
         public var description: String
     }

@@ -52,6 +52,8 @@ public enum OutboxSegment {
     }
 
     /// The 8 bytes that go before `payload` in a segment: its length and CRC-32C.
+    /// `payload` is at most `maxRecordSize`: the server's sink bounds records by construction
+    /// (`OutboxSink.maxRecordLineBytes`, `maxLineBytes`), so no peer input reaches the check.
     public static func recordHeader(_ payload: [UInt8]) -> [UInt8] {
         precondition(payload.count <= maxRecordSize)
         var header: [UInt8] = []

@@ -20,6 +20,8 @@ public final class MessageEncoder {
         let frame = build(message)
         defer { arena.reset() }
         let size = gridmon__v1__frame__get_packed_size(frame)
+        // Not reachable from peer input: the server's messages carry validated ids and
+        // acks whose verdicts are bounded by the sink's high-water mark (megabytes, not 4 GiB).
         precondition(size <= Int(UInt32.max), "a frame payload must fit a 32-bit length")
         let start = out.count
         // One append of the whole frame, then header and payload written in place.

@@ -7,15 +7,6 @@ import Testing
 /// Issue #10's connection-level defects against the real binary: pre-auth memory, slow
 /// frames, descriptors, silent sockets, revoked tokens, file modes, a second server.
 @Suite(.serialized) struct HardeningConnectionTests {
-    private func firstError(_ messages: [Message]) -> ErrorMessage? {
-        for message in messages { if case .error(let e) = message { return e } }
-        return nil
-    }
-
-    private func tempPath(_ name: String) -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-\(name)-\(UUID())").path
-    }
-
     /// Resident set of `pid` in bytes, from /proc.
     private func rss(_ pid: Int32) -> Int {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8),
@@ -214,5 +205,49 @@ extension HardeningConnectionTests {
                                                              "--retention-bytes", "4194304", "--data-dir", "/nonexistent/never"], timeout: 20)
         #expect(result.status == 64)
         #expect(result.stderr.contains("--retention-bytes (4194304) must be at least twice --segment-bytes (67108864)"))
+    }
+}
+
+extension HardeningConnectionTests {
+    // The frame deadline runs only while the server reads: a peer the server stopped reading
+    // (its output is full: it did not read its Pongs) is not "late" with its half-read frame.
+    @Test func theFrameDeadlineDoesNotRunWhileTheServerIsNotReading() throws {
+        let server = try ServerProcess(["--insecure-no-auth", "--frame-timeout-ms", "1000", "--keepalive-ms", "0"])
+        let client = try TestClient(server.address)
+        _ = try client.hello(node: "busy", stream: 1)
+        // 15-byte Ping frames in 64 KiB reads: the server's last read before it stops reading
+        // (over 1 MiB of Pongs waiting) very likely ends inside a frame.
+        var pings: [UInt8] = []
+        for nonce in 0..<20_000 { client.encoder.appendFrame(.ping(Ping(nonce: UInt64(nonce) + 1)), to: &pings) }
+        var sent = 0
+        let deadline = Date().addingTimeInterval(20)
+        // Send until the socket stays unwritable for 2 s: the server stopped reading us (the
+        // loopback buffers take several MB of Pongs before its 1 MiB output bound is reached).
+        while Date() < deadline {
+            var pfd = pollfd(fd: client.fd, events: Int16(POLLOUT), revents: 0)
+            guard poll(&pfd, 1, 2000) == 1 else { break }
+            let result = try pings.withUnsafeBytes { try Socket.write(client.fd, UnsafeRawBufferPointer(rebasing: $0[(sent % pings.count)...])) }
+            if case .done(let n) = result { sent += n }
+        }
+        #expect(server.logContains("output_buffer_full"))
+        sleep(3)  // three frame deadlines while not being read
+        // Now read everything (the server resumes) while finishing the frame we may have cut.
+        let rest = Array(pings[(sent % pings.count)...])
+        var restSent = 0
+        var pongs = 0
+        var errors: [ErrorMessage] = []
+        while true {
+            if restSent < rest.count,
+               case .done(let n)? = try? rest.withUnsafeBytes({ try Socket.write(client.fd, UnsafeRawBufferPointer(rebasing: $0[restSent...])) }) {
+                restSent += n
+            }
+            guard let message = try client.receive(timeout: 1000) else { break }
+            if case .pong = message { pongs += 1 }
+            if case .error(let e) = message { errors.append(e) }
+        }
+        #expect(restSent == rest.count)
+        #expect(errors.isEmpty, "\(errors)")
+        #expect(pongs > 10_000 && !client.closedByPeer)
+        #expect(!server.log.contains("frame_timeout"))
     }
 }

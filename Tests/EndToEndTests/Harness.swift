@@ -259,3 +259,24 @@ func writeSecret(_ text: String, to path: String) throws {
     try text.write(toFile: path, atomically: true, encoding: .utf8)
     guard chmod(path, 0o600) == 0 else { throw HarnessError("chmod \(path) failed") }
 }
+
+/// A fresh path under the temporary directory (not created).
+func tempPath(_ name: String) -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-\(name)-\(UUID())").path
+}
+
+/// Reads acks until one covers `last` (or the server goes quiet for `timeout` ms); returns the
+/// highest durable seq seen.
+func ackedThrough(_ client: TestClient, _ last: UInt64, timeout: Int32 = 5000) throws -> UInt64 {
+    var durable: UInt64 = 0
+    while durable < last, let message = try client.receive(timeout: timeout) {
+        if case .ack(let ack) = message { durable = ack.durableSeq }
+    }
+    return durable
+}
+
+/// The first `Error` among `messages`.
+func firstError(_ messages: [Message]) -> ErrorMessage? {
+    for message in messages { if case .error(let e) = message { return e } }
+    return nil
+}

@@ -9,12 +9,6 @@ import Testing
         FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-store-\(UUID())").path
     }
 
-    private func ackedThrough(_ client: TestClient, _ last: UInt64) throws -> UInt64 {
-        var durable: UInt64 = 0
-        while durable < last, let message = try client.receive() { if case .ack(let ack) = message { durable = ack.durableSeq } }
-        return durable
-    }
-
     @Test func everyAckedSampleSurvivesASigkill() throws {
         let dir = dataDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -138,6 +138,18 @@ private func point(_ tags: [(String, String)] = [], _ fields: [(String, Point.Va
         #expect(drops.badNames == 5)
     }
 
+    @Test func repeatedGaugeNamesAreLeftOutAlsoWhenASampleHasMany() {
+        // Past 16 gauges the repeat check goes through a set; same answer as the in-place scan.
+        let extra = (0..<40).map { Gauge(name: "g\($0 % 20)", value: Double($0)) }
+        let sample = Sample(seq: 1, timestampNs: 1, cpuPercent: 1, memoryPercent: 2, diskPercent: 3, extra: extra)
+        var out: [UInt8] = []
+        var drops = LineProtocolDrops()
+        SystemMetrics.appendLines(node: "n", tenant: "t", labels: [], samples: [(sample, 0.5, false)], to: &out, drops: &drops)
+        let line = String(decoding: out, as: UTF8.self)
+        #expect(drops.badNames == 20)
+        #expect(line.contains(",g0=0,") && line.contains(",g19=19 ") && !line.contains("g0=20"))
+    }
+
     @Test func namesAreCheckedAtHelloSoEveryAcceptedSampleIsWritable() {
         #expect(MetricNames.nodeIDProblem("web-1") == nil)
         #expect(MetricNames.nodeIDProblem("node\\") != nil)
