@@ -307,7 +307,7 @@ public final class ServerSession {
         let latestNs = nowNs > Int64.max - config.maxFutureNs ? Int64.max : nowNs + config.maxFutureNs
         var running = stream.highestSeq
         for sample in batch.samples {
-            let limit = running == 0 ? Self.firstSeqLimit : Self.jumpLimit(running, config.maxSeqJump)
+            let limit = running == 0 ? SessionConfig.maxFirstSeq : Self.jumpLimit(running, config.maxSeqJump)
             guard sample.timestampNs >= 0, sample.timestampNs <= latestNs else {
                 return fail(.invalidArgument, "node \(stream.node) seq \(sample.seq): timestamp \(sample.timestampNs) ns is outside "
                             + "the accepted window (the Unix epoch to \(config.maxFutureNs / 86_400_000_000_000) days past the server's clock); check the clock",
@@ -384,8 +384,6 @@ public final class ServerSession {
         stats.anomalies.add(anomalies)
         return true
     }
-
-    private static let firstSeqLimit = SessionConfig.maxFirstSeq
 
     /// The highest seq a stream at `highest` may send next (saturating, never trapping).
     private static func jumpLimit(_ highest: UInt64, _ jump: UInt64) -> UInt64 {
