@@ -14,6 +14,7 @@
 //   GridMonWire    pure Swift core: message model, frame codec, protobuf-c bridge; no syscalls
 //   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers and accept4, which Glibc's module lacks
 //   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor
+//   GridMonDetect  live detection: each node's temporal detector, its history and refits, incidents
 //   GridMonServer  the server's protocol logic (sessions, nodes, auth, scoring hook, stats) and its epoll edge
 //   GridMonAgent   the agent: /proc parsers (pure), bounded sample buffer (pure), sampler and loop (edge)
 //   GridMonFlood   the load generator's engine: multiplexed streams, pacing, reconnects, HDR latency
@@ -79,8 +80,12 @@ let package = Package(
             dependencies: ["GridMonStore", "GridMonPosix"]
         ),
         .target(
+            name: "GridMonDetect",
+            dependencies: ["GridMonCore", "GridMonForest", "GridMonWire", "GridMonPosix"]
+        ),
+        .target(
             name: "GridMonServer",
-            dependencies: ["GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore", "GridMonStore", "GridMonOutbox", "GridMonSink"]
+            dependencies: ["GridMonDetect", "GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore", "GridMonStore", "GridMonOutbox", "GridMonSink"]
         ),
         .executableTarget(
             name: "gridmon-stream-server",
@@ -118,16 +123,20 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["GridMonWire", "GridMonPosix", "GridMonServer"]
+            dependencies: ["GridMonWire", "GridMonPosix", "GridMonServer", "GridMonForest"]
         ),
         .testTarget(
             name: "GridMonServerTests",
-            dependencies: ["GridMonServer", "GridMonWire"]
+            dependencies: ["GridMonServer", "GridMonWire", "GridMonDetect", "GridMonForest"]
         ),
         .testTarget(
             name: "GridMonForestTests",
             dependencies: ["GridMonForest", "GridMonCore"],
             exclude: ["Sklearn", "Fixtures"]
+        ),
+        .testTarget(
+            name: "GridMonDetectTests",
+            dependencies: ["GridMonDetect", "GridMonForest", "GridMonWire", "GridMonCore"]
         ),
         .testTarget(
             name: "GridMonAgentTests",

@@ -1408,7 +1408,7 @@ const ProtobufCMessageDescriptor gridmon__v1__verdict__descriptor =
   (ProtobufCMessageInit) gridmon__v1__verdict__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor gridmon__v1__ack__field_descriptors[3] =
+static const ProtobufCFieldDescriptor gridmon__v1__ack__field_descriptors[4] =
 {
   {
     "stream_id",
@@ -1446,16 +1446,29 @@ static const ProtobufCFieldDescriptor gridmon__v1__ack__field_descriptors[3] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "detector",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Gridmon__V1__Ack, detector),
+    &gridmon__v1__detector_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned gridmon__v1__ack__field_indices_by_name[] = {
   2,   /* field[2] = anomalies */
+  3,   /* field[3] = detector */
   1,   /* field[1] = durable_seq */
   0,   /* field[0] = stream_id */
 };
 static const ProtobufCIntRange gridmon__v1__ack__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor gridmon__v1__ack__descriptor =
 {
@@ -1465,7 +1478,7 @@ const ProtobufCMessageDescriptor gridmon__v1__ack__descriptor =
   "Gridmon__V1__Ack",
   "gridmon.v1",
   sizeof(Gridmon__V1__Ack),
-  3,
+  4,
   gridmon__v1__ack__field_descriptors,
   gridmon__v1__ack__field_indices_by_name,
   1,  gridmon__v1__ack__number_ranges,
@@ -1649,4 +1662,36 @@ const ProtobufCMessageDescriptor gridmon__v1__error__descriptor =
   1,  gridmon__v1__error__number_ranges,
   (ProtobufCMessageInit) gridmon__v1__error__init,
   NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue gridmon__v1__detector_state__enum_values_by_number[4] =
+{
+  { "DETECTOR_STATE_UNSPECIFIED", "GRIDMON__V1__DETECTOR_STATE__DETECTOR_STATE_UNSPECIFIED", 0 },
+  { "DETECTOR_STATE_LEARNING", "GRIDMON__V1__DETECTOR_STATE__DETECTOR_STATE_LEARNING", 1 },
+  { "DETECTOR_STATE_ACTIVE", "GRIDMON__V1__DETECTOR_STATE__DETECTOR_STATE_ACTIVE", 2 },
+  { "DETECTOR_STATE_OFF", "GRIDMON__V1__DETECTOR_STATE__DETECTOR_STATE_OFF", 3 },
+};
+static const ProtobufCIntRange gridmon__v1__detector_state__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex gridmon__v1__detector_state__enum_values_by_name[4] =
+{
+  { "DETECTOR_STATE_ACTIVE", 2 },
+  { "DETECTOR_STATE_LEARNING", 1 },
+  { "DETECTOR_STATE_OFF", 3 },
+  { "DETECTOR_STATE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor gridmon__v1__detector_state__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "gridmon.v1.DetectorState",
+  "DetectorState",
+  "Gridmon__V1__DetectorState",
+  "gridmon.v1",
+  4,
+  gridmon__v1__detector_state__enum_values_by_number,
+  4,
+  gridmon__v1__detector_state__enum_values_by_name,
+  1,
+  gridmon__v1__detector_state__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

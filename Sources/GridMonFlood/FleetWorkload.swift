@@ -43,7 +43,9 @@ public protocol LabelledWorkload: Sendable {
 
 /// A realistic simulated fleet, deterministic in (seed, node, seq): each node has its own
 /// baseline, a daily cycle (one simulated day per 1440 samples) and noise; in each window of
-/// 600 samples a node starts an incident with probability `incidentRate`, at a random offset.
+/// 600 samples after the first a node starts an incident with probability `incidentRate`, at a
+/// random offset. The first window is healthy: it is when the server learns each node's
+/// baseline (300 samples by default), as a new agent on a machine in service would.
 /// Stateless, so a sample resent after a reconnect is the same sample. Pure.
 public struct FleetWorkload: LabelledWorkload {
     public let seed: UInt64
@@ -70,7 +72,7 @@ public struct FleetWorkload: LabelledWorkload {
     /// The incident `node` is in at `seq` (and when it started), if any.
     public func incident(node: String, seq: UInt64) -> (kind: Incident, start: UInt64)? {
         let window = seq / Self.window
-        for w in [window, window &- 1] where w <= window {
+        for w in [window, window &- 1] where w <= window && w >= 1 {
             var rng = SplitMix64(seed: seed ^ fnv(node) ^ (w &* 0x9E37_79B9_7F4A_7C15))
             guard rng.nextUnit() < incidentRate else { continue }
             let kind = Incident.allCases[Int(rng.next() % UInt64(Incident.allCases.count))]

@@ -23,6 +23,15 @@ public enum Detector: Sendable {
         }
     }
 
+    /// Scores in 0...1 as the server stores them: s(x) for a forest, `score01` of the raw
+    /// score for a temporal detector.
+    public func scores01(_ rows: [[Double]]) -> [Double] {
+        switch self {
+        case .forest: scores(rows)
+        case .temporal(let detector): detector.rawScores(rows).map(TemporalDetector.score01)
+        }
+    }
+
     public var threshold: Double {
         switch self {
         case .forest(let forest): forest.threshold
@@ -43,22 +52,26 @@ public enum Detector: Sendable {
     }
 }
 
-/// The temporal detector's file, version 1 (little-endian):
+/// The temporal detector's file, version 1 or 2 (little-endian):
 ///
-///     magic "GMTEMPOR", u32 version 1, u32 headerLen, header text:
-///       `window W`, `top_k K`, `threshold T`, `metrics N`, then N lines
+///     magic "GMTEMPOR", u32 version, u32 headerLen, header text:
+///       `window W`, [version 2: `slow_horizon H`], `top_k K`, `threshold T`, `metrics N`, then N lines
 ///       `metric MEDIAN SPREAD NAME` (column order)
 ///     N × (u32 length, one complete `ModelFile` for that metric's forest)
 ///     u32 CRC-32C of every byte before it
 ///
-/// Each embedded forest is validated as a model file of its own. Pure.
+/// Version 1 is feature set 1 (five window features per metric); version 2 adds the slow
+/// features (`TemporalFeatures`). Each embedded forest is validated as a model file of its
+/// own, with the feature names its version implies. Pure.
 public enum TemporalFile {
     public static let magic = Array("GMTEMPOR".utf8)
 
     public static func encode(_ detector: TemporalDetector) -> [UInt8] {
         var out = magic
-        put(&out, UInt32(1))
-        var header = "window \(detector.window)\ntop_k \(detector.topK)\nthreshold \(detector.threshold)\nmetrics \(detector.metrics.count)\n"
+        put(&out, UInt32(detector.slowHorizon == nil ? 1 : 2))
+        var header = "window \(detector.window)\n"
+        if let horizon = detector.slowHorizon { header += "slow_horizon \(horizon)\n" }
+        header += "top_k \(detector.topK)\nthreshold \(detector.threshold)\nmetrics \(detector.metrics.count)\n"
         for m in detector.metrics.indices {
             header += "metric \(detector.medians[m]) \(detector.spreads[m]) \(detector.metrics[m])\n"
         }
@@ -88,7 +101,7 @@ public enum TemporalFile {
             return UInt32(bytes[position]) | UInt32(bytes[position + 1]) << 8 | UInt32(bytes[position + 2]) << 16 | UInt32(bytes[position + 3]) << 24
         }
         let version = try u32()
-        guard version == 1 else { throw .unsupportedVersion(version) }
+        guard version == 1 || version == 2 else { throw .unsupportedVersion(version) }
         let stored = bytes[(bytes.count - 4)...].withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
         let computed = bytes[..<(bytes.count - 4)].withUnsafeBytes { CRC32C.checksum($0) }
         guard stored == computed else { throw .checksumMismatch(stored: stored, computed: computed) }
@@ -97,13 +110,14 @@ public enum TemporalFile {
         guard let text = String(validating: bytes[position..<position + headerLength], as: UTF8.self) else { throw .badHeader("not UTF-8") }
         position += headerLength
 
-        var window = 0, topK = 0, declared = -1
+        var window = 0, topK = 0, declared = -1, horizon = 0
         var threshold = Double.nan
         var metrics: [String] = [], medians: [Double] = [], spreads: [Double] = []
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
             switch parts[0] {
             case "window": window = Int(parts.count > 1 ? parts[1] : "") ?? 0
+            case "slow_horizon": horizon = Int(parts.count > 1 ? parts[1] : "") ?? 0
             case "top_k": topK = Int(parts.count > 1 ? parts[1] : "") ?? 0
             case "threshold": threshold = Double(parts.count > 1 ? parts[1] : "") ?? .nan
             case "metrics": declared = Int(parts.count > 1 ? parts[1] : "") ?? -1
@@ -118,6 +132,8 @@ public enum TemporalFile {
             }
         }
         guard (1...10_000).contains(window) else { throw .badHeader("window \(window)") }
+        guard version == 1 || (1...1_000_000).contains(horizon) else { throw .badHeader("slow_horizon \(horizon)") }
+        let slowHorizon = version == 2 ? horizon : nil
         guard declared == metrics.count, declared > 0 else { throw .badHeader("metrics says \(declared), \(metrics.count) metric lines") }
         guard (1...metrics.count).contains(topK) else { throw .badHeader("top_k \(topK)") }
         guard threshold.isFinite else { throw .badHeader("threshold missing") }
@@ -125,11 +141,11 @@ public enum TemporalFile {
         for m in metrics.indices {
             let length = Int(try u32())
             guard length <= bytes.count - 4 - position else { throw .truncated("forest of \(metrics[m])") }
-            let expected = TemporalFeatures.names.map { "\(metrics[m]).\($0)" }
+            let expected = TemporalFeatures.names(slow: slowHorizon != nil).map { "\(metrics[m]).\($0)" }
             forests.append(try ModelFile.decode(Array(bytes[position..<position + length]), expectedFeatures: expected))
             position += length
         }
         guard position == bytes.count - 4 else { throw .trailingBytes(bytes.count - 4 - position) }
-        return TemporalDetector(metrics: metrics, window: window, topK: topK, forests: forests, medians: medians, spreads: spreads, threshold: threshold)
+        return TemporalDetector(metrics: metrics, window: window, slowHorizon: slowHorizon, topK: topK, forests: forests, medians: medians, spreads: spreads, threshold: threshold)
     }
 }

@@ -28,6 +28,12 @@ public struct FeatureMatrix: Sendable, Equatable {
 
     mutating func appendRaw(_ row: ArraySlice<Float>) { values.append(contentsOf: row) }
 
+    /// Appends one row already in Float32 (`columns` values).
+    public mutating func append(floats row: ArraySlice<Float>) {
+        precondition(row.count == columns, "row has \(row.count) values, expected \(columns)")
+        values.append(contentsOf: row)
+    }
+
     public mutating func reserve(rows: Int) { values.reserveCapacity(rows * columns) }
 
     public subscript(row: Int, column: Int) -> Float { values[row * columns + column] }

@@ -38,7 +38,13 @@ final class AdminPort: EventHandler {
         let shared = worker.shared
         return AdminRoutes.respond(
             to: request, metrics: shared.metricsText, ready: shared.sink.isReady && !worker.shuttingDown,
-            nodes: shared.nodes, modelKind: { node, tenant in shared.models?.kind(node: node, tenant: tenant).rawValue ?? "static" })
+            nodes: shared.nodes, incidents: shared.detectors?.incidents, detail: { key in
+                if let models = shared.models { return NodeDetail(model: models.kind(node: key.node, tenant: key.tenant).rawValue) }
+                guard let bank = shared.detectors else { return NodeDetail(model: "static") }
+                guard let d = bank.describe(key) else { return NodeDetail(model: "none", detector: "learning", detectorMetrics: 0, detectorBytes: 0) }
+                let model = d.state == .learning ? (bank.hasPrior ? "configured" : "none") : "own"
+                return NodeDetail(model: model, detector: d.state.name, detectorMetrics: d.metrics, detectorBytes: d.bytes)
+            })
     }
 
     func connectionClosed(_ connection: AdminConnection) {

@@ -1,4 +1,16 @@
+import GridMonCore
+import GridMonDetect
 import GridMonWire
+
+/// What the nodes API says about how a node is judged.
+struct NodeDetail {
+    /// `node`, `tenant`, `default` (forest scorer), `own`, `configured`, `none` (temporal), `static`.
+    var model: String
+    /// `learning`, `active` or `off` (temporal scorer only).
+    var detector: String? = nil
+    var detectorMetrics: Int? = nil
+    var detectorBytes: Int? = nil
+}
 
 /// The admin port's answers, computed from the server's state: pure, no I/O.
 ///
@@ -10,12 +22,16 @@ import GridMonWire
 ///   `limit` (default 1000, at most 10000), `after_tenant` and `after_node` (the last node of
 ///   the previous page), `tenant` (one tenant only). A page, not every node: 100 k nodes as
 ///   one answer were 17.9 MB built on a reactor thread (issue #10, defect 10).
+///   With live detection each node says `detector` (`learning`, `active`, `off`), how many
+///   metrics it models and the bytes its detector holds.
+/// - `GET /api/v1/incidents`: open incidents and the most recent closed ones (`IncidentRoutes`).
 enum AdminRoutes {
     static let defaultPage = 1000
     static let maxPage = 10_000
 
     static func respond(to request: HTTPRequestParser.Request, metrics: () -> String, ready: Bool,
-                        nodes: NodeTable, modelKind: (String, String) -> String = { _, _ in "" }) -> [UInt8] {
+                        nodes: NodeTable, incidents: IncidentBook? = nil,
+                        detail: (NodeKey) -> NodeDetail = { _ in NodeDetail(model: "") }) -> [UInt8] {
         let head = request.method == "HEAD"
         guard request.method == "GET" || head else { return httpResponse(status: 405, body: "only GET and HEAD\n") }
         switch request.path {
@@ -33,9 +49,12 @@ enum AdminRoutes {
             }
             let after = query["after_tenant"].map { NodeKey(tenant: $0, node: query["after_node"] ?? "") }
             let page = nodePage(nodes, tenant: query["tenant"], after: after, limit: limit)
-            return httpResponse(status: 200, contentType: "application/json", body: nodesJSON(page, modelKind: modelKind), head: head)
+            return httpResponse(status: 200, contentType: "application/json", body: nodesJSON(page, detail: detail), head: head)
+        case "/api/v1/incidents":
+            guard let incidents else { return httpResponse(status: 404, body: "incidents need --scorer temporal\n", head: head) }
+            return IncidentRoutes.respond(parseQuery(request.query), book: incidents, head: head)
         default:
-            return httpResponse(status: 404, body: "not found; try /metrics, /healthz, /readyz, /api/v1/nodes\n", head: head)
+            return httpResponse(status: 404, body: "not found; try /metrics, /healthz, /readyz, /api/v1/nodes, /api/v1/incidents\n", head: head)
         }
     }
 
@@ -73,7 +92,7 @@ enum AdminRoutes {
         return String(validating: bytes, as: UTF8.self)
     }
 
-    static func nodesJSON(_ nodes: [(NodeKey, NodeState)], modelKind: (String, String) -> String = { _, _ in "" }) -> String {
+    static func nodesJSON(_ nodes: [(NodeKey, NodeState)], detail: (NodeKey) -> NodeDetail = { _ in NodeDetail(model: "") }) -> String {
         var out = "["
         for (index, (key, node)) in nodes.enumerated() {
             let id = key.node
@@ -82,7 +101,11 @@ enum AdminRoutes {
             out += node.labels.map { "\(json($0.key)):\(json($0.value))" }.joined(separator: ",")
             out += "},\"last_seen_ns\":\(node.lastSeenNs),\"durable_seq\":\(node.durableSeq),"
             out += "\"samples\":\(node.samples),\"anomalies\":\(node.anomalies),\"duplicates\":\(node.duplicates),"
-            out += "\"model\":\(json(modelKind(id, node.tenant))),"
+            let judged = detail(key)
+            out += "\"model\":\(json(judged.model)),"
+            if let state = judged.detector {
+                out += "\"detector\":\(json(state)),\"detector_metrics\":\(judged.detectorMetrics ?? 0),\"detector_bytes\":\(judged.detectorBytes ?? 0),"
+            }
             out += "\"last_score\":\(number(node.lastScore)),\"last_sample\":"
             if let s = node.lastSample {
                 out += "{\"seq\":\(s.seq),\"timestamp_ns\":\(s.timestampNs),\"cpu\":\(number(s.cpuPercent)),"

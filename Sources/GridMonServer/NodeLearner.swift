@@ -122,28 +122,41 @@ public final class NodeLearner: @unchecked Sendable {  // mutable state is behin
 
     private func trainLoop() {
         while true {
-            wake.wait()
-            while let job = queue.withLock({ q -> Job?? in q.stopped ? .some(nil) : (q.jobs.isEmpty ? nil : q.jobs.removeFirst()) }) {
-                guard let job else { return }
-                var fit = FitOptions()
-                fit.trees = options.trees
-                fit.seed = stableHash(job.node.node)
-                fit.source = "node \(job.node) history"
-                let matrix = FeatureMatrix(columns: job.features.count, values: job.rows)
-                var model = IsolationForest.fit(matrix, features: job.features, options: fit, createdUnix: Clock.unixNanos() / 1_000_000_000)
+            // One take per job; an empty queue means wait (issue #11: this was a `Job??` whose
+            // empty case read as `.some(nil)` and ended the thread after its first batch).
+            let (job, stopped) = queue.withLock { q -> (Job?, Bool) in
+                if q.stopped { return (nil, true) }
+                return (q.jobs.isEmpty ? nil : q.jobs.removeFirst(), false)
+            }
+            if stopped { return }
+            guard let job else {
+                wake.wait()
+                continue
+            }
+            var fit = FitOptions()
+            fit.trees = options.trees
+            fit.seed = stableHash(job.node.node)
+            fit.source = "node \(job.node) history"
+            let matrix = FeatureMatrix(columns: job.features.count, values: job.rows)
+            var model = IsolationForest.fit(matrix, features: job.features, options: fit, createdUnix: Clock.unixNanos() / 1_000_000_000)
+            if model.trees.allSatisfy({ $0.depth == 0 }) {
+                // Constant history (every tree one leaf): every score equals every other, so no
+                // threshold separates anything. Never flag; refits continue as history grows
+                // (issue #11: such a model flagged every sample and so never learned again).
+                model.threshold = .infinity
+            } else {
                 // A node model flags what its own history makes rare: threshold at its 99th percentile.
                 model.threshold = max(0.5, quantile(model.scores(matrix), 0.99))
-                let installed = registry.setNodeModel(model, for: job.node)
-                if installed { fits.add() } else { skipped.add() }
-                state.withLock { table in
-                    guard var history = table[job.node] else { return }
-                    history.queued = false
-                    history.fitted = history.fitted || installed
-                    history.sinceFit = 0
-                    table[job.node] = history
-                }
             }
-            if queue.withLock({ $0.stopped }) { return }
+            let installed = registry.setNodeModel(model, for: job.node)
+            if installed { fits.add() } else { skipped.add() }
+            state.withLock { table in
+                guard var history = table[job.node] else { return }
+                history.queued = false
+                history.fitted = history.fitted || installed
+                history.sinceFit = 0
+                table[job.node] = history
+            }
         }
     }
 }
@@ -157,33 +170,3 @@ func stableHash(_ text: String) -> UInt64 {
     }
     return hash
 }
-
-/// A counting semaphore on a mutex and a condition variable (no Dispatch in the core).
-final class Semaphore: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
-    private var count = 0
-
-    init() {
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&condition, nil)
-    }
-
-    func signal() {
-        pthread_mutex_lock(&mutex)
-        count += 1
-        pthread_cond_signal(&condition)
-        pthread_mutex_unlock(&mutex)
-    }
-
-    func wait() {
-        pthread_mutex_lock(&mutex)
-        while count == 0 { pthread_cond_wait(&condition, &mutex) }
-        count -= 1
-        pthread_mutex_unlock(&mutex)
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif

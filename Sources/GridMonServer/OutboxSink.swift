@@ -1,5 +1,6 @@
 import GridMonOutbox
 import GridMonPosix
+import GridMonDetect
 import GridMonStore
 import Synchronization
 #if canImport(Glibc)
@@ -126,6 +127,25 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         }
         if d != LineProtocolDrops() { drops.withLock { $0.add(d) } }
         return ticket
+    }
+
+    public func appendIncidents(_ events: [IncidentEvent], record: NodeRecord, highestSeq: UInt64) -> UInt64? {
+        var d = LineProtocolDrops()
+        var lines: [UInt8] = []
+        var encoder = LineProtocolEncoder()
+        for event in events {
+            let i = event.incident
+            let opened = if case .opened = event { true } else { false }
+            let point = IncidentMetrics.point(opened: opened, id: i.id, node: i.node, tenant: i.tenant, startNs: i.startNs,
+                                              endNs: i.endNs, peakScore: i.peakScore, flagged: i.flagged, drivers: i.summary)
+            _ = encoder.append(point, to: &lines)
+        }
+        d.add(encoder.drops)
+        if d != LineProtocolDrops() { drops.withLock { $0.add(d) } }
+        guard !lines.isEmpty, let first = events.first?.incident else { return nil }
+        // sampleCount 0: recovery and the shipper read it as a record of no samples.
+        return appendRecord(OutboxBatch(tenant: first.tenant, node: first.node, highestSeq: highestSeq, sampleCount: 0, lines: lines),
+                            record: record, samples: 0)
     }
 
     private func appendRecord(_ batch: OutboxBatch, record: NodeRecord, samples: Int) -> UInt64 {

@@ -1,4 +1,6 @@
 import Synchronization
+import GridMonCore
+import GridMonDetect
 import GridMonWire
 
 /// One accepted sample, scored, on its way to storage.
@@ -20,6 +22,10 @@ public protocol SampleSink: AnyObject, Sendable {
     /// returns a ticket; they are durable once `durableTicket` reaches it, and the sink then
     /// calls `record.markDurable(highestSeq)`.
     func append(_ samples: [ScoredSample], record: NodeRecord, highestSeq: UInt64) -> UInt64
+    /// Stores incident openings and closings of `record`'s node (measurement
+    /// `gridmon_incidents`) behind its samples; returns their ticket, or nil when the sink keeps
+    /// no incidents.
+    func appendIncidents(_ events: [IncidentEvent], record: NodeRecord, highestSeq: UInt64) -> UInt64?
     /// Every ticket at or below this is durable.
     var durableTicket: UInt64 { get }
     /// False while the sink cannot write (reported by `/readyz`).
@@ -41,6 +47,7 @@ public protocol SampleSink: AnyObject, Sendable {
 }
 
 extension SampleSink {
+    public func appendIncidents(_ events: [IncidentEvent], record: NodeRecord, highestSeq: UInt64) -> UInt64? { nil }
     public var restoredNodes: [NodeKey: UInt64] { [:] }
     public func start(onDurable: @escaping @Sendable (UInt64) -> Void) {}
     public func stop() {}

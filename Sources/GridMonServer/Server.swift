@@ -1,5 +1,6 @@
 import CGridMonPosix
 import Glibc
+import GridMonDetect
 import GridMonPosix
 import GridMonWire
 import Synchronization
@@ -49,6 +50,8 @@ final class ServerShared: Sendable {
     let config: ServerConfig
     let models: ModelRegistry?
     let learner: NodeLearner?
+    /// Live per-node detection (`--scorer temporal`); nil for the other scorers.
+    let detectors: DetectorBank?
     let nodes: NodeTable
     let sink: SampleSink
     let nodesForgotten = Atomic<UInt64>(0)
@@ -63,8 +66,9 @@ final class ServerShared: Sendable {
     private let tokens: Mutex<Authenticator>
 
     init(config: ServerConfig, sink: SampleSink, authenticator: Authenticator, stats: [ServerStats], mailboxes: [WorkerMailbox],
-         models: ModelRegistry?, learner: NodeLearner?) {
+         models: ModelRegistry?, learner: NodeLearner?, detectors: DetectorBank?) {
         self.config = config
+        self.detectors = detectors
         self.nodes = NodeTable(capacity: config.maxNodes, perTenant: config.maxNodesPerTenant)
         self.models = models
         self.learner = learner
@@ -135,6 +139,32 @@ final class ServerShared: Sendable {
             text += "# HELP gridmon_node_model_fits_total Per-node models fit.\n# TYPE gridmon_node_model_fits_total counter\ngridmon_node_model_fits_total \(learner.fits.value)\n"
             text += "# HELP gridmon_node_model_skipped_total Per-node fits skipped (queue full or model limit).\n# TYPE gridmon_node_model_skipped_total counter\ngridmon_node_model_skipped_total \(learner.skipped.value)\n"
         }
+        if let detectors { text += Self.detectionMetrics(detectors) }
+        return text
+    }
+
+    /// The live detectors' and incidents' counters (issue #11).
+    static func detectionMetrics(_ bank: DetectorBank) -> String {
+        let (count, bytes) = bank.footprint()
+        var text = "# HELP gridmon_incidents_open Incidents open now.\n# TYPE gridmon_incidents_open gauge\n"
+            + "gridmon_incidents_open \(bank.incidents.openCount)\n"
+        text += "# HELP gridmon_incidents_total Incidents opened, per tenant.\n# TYPE gridmon_incidents_total counter\n"
+        for (tenant, opened) in bank.incidents.openedByTenant.sorted(by: { $0.key < $1.key }) {
+            text += "gridmon_incidents_total{tenant=\"\(labelValue(tenant))\"} \(opened)\n"
+        }
+        text += "# HELP gridmon_detectors Nodes with a live detector (learning or fit).\n# TYPE gridmon_detectors gauge\ngridmon_detectors \(count)\n"
+        text += "# HELP gridmon_detector_bytes Memory held by the live detectors (features, history, forests).\n"
+            + "# TYPE gridmon_detector_bytes gauge\ngridmon_detector_bytes \(bytes)\n"
+        text += "# HELP gridmon_detector_fits_total Per-node detector fits.\n# TYPE gridmon_detector_fits_total counter\n"
+            + "gridmon_detector_fits_total \(bank.fits.load(ordering: .relaxed))\n"
+        text += "# HELP gridmon_detector_degenerate_fits_total Fits on constant history (the node is not judged until it moves).\n"
+            + "# TYPE gridmon_detector_degenerate_fits_total counter\ngridmon_detector_degenerate_fits_total \(bank.degenerateFits.load(ordering: .relaxed))\n"
+        text += "# HELP gridmon_detector_skipped_fits_total Fits skipped because the trainer's queue was full (retried later).\n"
+            + "# TYPE gridmon_detector_skipped_fits_total counter\ngridmon_detector_skipped_fits_total \(bank.skippedFits.load(ordering: .relaxed))\n"
+        text += "# HELP gridmon_detector_fit_seconds_total Time the trainer spent fitting.\n# TYPE gridmon_detector_fit_seconds_total counter\n"
+            + "gridmon_detector_fit_seconds_total \(Double(bank.fitNanos.load(ordering: .relaxed)) / 1e9)\n"
+        text += "# HELP gridmon_unjudged_samples_total Samples not judged because the detector limit was reached.\n"
+            + "# TYPE gridmon_unjudged_samples_total counter\ngridmon_unjudged_samples_total \(bank.unjudgedSamples.load(ordering: .relaxed))\n"
         return text
     }
 }
@@ -157,6 +187,8 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
     public var models: ModelRegistry?
     /// Learns per-node models; started with the server, stopped after it.
     public var learner: NodeLearner?
+    /// Live per-node detectors (`--scorer temporal`); their trainer starts and stops with the server.
+    public var detectors: DetectorBank?
     private let running = Mutex<ServerShared?>(nil)
 
     /// Starts a graceful shutdown from any thread, as SIGTERM does.
@@ -204,7 +236,7 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             let reactors = try (0..<threads).map { (_: Int) throws(SyscallError) in try Reactor() }
             let shared = ServerShared(
                 config: config, sink: sink, authenticator: authenticator, stats: (0..<threads).map { _ in ServerStats() },
-                mailboxes: reactors.map { WorkerMailbox(reactor: $0.handle) }, models: models, learner: learner)
+                mailboxes: reactors.map { WorkerMailbox(reactor: $0.handle) }, models: models, learner: learner, detectors: detectors)
             running.withLock { $0 = shared }
             let startedNs = Clock.unixNanos()
             for (key, seq) in sink.restoredNodes { shared.nodes.restore(key, durableSeq: seq, nowNs: startedNs) }
@@ -227,6 +259,7 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
                 Log.warning("insecure_no_auth", ["note": "every Hello is accepted without a token; for demos only"])
             }
             learner?.start()
+            detectors?.start()
             // Worker 0 runs here; the others on threads of their own.
             var threadsStarted: [PosixThread] = []
             for worker in workers.dropFirst() {
@@ -239,6 +272,7 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             try workers[0].run()
             for thread in threadsStarted { thread.join() }
             learner?.stop()
+            detectors?.stop()
             sink.stop()
             Socket.close(signalFD)
             let total = shared.stats.reduce(0) { $0 + $1.samplesAccepted.value }

@@ -1,3 +1,5 @@
+import GridMonCore
+import GridMonDetect
 import GridMonStore
 import GridMonWire
 
@@ -46,6 +48,8 @@ public final class ServerSession {
         var pendingDuplicates: UInt64 = 0
         var lastSeenNs: Int64 = 0
         var verdicts: [Verdict] = []
+        /// How this stream's latest samples were judged (sent in its acks).
+        var detector: DetectorState = .unspecified
         var ackDue = false
         /// The sink ticket of this stream's latest stored samples.
         var ticket: UInt64 = 0
@@ -79,7 +83,7 @@ public final class ServerSession {
     private var dueStreams: [UInt32] = []
     /// Acks waiting for the sink to make their samples durable: (stream, seq, verdicts, ticket).
     private var awaiting: [(stream: UInt32, seq: UInt64, verdicts: [Verdict], ticket: UInt64)] = []
-    private var scores: [Double] = []
+    private var judgement = Judgement()
     private var scored: [ScoredSample] = []
 
     /// Messages waiting to be sent, in order.
@@ -147,7 +151,7 @@ public final class ServerSession {
             stream.ackDue = false
             guard store(stream) else { return evict(stream.node) }
             if stream.awaitingAcks == 0 && stream.ticket <= sink.durableTicket {
-                outgoing.append(.ack(Ack(streamID: id, durableSeq: stream.highestSeq, anomalies: stream.verdicts)))
+                outgoing.append(.ack(Ack(streamID: id, durableSeq: stream.highestSeq, anomalies: stream.verdicts, detector: stream.detector)))
             } else {
                 awaiting.append((id, stream.highestSeq, stream.verdicts, stream.ticket))
                 stream.awaitingAcks += 1
@@ -175,7 +179,8 @@ public final class ServerSession {
         }
         awaiting = keep
         for id in order where streams[id] != nil {
-            outgoing.append(.ack(Ack(streamID: id, durableSeq: ready[id]!.seq, anomalies: ready[id]!.verdicts)))
+            outgoing.append(.ack(Ack(streamID: id, durableSeq: ready[id]!.seq, anomalies: ready[id]!.verdicts,
+                                     detector: streams[id]!.detector)))
         }
     }
 
@@ -348,20 +353,25 @@ public final class ServerSession {
         stream.pending.removeAll(keepingCapacity: true)
         let duplicates = stream.pendingDuplicates
         stream.pendingDuplicates = 0
-        let threshold = fresh.isEmpty ? 1 : scorer.score(fresh, node: stream.node, tenant: stream.tenant, into: &scores)
+        var events: [IncidentEvent] = []
+        if !fresh.isEmpty {
+            scorer.score(fresh, key: stream.key, into: &judgement)
+            events = scorer.takeEvents()
+            stream.detector = judgement.state
+        }
         var anomalies: UInt64 = 0
         scored.removeAll(keepingCapacity: true)
-        for (sample, score) in zip(fresh, scores) {
-            let anomalous = score >= threshold
+        for (i, sample) in fresh.enumerated() {
+            let anomalous = judgement.flagged[i]
             if anomalous { anomalies += 1 }
             scored.append(ScoredSample(
-                node: stream.node, tenant: stream.tenant, labels: stream.labels, sample: sample, score: score,
+                node: stream.node, tenant: stream.tenant, labels: stream.labels, sample: sample, score: judgement.scores[i],
                 anomalous: anomalous))
         }
         // Only the connection that owns the node moves its durable seq.
         let highest = stream.highestSeq
         let seen = stream.lastSeenNs
-        let lastScore = fresh.isEmpty ? 0 : scores[fresh.count - 1]
+        let lastScore = fresh.isEmpty ? 0 : judgement.scores[fresh.count - 1]
         let owned = stream.record.update(ifOwnedBy: owner) { state in
             state.acceptedSeq = max(state.acceptedSeq, highest)
             state.lastSeenNs = seen
@@ -376,6 +386,10 @@ public final class ServerSession {
         guard owned else { return false }
         if !scored.isEmpty {
             stream.ticket = sink.append(scored, record: stream.record, highestSeq: highest)
+            // Incidents go to the store right behind the samples that opened or closed them.
+            if !events.isEmpty, let ticket = sink.appendIncidents(events, record: stream.record, highestSeq: highest) {
+                stream.ticket = ticket
+            }
             _ = stream.record.update(ifOwnedBy: owner) { $0.lastTicket = stream.ticket }
         }
         for item in scored where item.anomalous { stream.verdicts.append(Verdict(seq: item.sample.seq, score: item.score)) }

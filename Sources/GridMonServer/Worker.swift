@@ -301,6 +301,7 @@ final class Worker: EventHandler {
         guard !gone.isEmpty else { return }
         shared.models?.forget(gone)
         shared.learner?.forget(gone)
+        shared.detectors?.forget(gone)
         shared.nodesForgotten.add(UInt64(gone.count))
         Log.info("nodes_forgotten", ["count": gone.count, "idle_seconds": after / 1_000_000_000])
     }

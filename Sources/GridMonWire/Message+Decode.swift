@@ -107,6 +107,7 @@ extension Ack {
     init(_ c: Gridmon__V1__Ack) {
         self.init(
             streamID: c.stream_id, durableSeq: c.durable_seq,
-            anomalies: repeated(c.n_anomalies, c.anomalies) { Verdict(seq: $0.seq, score: $0.score) })
+            anomalies: repeated(c.n_anomalies, c.anomalies) { Verdict(seq: $0.seq, score: $0.score) },
+            detector: DetectorState(rawValue: c.detector.rawValue) ?? .unspecified)
     }
 }

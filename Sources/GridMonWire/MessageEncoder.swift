@@ -176,6 +176,7 @@ public final class MessageEncoder {
         let c = make(Gridmon__V1__Ack.self, gridmon__v1__ack__init)
         c.pointee.stream_id = ack.streamID
         c.pointee.durable_seq = ack.durableSeq
+        c.pointee.detector = Gridmon__V1__DetectorState(rawValue: ack.detector.rawValue)
         c.pointee.n_anomalies = ack.anomalies.count
         c.pointee.anomalies = repeated(ack.anomalies.count, gridmon__v1__verdict__init) { i, verdict in
             verdict.pointee.seq = ack.anomalies[i].seq

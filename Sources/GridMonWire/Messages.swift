@@ -152,10 +152,28 @@ public struct Ack: Equatable, Sendable {
     public var streamID: UInt32
     public var durableSeq: UInt64
     public var anomalies: [Verdict]
-    public init(streamID: UInt32, durableSeq: UInt64, anomalies: [Verdict] = []) {
+    /// How the acknowledged samples were judged (`LEARNING`: not yet; see the proto).
+    public var detector: DetectorState
+    public init(streamID: UInt32, durableSeq: UInt64, anomalies: [Verdict] = [], detector: DetectorState = .unspecified) {
         self.streamID = streamID
         self.durableSeq = durableSeq
         self.anomalies = anomalies
+        self.detector = detector
+    }
+}
+
+/// How a node's samples are judged (`Ack.detector`, issue #11). Unknown wire values read as
+/// `.unspecified` (proto3 open enums).
+public enum DetectorState: UInt32, Equatable, Sendable {
+    case unspecified = 0, learning = 1, active = 2, off = 3
+
+    public var name: String {
+        switch self {
+        case .unspecified: "unspecified"
+        case .learning: "learning"
+        case .active: "active"
+        case .off: "off"
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 // Exit codes: 0 clean shutdown (SIGINT/SIGTERM, drained); 64 bad flags or config
 // (EX_USAGE); 69 cannot listen or start (EX_UNAVAILABLE).
 import ArgumentParser
+import GridMonDetect
 import GridMonForest
 import GridMonSink
 import GridMonStore
@@ -29,7 +30,7 @@ struct StreamServer: ParsableCommand {
         discussion: """
             Every option can also be set by the environment variable shown in brackets;
             a flag on the command line wins. Logs go to stderr as key=value lines.
-            SIGINT/SIGTERM: stop accepting, send Goodbye, drain, exit 0. SIGHUP: reload tokens.
+            SIGINT/SIGTERM: stop accepting, send Goodbye, drain, exit 0. SIGHUP: reload tokens and models.
             Exit codes: 0 clean shutdown, 64 bad flags or config, 69 cannot listen.
             """)
 
@@ -147,26 +148,41 @@ struct StreamServer: ParsableCommand {
     @Option(help: "Longest a write request may take, answer included, before it is retried (ms). [GRIDMON_INFLUX_TIMEOUT_MS]")
     var influxTimeoutMs: Int = environment("GRIDMON_INFLUX_TIMEOUT_MS").flatMap { Int($0) } ?? 10_000
 
-    @Option(help: "forest: Isolation Forests (node, tenant or default model). static: flag CPU, memory or disk at or above --threshold. [GRIDMON_SCORER]")
-    var scorer: String = environment("GRIDMON_SCORER") ?? "forest"
+    @Option(help: "temporal: each node's own temporal detector, learnt from its first --node-warmup samples, with incidents (the default). forest: point-wise Isolation Forests (node, tenant or default model; no incidents). static: flag CPU, memory or disk at or above --threshold. [GRIDMON_SCORER]")
+    var scorer: String = environment("GRIDMON_SCORER") ?? "temporal"
 
-    @Option(help: "Default model file (gridmon-train output); empty = the built-in default model. [GRIDMON_MODEL]")
+    @Option(help: "Model file (gridmon-train output, forest or temporal). temporal scorer: judges nodes still learning (default: they are not judged). forest scorer: the default model (default: the built-in one). [GRIDMON_MODEL]")
     var model: String = environment("GRIDMON_MODEL") ?? ""
 
-    @Option(help: "Directory of per-tenant models, one TENANT.gmf each; reloaded with --model on SIGHUP. [GRIDMON_TENANT_MODELS]")
+    @Option(help: "forest scorer: directory of per-tenant models, one TENANT.gmf each; reloaded with --model on SIGHUP. [GRIDMON_TENANT_MODELS]")
     var tenantModels: String = environment("GRIDMON_TENANT_MODELS") ?? ""
 
-    @Option(help: "Samples of a node before its own model is fit (0 = no per-node models). [GRIDMON_NODE_WARMUP]")
-    var nodeWarmup: Int = environment("GRIDMON_NODE_WARMUP").flatMap { Int($0) } ?? 3600
+    @Option(help: "Samples of a node before its own detector is fit (0 = no per-node models). [GRIDMON_NODE_WARMUP]")
+    var nodeWarmup: Int = environment("GRIDMON_NODE_WARMUP").flatMap { Int($0) } ?? 300
 
-    @Option(help: "Samples between refits of a node's model. [GRIDMON_NODE_REFIT]")
+    @Option(help: "Most samples between refits of a node's detector (refits come at 2x, 4x ... the warm-up until then). [GRIDMON_NODE_REFIT]")
     var nodeRefit: Int = environment("GRIDMON_NODE_REFIT").flatMap { Int($0) } ?? 3600
 
-    @Option(help: "Rows of history kept per node for its model (reservoir sample). [GRIDMON_NODE_RESERVOIR]")
-    var nodeReservoir: Int = environment("GRIDMON_NODE_RESERVOIR").flatMap { Int($0) } ?? 512
+    @Option(help: "Rows of history kept per node for its detector (a uniform sample of its unflagged samples). [GRIDMON_NODE_RESERVOIR]")
+    var nodeReservoir: Int = environment("GRIDMON_NODE_RESERVOIR").flatMap { Int($0) } ?? 1024
 
-    @Option(help: "Most per-node models held; further nodes keep the tenant/default model. [GRIDMON_NODE_MODELS_MAX]")
+    @Option(help: "Most nodes with their own detector or model; further nodes are not judged (temporal) or keep the tenant/default model (forest). [GRIDMON_NODE_MODELS_MAX]")
     var nodeModelsMax: Int = environment("GRIDMON_NODE_MODELS_MAX").flatMap { Int($0) } ?? 10_000
+
+    @Option(help: "Most metrics one node's detector models (the 8 fixed gauges, then extra gauges in the order first sent). [GRIDMON_NODE_MAX_METRICS]")
+    var nodeMaxMetrics: Int = environment("GRIDMON_NODE_MAX_METRICS").flatMap { Int($0) } ?? 64
+
+    @Option(help: "An incident opens when this many of the last --incident-window samples are flagged. [GRIDMON_INCIDENT_OPEN_AFTER]")
+    var incidentOpenAfter: Int = environment("GRIDMON_INCIDENT_OPEN_AFTER").flatMap { Int($0) } ?? IncidentRules().openAfter
+
+    @Option(help: "Samples the open rule looks back over (1...64). [GRIDMON_INCIDENT_WINDOW]")
+    var incidentWindow: Int = environment("GRIDMON_INCIDENT_WINDOW").flatMap { Int($0) } ?? IncidentRules().window
+
+    @Option(help: "An incident closes after this many unflagged samples in a row. [GRIDMON_INCIDENT_CLOSE_AFTER]")
+    var incidentCloseAfter: Int = environment("GRIDMON_INCIDENT_CLOSE_AFTER").flatMap { Int($0) } ?? IncidentRules().closeAfter
+
+    @Option(help: "Closed incidents kept for /api/v1/incidents (the store keeps them all). [GRIDMON_RECENT_INCIDENTS]")
+    var recentIncidents: Int = environment("GRIDMON_RECENT_INCIDENTS").flatMap { Int($0) } ?? 1000
 
     @Option(help: "static scorer: threshold on max(CPU, memory, disk)/100, 0...1. [GRIDMON_THRESHOLD]")
     var threshold: Double = environment("GRIDMON_THRESHOLD").flatMap { Double($0) } ?? 0.95
@@ -215,10 +231,14 @@ struct StreamServer: ParsableCommand {
         guard (1...10_000).contains(commitIntervalMs), retentionBytes >= 1 << 20 else {
             throw ValidationError("--commit-interval-ms 1...10000, --retention-bytes at least 1 MiB")
         }
-        guard ["forest", "static"].contains(scorer) else { throw ValidationError("--scorer is forest or static") }
-        guard nodeWarmup >= 0, nodeRefit > 0, nodeReservoir >= 16, nodeModelsMax >= 0 else {
-            throw ValidationError("--node-warmup >= 0, --node-refit > 0, --node-reservoir >= 16, --node-models-max >= 0")
+        guard ["temporal", "forest", "static"].contains(scorer) else { throw ValidationError("--scorer is temporal, forest or static") }
+        guard nodeWarmup >= 0, nodeRefit > 0, (16...1_000_000).contains(nodeReservoir), nodeModelsMax >= 0 else {
+            throw ValidationError("--node-warmup >= 0, --node-refit > 0, --node-reservoir 16...1000000, --node-models-max >= 0")
         }
+        guard (1...4096).contains(nodeMaxMetrics) else { throw ValidationError("--node-max-metrics 1...4096") }
+        if let problem = incidentRules.problem { throw ValidationError(problem) }
+        guard (1...1_000_000).contains(recentIncidents) else { throw ValidationError("--recent-incidents 1...1000000") }
+        guard scorer != "temporal" || tenantModels.isEmpty else { throw ValidationError("--tenant-models needs --scorer forest") }
     }
 
     func run() throws {
@@ -257,8 +277,29 @@ struct StreamServer: ParsableCommand {
         }
         var registry: ModelRegistry?
         var learner: NodeLearner?
+        var bank: DetectorBank?
         let makeScorer: () -> Scorer
-        if scorer == "forest" {
+        if scorer == "temporal" {
+            let prior: Detector?
+            do { prior = try loadPrior() } catch {
+                Log.error("bad_config", ["error": error])
+                throw ExitCode(64)
+            }
+            var options = LiveDetectorOptions()
+            options.warmup = nodeWarmup
+            options.refitEvery = nodeRefit
+            options.reservoir = nodeReservoir
+            options.maxMetrics = nodeMaxMetrics
+            options.incidents = incidentRules
+            let detectors = DetectorBank(options: options, prior: prior, maxNodes: nodeModelsMax,
+                                         incidents: IncidentBook(maxRecent: recentIncidents),
+                                         firstID: UInt64(max(0, Clock.unixNanos() / 1000)))
+            bank = detectors
+            makeScorer = { DetectorScorer(bank: detectors) }
+            Log.info("detection", ["scorer": "temporal", "learning": nodeWarmup > 0 ? "\(nodeWarmup) samples" : "off",
+                                   "while_learning": model.isEmpty ? "not judged" : "judged by \(model)",
+                                   "incident": "\(incidentOpenAfter) of \(incidentWindow) flagged opens, \(incidentCloseAfter) quiet closes"])
+        } else if scorer == "forest" {
             let (fallback, tenants): (IsolationForest, [String: IsolationForest])
             do { (fallback, tenants) = try loadModels() } catch {
                 Log.error("bad_config", ["error": error])
@@ -321,6 +362,10 @@ struct StreamServer: ParsableCommand {
             server.reloadTokens = insecureNoAuth ? nil : loadTokens
             server.models = registry
             server.learner = learner
+            server.detectors = bank
+            if let bank {
+                server.reloadModels = { bank.replacePrior(try self.loadPrior()) }
+            }
             if let registry {
                 server.reloadModels = {
                     let (fallback, tenants) = try self.loadModels()
@@ -376,12 +421,33 @@ struct ModelLoadError: Error, CustomStringConvertible {
 }
 
 extension StreamServer {
+    var incidentRules: IncidentRules {
+        var rules = IncidentRules()
+        rules.openAfter = incidentOpenAfter
+        rules.window = incidentWindow
+        rules.closeAfter = incidentCloseAfter
+        return rules
+    }
+
+    /// The temporal scorer's configured model (--model, either kind), or nil.
+    func loadPrior() throws -> Detector? {
+        guard !model.isEmpty else { return nil }
+        do { return try Detector.decode(try Files.read(model)) } catch {
+            throw ModelLoadError(description: "\(model): \(error)")
+        }
+    }
+
     /// The default model (file or built-in) and the tenant models of --tenant-models.
     func loadModels() throws -> (IsolationForest, [String: IsolationForest]) {
         func load(_ path: String) throws -> IsolationForest {
-            do { return try ModelFile.decode(try Files.read(path)) } catch {
+            let detector: Detector
+            do { detector = try Detector.decode(try Files.read(path)) } catch {
                 throw ModelLoadError(description: "\(path): \(error)")
             }
+            guard case .forest(let forest) = detector else {
+                throw ModelLoadError(description: "\(path) is a temporal detector: it judges time series, use it with --scorer temporal (the default)")
+            }
+            return forest
         }
         let fallback = model.isEmpty ? DefaultModel.make() : try load(model)
         var tenants: [String: IsolationForest] = [:]

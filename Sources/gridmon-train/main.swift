@@ -66,8 +66,10 @@ struct Fit: ParsableCommand {
     var method: String = environment("GRIDMON_METHOD") ?? "forest"
     @Option(help: "temporal: rolling window, in samples. [GRIDMON_WINDOW]")
     var window: Int = environment("GRIDMON_WINDOW").flatMap { Int($0) } ?? 10
+    @Option(help: "temporal: slow horizon in samples for the trend and drift features (0 = window features only, file version 1). [GRIDMON_SLOW_HORIZON]")
+    var slowHorizon: Int = environment("GRIDMON_SLOW_HORIZON").flatMap { Int($0) } ?? 0
     @Option(help: "temporal: how many of the most anomalous metrics are averaged. [GRIDMON_TOP_K]")
-    var topK: Int = environment("GRIDMON_TOP_K").flatMap { Int($0) } ?? 3
+    var topK: Int = environment("GRIDMON_TOP_K").flatMap { Int($0) } ?? 2
     @Option(help: "Number of trees t (per metric for temporal; default 100 for forest, 50 for temporal). [GRIDMON_TREES]")
     var trees: Int = environment("GRIDMON_TREES").flatMap { Int($0) } ?? 0
     @Option(help: "Subsample size ψ per tree. [GRIDMON_SUBSAMPLE]")
@@ -83,7 +85,7 @@ struct Fit: ParsableCommand {
         guard !data.isEmpty else { throw ValidationError("--data is required") }
         guard ["forest", "temporal"].contains(method) else { throw ValidationError("--method is forest or temporal") }
         guard (0...100_000).contains(trees), subsample >= 2 else { throw ValidationError("--trees 1...100000, --subsample >= 2") }
-        guard (1...10_000).contains(window), topK >= 1 else { throw ValidationError("--window 1...10000, --top-k >= 1") }
+        guard (1...10_000).contains(window), topK >= 1, (0...1_000_000).contains(slowHorizon) else { throw ValidationError("--window 1...10000, --top-k >= 1, --slow-horizon 0...1000000") }
         guard contamination == 0 || (contamination > 0 && contamination < 0.5) else { throw ValidationError("--contamination must be 0 or in (0, 0.5)") }
     }
 
@@ -95,6 +97,7 @@ struct Fit: ParsableCommand {
             var options = TemporalDetector.Options()
             options.window = window
             options.topK = topK
+            options.slowHorizon = slowHorizon > 0 ? slowHorizon : nil
             options.trees = trees > 0 ? trees : 50
             options.subsampleSize = subsample
             options.seed = seed
@@ -122,7 +125,8 @@ struct Score: ParsableCommand {
     func validate() throws { guard !data.isEmpty else { throw ValidationError("--data is required") } }
     func run() throws {
         let detector = loadModel(model)
-        let scores = detector.scores(rows(loadCSV(data), detector.inputColumns, data))
+        // The scores the server stores: s(x) for a forest, score01(raw) for a temporal detector.
+        let scores = detector.scores01(rows(loadCSV(data), detector.inputColumns, data))
         var out = "score\n"
         out.reserveCapacity(scores.count * 20)
         for score in scores { out += "\(score)\n" }

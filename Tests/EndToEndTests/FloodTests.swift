@@ -82,7 +82,7 @@ import Testing
 
     @Test func fleetModeScoresVerdictsAgainstInjectedIncidentsDeterministically() throws {
         func run(seed: Int) throws -> [String: Any] {
-            let server = try ServerProcess(["--insecure-no-auth", "--node-warmup", "0"])
+            let server = try ServerProcess(["--scorer", "forest", "--insecure-no-auth", "--node-warmup", "0"])
             let result = try runBinary("gridmon-flood", [
                 "--target", "\(server.address)", "--mode", "fleet", "--seed", "\(seed)", "--connections", "4", "--streams", "5",
                 "--batch", "60", "--samples", "240000", "--json", "--quiet",
@@ -118,7 +118,7 @@ import Testing
         }
         try data.write(to: directory.appendingPathComponent("data.csv"), atomically: true, encoding: .utf8)
         try labels.write(to: directory.appendingPathComponent("labels.csv"), atomically: true, encoding: .utf8)
-        let server = try ServerProcess(["--insecure-no-auth", "--node-warmup", "0"])
+        let server = try ServerProcess(["--scorer", "forest", "--insecure-no-auth", "--node-warmup", "0"])
         let run = try runBinary("gridmon-flood", [
             "--target", "\(server.address)", "--mode", "replay", "--replay-file", directory.appendingPathComponent("data.csv").path,
             "--replay-labels", directory.appendingPathComponent("labels.csv").path, "--connections", "2", "--streams", "3",

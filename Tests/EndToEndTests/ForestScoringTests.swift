@@ -32,7 +32,7 @@ import Testing
     }
 
     @Test func defaultModelFlagsAnOverloadedServerOnly() throws {
-        let server = try ServerProcess(["--insecure-no-auth", "--node-warmup", "0"])
+        let server = try ServerProcess(["--scorer", "forest", "--insecure-no-auth", "--node-warmup", "0"])
         let client = try TestClient(server.address)
         _ = try client.hello(node: "web-1", stream: 1)
         let seqs = try flagged(client, samples(1, 1...12) { $0 > 10 ? (100, 99, 99) : (30, 50, 50) }, last: 12)
@@ -57,7 +57,7 @@ import Testing
         #expect(again.status == 0, "\(again.stderr)")
         let tokens = directory.appendingPathComponent("tokens")
         try writeSecret("a-token acme\nb-token beta\n", to: tokens.path)
-        let server = try ServerProcess(["--tokens-file", tokens.path, "--tenant-models", directory.appendingPathComponent("models").path,
+        let server = try ServerProcess(["--scorer", "forest", "--tokens-file", tokens.path, "--tenant-models", directory.appendingPathComponent("models").path,
                                         "--node-warmup", "0"])
         let hot = try TestClient(server.address)
         _ = try hot.hello(node: "acme-1", stream: 1, token: "a-token")
@@ -77,7 +77,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let tokens = directory.appendingPathComponent("tokens")
         try writeSecret("t1 acme\n", to: tokens.path)
-        let server = try ServerProcess(["--tokens-file", tokens.path, "--tenant-models", directory.path, "--node-warmup", "0"])
+        let server = try ServerProcess(["--scorer", "forest", "--tokens-file", tokens.path, "--tenant-models", directory.path, "--node-warmup", "0"])
         let client = try TestClient(server.address)
         _ = try client.hello(node: "acme-9", stream: 1, token: "t1")
         _ = try flagged(client, samples(1, 1...3) { _ in (30, 50, 50) }, last: 3)
@@ -99,7 +99,7 @@ import Testing
     }
 
     @Test func eachNodeLearnsItsOwnNormalAfterTheWarmUp() throws {
-        let server = try ServerProcess(["--insecure-no-auth", "--node-warmup", "300", "--node-refit", "100000"])
+        let server = try ServerProcess(["--scorer", "forest", "--insecure-no-auth", "--node-warmup", "300", "--node-refit", "100000"])
         let client = try TestClient(server.address)
         _ = try client.hello(node: "batch-1", stream: 1)
         // A batch server that always runs flat out: the default model flags it ...

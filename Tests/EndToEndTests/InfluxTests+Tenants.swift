@@ -106,7 +106,7 @@ extension InfluxTests {
         let port = try freeLoopbackPort()
         let server = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(port)", "--influx-create",
                                         "--segment-bytes", "1048576", "--retention-bytes", "2097152",
-                                        "--outbox-full-policy", "drop-oldest"])
+                                        "--outbox-full-policy", "drop-oldest", "--scorer", "forest"])
         let client = try TestClient(server.address)
         _ = try client.hello(node: "full", stream: 1)
         // ~250 bytes of line protocol per sample: 30,000 samples are ~7 MiB, over three times the limit.

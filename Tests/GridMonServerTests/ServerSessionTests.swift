@@ -1,5 +1,8 @@
 import Testing
 import GridMonWire
+import GridMonDetect
+import GridMonForest
+import Glibc
 @testable import GridMonServer
 
 /// A sink that records what it was given.
@@ -24,9 +27,10 @@ final class RecordingSink: SampleSink, @unchecked Sendable {  // used from one t
 /// A scorer that flags samples whose seq is in `flagged`.
 final class FlaggingScorer: Scorer {
     var flagged: Set<UInt64> = []
-    func score(_ samples: [Sample], node: String, tenant: String, into scores: inout [Double]) -> Double {
-        scores = samples.map { flagged.contains($0.seq) ? 0.9 : 0.1 }
-        return 0.5
+    func score(_ samples: [Sample], key: NodeKey, into verdicts: inout Judgement) {
+        verdicts.scores = samples.map { flagged.contains($0.seq) ? 0.9 : 0.1 }
+        verdicts.flagged = verdicts.scores.map { $0 >= 0.5 }
+        verdicts.state = .unspecified  // the acks below compare whole; the state's own test sets it
     }
 }
 
@@ -325,5 +329,58 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         s.closed(nowNs: 2)
         #expect(f.nodes.forgetIdle(before: 3).count == 3)
         #expect(f.nodes.countsByTenant["acme"] == nil && f.nodes.countsByTenant["beta"] == 1)
+    }
+}
+
+@Suite struct NodeLearnerTests {
+    /// Issue #11: the trainer thread ended after its first batch of jobs (`Job??`), so no node
+    /// was ever refit and nodes that warmed up later never got a model.
+    @Test func theTrainerKeepsFittingAfterItsFirstJob() throws {
+        let registry = ModelRegistry(default: DefaultModel.make())
+        var options = NodeLearner.Options()
+        options.warmup = 20
+        options.refitEvery = 20
+        options.trees = 5
+        let learner = NodeLearner(options: options, registry: registry)
+        learner.start()
+        defer { learner.stop() }
+        let features = ForestScorer.nodeFeatures.names
+        func feed(_ node: String, _ count: Int) {
+            let rows = (0..<count * features.count).map { Float($0 % 17) }
+            learner.observe(node: NodeKey(tenant: "t", node: node), features: features, rows: rows, flagged: [Bool](repeating: false, count: count))
+        }
+        func waitFor(_ fits: UInt64) -> Bool {
+            for _ in 0..<500 where learner.fits.value < fits { usleep(10_000) }
+            return learner.fits.value >= fits
+        }
+        feed("a", 20)
+        #expect(waitFor(1))
+        feed("b", 20)  // a node that warms up later
+        #expect(waitFor(2))
+        feed("a", 20)  // a refit
+        #expect(waitFor(3))
+        #expect(registry.nodeModelCount == 2)
+    }
+
+    /// Issue #11: a node whose history is constant got a model whose every score equals its
+    /// threshold, so `>=` flagged every sample.
+    @Test func aConstantHistoryNeverFlags() throws {
+        let registry = ModelRegistry(default: DefaultModel.make())
+        var options = NodeLearner.Options()
+        options.warmup = 20
+        options.trees = 5
+        let learner = NodeLearner(options: options, registry: registry)
+        learner.start()
+        defer { learner.stop() }
+        let features = ForestScorer.nodeFeatures.names
+        let key = NodeKey(tenant: "t", node: "flat")
+        learner.observe(node: key, features: features, rows: [Float](repeating: 0, count: 20 * features.count),
+                        flagged: [Bool](repeating: false, count: 20))
+        for _ in 0..<500 where learner.fits.value < 1 { usleep(10_000) }
+        let scorer = ForestScorer(registry: registry, learner: nil)
+        var verdicts = Judgement()
+        scorer.score([Sample(seq: 1, timestampNs: 1)], key: key, into: &verdicts)
+        #expect(registry.kind(node: "flat", tenant: "t") == .node)
+        #expect(verdicts.flagged == [false])
     }
 }

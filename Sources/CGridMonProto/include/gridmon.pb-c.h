@@ -33,6 +33,22 @@ typedef struct Gridmon__V1__Error Gridmon__V1__Error;
 
 /* --- enums --- */
 
+typedef enum _Gridmon__V1__DetectorState {
+  GRIDMON__V1__DETECTOR_STATE__DETECTOR_STATE_UNSPECIFIED = 0,
+  /*
+   * Collecting the node's baseline; samples are not judged (or judged by a shared prior model).
+   */
+  GRIDMON__V1__DETECTOR_STATE__DETECTOR_STATE_LEARNING = 1,
+  /*
+   * Judged by the node's own detector or a configured model.
+   */
+  GRIDMON__V1__DETECTOR_STATE__DETECTOR_STATE_ACTIVE = 2,
+  /*
+   * Not judged: the baseline is constant (nothing to tell apart) or per-node detection is off.
+   */
+  GRIDMON__V1__DETECTOR_STATE__DETECTOR_STATE_OFF = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(GRIDMON__V1__DETECTOR_STATE)
+} Gridmon__V1__DetectorState;
 
 /* --- messages --- */
 
@@ -301,10 +317,16 @@ struct  Gridmon__V1__Ack
    */
   size_t n_anomalies;
   Gridmon__V1__Verdict **anomalies;
+  /*
+   * How the node's newly acknowledged samples were judged (issue #11): while LEARNING the
+   * node's own detector is not fit yet and nothing is flagged, so no verdict means "not
+   * judged", not "normal". UNSPECIFIED from servers that predate the field.
+   */
+  Gridmon__V1__DetectorState detector;
 };
 #define GRIDMON__V1__ACK__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&gridmon__v1__ack__descriptor) \
-    , 0, 0, 0,NULL }
+    , 0, 0, 0,NULL, GRIDMON__V1__DETECTOR_STATE__DETECTOR_STATE_UNSPECIFIED }
 
 
 /*
@@ -679,6 +701,7 @@ typedef void (*Gridmon__V1__Error_Closure)
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    gridmon__v1__detector_state__descriptor;
 extern const ProtobufCMessageDescriptor gridmon__v1__frame__descriptor;
 extern const ProtobufCMessageDescriptor gridmon__v1__label__descriptor;
 extern const ProtobufCMessageDescriptor gridmon__v1__hello__descriptor;

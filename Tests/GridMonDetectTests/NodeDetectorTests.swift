@@ -1,0 +1,87 @@
+import GridMonCore
+@testable import GridMonDetect
+import GridMonForest
+import GridMonWire
+import Testing
+
+@Suite struct NodeDetectorTests {
+    static let key = NodeKey(tenant: "acme", node: "web-1")
+
+    /// A healthy node: CPU noise around 20 %, memory flat around 40 %, extras around 5.
+    static func sample(_ seq: Int, cpu: Double? = nil, memory: Double? = nil) -> Sample {
+        var rng = SplitMix64(seed: UInt64(seq))
+        var s = Sample(seq: UInt64(seq), timestampNs: Int64(seq) * 1_000_000_000)
+        s.cpuPercent = cpu ?? 20 + 4 * rng.nextUnit()
+        s.memoryPercent = memory ?? 40 + rng.nextUnit()
+        s.diskPercent = 30
+        s.netRxBytesPerSec = 1000 + 100 * rng.nextUnit()
+        s.extra = [Gauge(name: "queue_depth", value: 5 + rng.nextUnit())]
+        return s
+    }
+
+    /// Feeds samples `range` one batch of 10 at a time, fitting synchronously when a job is due.
+    static func feed(_ d: inout NodeDetector, _ samples: [Sample], prior: Detector? = nil) -> (Judgement, [IncidentEvent]) {
+        var all = Judgement()
+        var events: [IncidentEvent] = []
+        var next: UInt64 = 1
+        var start = 0
+        while start < samples.count {
+            let end = min(start + 10, samples.count)
+            var j = Judgement()
+            events += d.observe(Array(samples[start..<end]), prior: prior, nextID: { defer { next += 1 }; return next }, into: &j)
+            all.scores += j.scores
+            all.flagged += j.flagged
+            all.state = j.state
+            if let job = d.takeJob() { d.install(DetectorBank.fit(job, options: d.options.detector), atSample: job.atSample) }
+            start = end
+        }
+        return (all, events)
+    }
+
+    @Test func learnsQuietlyThenJudgesWithExtraGauges() {
+        var d = NodeDetector(key: Self.key, options: LiveDetectorOptions())
+        let (learning, events) = Self.feed(&d, (1...299).map { Self.sample($0) })
+        #expect(learning.state == .learning)
+        #expect(!learning.flagged.contains(true))
+        #expect(events.isEmpty)
+        let (healthy, quiet) = Self.feed(&d, (300...900).map { Self.sample($0) })
+        #expect(healthy.state == .active)
+        #expect(d.metrics == MetricLayout.fixed + ["queue_depth"])
+        #expect(quiet.isEmpty, "a healthy node opened \(quiet.count) incidents")
+        #expect(d.byteCount > 0)
+    }
+
+    @Test func aMemoryLeakOpensOneIncidentDrivenByMemoryAndClosesAfterIt() {
+        var d = NodeDetector(key: Self.key, options: LiveDetectorOptions())
+        _ = Self.feed(&d, (1...1000).map { Self.sample($0) })
+        // Memory climbs 40 → 90 % over 100 samples, then recovers.
+        let leak = (1001...1100).map { Self.sample($0, memory: 40 + Double($0 - 1000) / 2) }
+        let (_, opened) = Self.feed(&d, leak)
+        let (_, closed) = Self.feed(&d, (1101...1200).map { Self.sample($0) })
+        let all = opened + closed
+        #expect(all.count == 2)
+        guard case .opened(let incident)? = all.first, case .closed(let done)? = all.last else {
+            Issue.record("expected an opening then a closing, got \(all)")
+            return
+        }
+        #expect(incident.drivers.first?.metric == "memory")
+        #expect(incident.drivers.first?.direction == "up")
+        #expect(done.id == incident.id)
+        #expect(done.endNs != nil && done.endNs! >= done.startNs)
+        #expect(done.startNs >= 1001 * 1_000_000_000 && done.startNs < 1100 * 1_000_000_000)
+    }
+
+    @Test func aConstantNodeGetsADegenerateDetectorThatNeverFlags() {
+        // Every gauge constant (ASD's fixed gauges, an idle VM's disk): issue #11's degenerate model.
+        var d = NodeDetector(key: Self.key, options: LiveDetectorOptions())
+        let flat = (1...400).map { Sample(seq: UInt64($0), timestampNs: Int64($0) * 1_000_000_000) }
+        let (j, events) = Self.feed(&d, flat)
+        #expect(d.model?.isDegenerate == true)
+        #expect(j.state == .off)
+        #expect(!j.flagged.contains(true))
+        #expect(events.isEmpty)
+        // Once it moves, a refit learns it: the degenerate model did not freeze the history.
+        let (_, _) = Self.feed(&d, (401...1300).map { Self.sample($0) })
+        #expect(d.model?.isDegenerate == false)
+    }
+}

@@ -1,0 +1,57 @@
+import GridMonCore
+import GridMonForest
+import Testing
+
+@Suite struct TemporalFeaturesTests {
+    /// The O(1) running sums give the two-pass mean and standard deviation (to 1e-9 relative),
+    /// also across the periodic exact recomputation and on large values (bytes per second).
+    @Test func runningStatisticsMatchTwoPass() {
+        var rng = SplitMix64(seed: 3)
+        let rows = (0..<3000).map { i in [rng.nextUnit() * 100, 1e9 + rng.nextUnit() * 1e6, Double(i % 7)] }
+        var stream = TemporalFeatures(metrics: 3, window: 10)
+        var out: [Float] = []
+        for (t, row) in rows.enumerated() {
+            stream.push(row, into: &out)
+            for m in 0..<3 {
+                let window = rows[max(0, t - 9)...t].map { $0[m] }
+                let mean = window.reduce(0, +) / Double(window.count)
+                let std = (window.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(window.count)).squareRoot()
+                #expect(abs(Double(out[m * 5 + 2]) - Double(Float(mean))) <= abs(mean) * 1e-6 + 1e-9)
+                #expect(abs(Double(out[m * 5 + 3]) - std) <= max(std, 1) * 1e-5)
+            }
+        }
+    }
+
+    @Test func slowFeaturesFollowATrend() {
+        var stream = TemporalFeatures(metrics: 1, window: 10, slowHorizon: 60)
+        var out: [Float] = []
+        for t in 0..<600 { stream.push([Double(t)], into: &out) }
+        #expect(out.count == 7)
+        // A metric rising by 1 per sample moved about 60 over the last 60 samples.
+        #expect(abs(out[5] - 60) < 1)
+        #expect(out[6] > 20)
+    }
+
+    @Test func aNaNReadsAsThePreviousValue() {
+        var stream = TemporalFeatures(metrics: 1, window: 4)
+        var out: [Float] = []
+        stream.push([5], into: &out)
+        stream.push([.nan], into: &out)
+        #expect(out == [5, 0, 5, 0, 0])
+    }
+
+    @Test func temporalFilesOfBothVersionsRoundTrip() throws {
+        var rng = SplitMix64(seed: 9)
+        let rows = (0..<400).map { _ in [rng.nextUnit(), rng.nextUnit() * 3, 1.0] }
+        for horizon in [nil, 30] as [Int?] {
+            var options = TemporalDetector.Options()
+            options.slowHorizon = horizon
+            options.trees = 10
+            let detector = TemporalDetector.fit(rows, metrics: ["a", "b", "flat"], options: options)
+            #expect(detector.active == [true, true, false])
+            let decoded = try TemporalFile.decode(TemporalFile.encode(detector))
+            #expect(decoded.slowHorizon == horizon)
+            #expect(decoded.rawScores(rows) == detector.rawScores(rows))
+        }
+    }
+}
