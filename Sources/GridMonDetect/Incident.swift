@@ -13,21 +13,37 @@ public struct IncidentDriver: Sendable, Equatable, Codable {
     /// Nanoseconds from the incident's start to `to`.
     public var afterNs: Int64
 
+    public init(metric: String, direction: String, from: Double, to: Double, afterNs: Int64) {
+        self.metric = metric
+        self.direction = direction
+        self.from = from
+        self.to = to
+        self.afterNs = afterNs
+    }
+
     /// `memory ↑ 31.2 (48.0 → 79.2, +65 %) in 12m`.
     public var summary: String {
         let change = to - from
         var text = "\(metric) \(direction == "up" ? "↑" : "↓") \(Self.format(abs(change))) (\(Self.format(from)) → \(Self.format(to))"
-        if from != 0 { text += ", \(change >= 0 ? "+" : "")\(Int((change / abs(from) * 100).rounded())) %" }
+        if from != 0 { text += ", \(change >= 0 ? "+" : "")\(Self.whole(change / abs(from) * 100)) %" }
         return text + ") in \(Self.duration(afterNs))"
     }
 
+    /// One decimal and an SI suffix. Values come from a peer's samples (any finite Double),
+    /// so nothing here converts to `Int` where it could trap.
     static func format(_ v: Double) -> String {
         guard v.isFinite else { return "\(v)" }
         let a = abs(v)
-        if a >= 1e9 { return "\(Double(Int(v / 1e8)) / 10)G" }
-        if a >= 1e6 { return "\(Double(Int(v / 1e5)) / 10)M" }
-        if a >= 1e4 { return "\(Double(Int(v / 1e2)) / 10)k" }
-        return "\(Double(Int((v * 10).rounded())) / 10)"
+        if a >= 1e15 { return "\(v)" }
+        if a >= 1e9 { return "\((v / 1e8).rounded(.towardZero) / 10)G" }
+        if a >= 1e6 { return "\((v / 1e5).rounded(.towardZero) / 10)M" }
+        if a >= 1e4 { return "\((v / 1e2).rounded(.towardZero) / 10)k" }
+        return "\((v * 10).rounded() / 10)"
+    }
+
+    /// A whole number, or the Double as is when it is too large (or not finite) for `Int`.
+    static func whole(_ v: Double) -> String {
+        v.isFinite && abs(v) < 1e15 ? String(Int(v.rounded())) : "\(v)"
     }
 
     static func duration(_ ns: Int64) -> String {

@@ -38,3 +38,16 @@ import Testing
         #expect(rules.problem != nil)
     }
 }
+
+@Suite struct IncidentDriverTests {
+    /// Drivers are built from a peer's gauge values: any finite Double must format, never trap.
+    @Test func extremeValuesFormatWithoutTrapping() {
+        let cases: [(Double, Double)] = [(1, 1e300), (-1e308, 1e308), (1e-300, 5), (0, .greatestFiniteMagnitude), (48, 79.24)]
+        for (from, to) in cases {
+            let d = IncidentDriver(metric: "m", direction: to >= from ? "up" : "down", from: from, to: to, afterNs: 720_000_000_000)
+            #expect(d.summary.hasPrefix("m "))
+        }
+        let memory = IncidentDriver(metric: "memory", direction: "up", from: 48, to: 79.2, afterNs: 720_000_000_000)
+        #expect(memory.summary == "memory ↑ 31.2 (48.0 → 79.2, +65 %) in 12m")
+    }
+}
