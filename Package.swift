@@ -81,7 +81,7 @@ let package = Package(
         ),
         .target(
             name: "GridMonDetect",
-            dependencies: ["GridMonCore", "GridMonForest", "GridMonWire", "GridMonPosix"]
+            dependencies: ["GridMonCore", "GridMonForest", "GridMonStore", "GridMonWire", "GridMonPosix"]
         ),
         .target(
             name: "GridMonServer",

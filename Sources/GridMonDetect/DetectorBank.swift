@@ -13,7 +13,7 @@ import Synchronization
 ///
 /// Bounded: at most `maxNodes` detectors (past it a node is not judged, counted in
 /// `unjudgedSamples`), `maxQueued` jobs. Threading: `judge` from any reactor thread.
-public final class DetectorBank: @unchecked Sendable {  // mutable state is behind locks; `thread` is touched by start/stop only
+public final class DetectorBank: @unchecked Sendable {  // mutable state is behind `table`; `trainer` is set once in init
     private final class Slot: Sendable {
         let detector: Mutex<NodeDetector>
         init(_ detector: NodeDetector) { self.detector = Mutex(detector) }
@@ -23,11 +23,9 @@ public final class DetectorBank: @unchecked Sendable {  // mutable state is behi
     public let maxNodes: Int
     public let maxQueued = 64
     public let incidents: IncidentBook
-    private let prior: Mutex<Detector?>
-    private let slots = Mutex<[NodeKey: Slot]>([:])
-    private let queue = Mutex<(jobs: [TrainingJob], stopped: Bool)>(([], false))
-    private let wake = Semaphore()
-    private var thread: PosixThread?
+    /// The per-node slots and the configured model, under one lock taken once per batch.
+    private let table: Mutex<(slots: [NodeKey: Slot], prior: Detector?)>
+    private var trainer: WorkQueue<TrainingJob>!
     private let ids: Atomic<UInt64>
 
     public let fits = Atomic<UInt64>(0)
@@ -41,27 +39,28 @@ public final class DetectorBank: @unchecked Sendable {  // mutable state is behi
     ///   - firstID: the first incident id (the server passes its start time in µs, so ids stay unique across restarts).
     public init(options: LiveDetectorOptions, prior: Detector?, maxNodes: Int, incidents: IncidentBook, firstID: UInt64) {
         self.options = options
-        self.prior = Mutex(prior)
+        table = Mutex(([:], prior))
         self.maxNodes = maxNodes
         self.incidents = incidents
         ids = Atomic(firstID)
+        trainer = WorkQueue(capacity: maxQueued) { [unowned self] job in train(job) }
     }
 
     /// Replaces the configured model (a reload); nodes' own detectors stay.
     public func replacePrior(_ detector: Detector?) {
-        prior.withLock { $0 = detector }
+        table.withLock { $0.prior = detector }
     }
 
-    public var hasPrior: Bool { prior.withLock { $0 != nil } }
+    public var hasPrior: Bool { table.withLock { $0.prior != nil } }
 
     /// Judges one batch of `key`'s samples and records the incidents it opens or closes.
     public func judge(_ samples: [Sample], key: NodeKey, into out: inout Judgement) -> [IncidentEvent] {
-        let slot = slots.withLock { table -> Slot? in
-            if let slot = table[key] { return slot }
-            guard table.count < maxNodes else { return nil }
+        let (slot, configured) = table.withLock { t -> (Slot?, Detector?) in
+            if let slot = t.slots[key] { return (slot, t.prior) }
+            guard t.slots.count < maxNodes else { return (nil, nil) }
             let slot = Slot(NodeDetector(key: key, options: options))
-            table[key] = slot
-            return slot
+            t.slots[key] = slot
+            return (slot, t.prior)
         }
         guard let slot else {
             out.scores = [Double](repeating: 0, count: samples.count)
@@ -70,7 +69,6 @@ public final class DetectorBank: @unchecked Sendable {  // mutable state is behi
             unjudgedSamples.add(UInt64(samples.count))
             return []
         }
-        let configured = prior.withLock { $0 }
         let (events, job) = slot.detector.withLock { d -> ([IncidentEvent], TrainingJob?) in
             let events = d.observe(samples, prior: configured, nextID: { ids.add(1, ordering: .relaxed).newValue }, into: &out)
             return (events, d.takeJob())
@@ -82,72 +80,44 @@ public final class DetectorBank: @unchecked Sendable {  // mutable state is behi
 
     /// A node's detection state, metrics and bytes (nil when it has no detector).
     public func describe(_ key: NodeKey) -> (state: DetectorState, metrics: Int, samples: Int, bytes: Int)? {
-        guard let slot = slots.withLock({ $0[key] }) else { return nil }
+        guard let slot = table.withLock({ $0.slots[key] }) else { return nil }
         return slot.detector.withLock { ($0.state, $0.metrics.count, $0.samples, $0.byteCount) }
     }
 
     /// Detectors held and the bytes they hold in total.
     public func footprint() -> (nodes: Int, bytes: Int) {
-        let all = slots.withLock { Array($0.values) }
+        let all = table.withLock { Array($0.slots.values) }
         return (all.count, all.reduce(0) { $0 + $1.detector.withLock { $0.byteCount } })
     }
 
     /// Drops the detectors (and open incidents) of nodes the server forgot.
     public func forget(_ keys: [NodeKey]) {
-        slots.withLock { table in for key in keys { table[key] = nil } }
+        table.withLock { t in for key in keys { t.slots[key] = nil } }
         incidents.forget(keys)
     }
 
     // MARK: - Trainer
 
     /// Starts the trainer thread.
-    public func start() {
-        guard thread == nil else { return }
-        thread = PosixThread { [self] in trainLoop() }
-    }
+    public func start() { trainer.start() }
 
     /// Stops the trainer after the fit in hand.
-    public func stop() {
-        guard let thread else { return }
-        queue.withLock { $0.stopped = true }
-        wake.signal()
-        thread.join()
-        self.thread = nil
-    }
+    public func stop() { trainer.stop() }
 
     private func enqueue(_ job: TrainingJob, slot: Slot) {
-        let accepted = queue.withLock { q -> Bool in
-            guard !q.stopped, q.jobs.count < maxQueued else { return false }
-            q.jobs.append(job)
-            return true
-        }
-        if accepted {
-            wake.signal()
-        } else {
-            skippedFits.add()
-            slot.detector.withLock { $0.install(nil, atSample: job.atSample) }
-        }
+        guard !trainer.submit(job) else { return }
+        skippedFits.add()
+        slot.detector.withLock { $0.install(nil, atSample: job.atSample) }
     }
 
-    private func trainLoop() {
-        while true {
-            let (job, stopped) = queue.withLock { q -> (TrainingJob?, Bool) in
-                if q.stopped { return (nil, true) }
-                return (q.jobs.isEmpty ? nil : q.jobs.removeFirst(), false)
-            }
-            if stopped { return }
-            guard let job else {
-                wake.wait()
-                continue
-            }
-            let started = Clock.monotonicNanos()
-            let detector = Self.fit(job, options: options.detector)
-            fitNanos.add(UInt64(max(0, Clock.monotonicNanos() - started)))
-            fits.add()
-            if detector.isDegenerate { degenerateFits.add() }
-            if let slot = slots.withLock({ $0[job.key] }) {
-                slot.detector.withLock { $0.install(detector, atSample: job.atSample) }
-            }
+    private func train(_ job: TrainingJob) {
+        let started = Clock.monotonicNanos()
+        let detector = Self.fit(job, options: options.detector)
+        fitNanos.add(UInt64(max(0, Clock.monotonicNanos() - started)))
+        fits.add()
+        if detector.isDegenerate { degenerateFits.add() }
+        if let slot = table.withLock({ $0.slots[job.key] }) {
+            slot.detector.withLock { $0.install(detector, atSample: job.atSample) }
         }
     }
 
@@ -164,7 +134,7 @@ public final class DetectorBank: @unchecked Sendable {  // mutable state is behi
             }
         }
         var options = options
-        options.seed = stableSeed(job.key.description) &+ UInt64(job.atSample)
+        options.seed = FNV1a.hash(job.key.description) &+ UInt64(job.atSample)
         return TemporalDetector.fit(features: matrices, metrics: job.metrics, options: options, source: "node \(job.key) history")
     }
 }

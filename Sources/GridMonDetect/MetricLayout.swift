@@ -1,3 +1,4 @@
+import GridMonStore
 import GridMonWire
 
 /// The metrics a node's detector reads from its samples, in column order: the eight fixed
@@ -6,7 +7,8 @@ import GridMonWire
 ///
 /// Fixed when a node's detector starts; a gauge that appears later is not modelled (counted
 /// in `unmodelled` by the caller) and one that disappears reads as its last value. At most
-/// `maxMetrics` columns, so a node sending thousands of gauges costs a bounded detector. Pure.
+/// `maxMetrics` columns of writable names (`MetricNames`), so a node sending thousands of
+/// gauges costs a bounded detector. Pure.
 public struct MetricLayout: Sendable, Equatable {
     public static let fixed = ["cpu", "memory", "disk", "load1", "net_rx", "net_tx", "disk_read", "disk_write"]
 
@@ -20,7 +22,10 @@ public struct MetricLayout: Sendable, Equatable {
     public init(first sample: Sample, maxMetrics: Int) {
         var names = Self.fixed
         var seen = Set(names)
-        for gauge in sample.extra where names.count < maxMetrics && seen.insert(gauge.name).inserted {
+        // Only gauges the store can write (the rest are dropped from storage, so an incident
+        // naming them would point at nothing); the names are peer bytes, bounded there.
+        for gauge in sample.extra where names.count < maxMetrics && MetricNames.isWritableFieldKey(gauge.name)
+            && seen.insert(gauge.name).inserted {
             names.append(gauge.name)
         }
         self.init(names: Array(names.prefix(max(1, maxMetrics))))

@@ -92,7 +92,7 @@ public struct NodeDetector: Sendable {
     public init(key: NodeKey, options: LiveDetectorOptions) {
         self.key = key
         self.options = options
-        rng = SplitMix64(seed: stableSeed(key.description))
+        rng = SplitMix64(seed: FNV1a.hash(key.description))
         nextFitAt = options.warmup
         tracker = IncidentTracker(rules: options.incidents)
         recentNs = [Int64](repeating: 0, count: options.incidents.window)
@@ -164,7 +164,7 @@ public struct NodeDetector: Sendable {
             // History: everything while learning; afterwards what lies outside incidents (and an
             // incident's samples once it has lasted `acceptIncidentAfter`).
             let quiet = model == nil || open == nil || self.samples - openedAtSample > options.acceptIncidentAfter
-            if quiet { remember(batchFeatures[(i * width)..<((i + 1) * width)]) }
+            if quiet && options.warmup > 0 { remember(batchFeatures[(i * width)..<((i + 1) * width)]) }
         }
         return events
     }
@@ -336,14 +336,4 @@ struct PriorStream: Sendable {
             return (forest.features, values, [])
         }
     }
-}
-
-/// FNV-1a of the UTF-8 bytes: a seed that is the same in every process (Swift's hashValue is not).
-func stableSeed(_ text: String) -> UInt64 {
-    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-    for byte in text.utf8 {
-        hash ^= UInt64(byte)
-        hash &*= 0x100_0000_01B3
-    }
-    return hash
 }

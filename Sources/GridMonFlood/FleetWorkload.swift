@@ -62,7 +62,7 @@ public struct FleetWorkload: LabelledWorkload {
     }
 
     func baseline(_ node: String) -> Baseline {
-        var rng = SplitMix64(seed: seed ^ fnv(node))
+        var rng = SplitMix64(seed: seed ^ FNV1a.hash(node))
         let cpu = 8 + 40 * rng.nextUnit()
         return Baseline(cpu: cpu, memory: 30 + 40 * rng.nextUnit(), disk: 20 + 55 * rng.nextUnit(), load: cpu / 25,
                         netRx: 50_000 + 2_000_000 * rng.nextUnit(), netTx: 20_000 + 1_000_000 * rng.nextUnit(),
@@ -73,7 +73,7 @@ public struct FleetWorkload: LabelledWorkload {
     public func incident(node: String, seq: UInt64) -> (kind: Incident, start: UInt64)? {
         let window = seq / Self.window
         for w in [window, window &- 1] where w <= window && w >= 1 {
-            var rng = SplitMix64(seed: seed ^ fnv(node) ^ (w &* 0x9E37_79B9_7F4A_7C15))
+            var rng = SplitMix64(seed: seed ^ FNV1a.hash(node) ^ (w &* 0x9E37_79B9_7F4A_7C15))
             guard rng.nextUnit() < incidentRate else { continue }
             let kind = Incident.allCases[Int(rng.next() % UInt64(Incident.allCases.count))]
             let start = w * Self.window + rng.next() % (Self.window - kind.duration)
@@ -90,7 +90,7 @@ public struct FleetWorkload: LabelledWorkload {
 
     public func sample(node: String, seq: UInt64) -> Sample {
         let b = baseline(node)
-        var noise = SplitMix64(seed: seed ^ fnv(node) ^ seq &* 0xD1B5_4A32_D192_ED03)
+        var noise = SplitMix64(seed: seed ^ FNV1a.hash(node) ^ seq &* 0xD1B5_4A32_D192_ED03)
         func jitter(_ scale: Double) -> Double { (noise.nextUnit() - 0.5) * 2 * scale }
         let daily = sin(Double(seq % 1440) / 1440 * 2 * .pi)
         var cpu = b.cpu * (1 + 0.3 * daily) + jitter(3)
@@ -114,12 +114,6 @@ public struct FleetWorkload: LabelledWorkload {
                       load1: max(0, b.load * (cpu / max(b.cpu, 1)) + jitter(0.1)), netRxBytesPerSec: max(0, netRx),
                       netTxBytesPerSec: b.netTx * (1 + jitter(0.1)), diskReadBytesPerSec: b.diskRead * (1 + jitter(0.2)),
                       diskWriteBytesPerSec: b.diskWrite * (1 + jitter(0.2)))
-    }
-
-    private func fnv(_ text: String) -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
-        return hash
     }
 }
 

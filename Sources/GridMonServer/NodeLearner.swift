@@ -42,31 +42,21 @@ public final class NodeLearner: @unchecked Sendable {  // mutable state is behin
     public let options: Options
     private let registry: ModelRegistry
     private let state = Mutex<[NodeKey: NodeHistory]>([:])
-    private let queue = Mutex<(jobs: [Job], stopped: Bool)>(([], false))
-    private let wake = Semaphore()
+    private var trainer: WorkQueue<Job>!
     public let fits = Atomic<UInt64>(0)
     public let skipped = Atomic<UInt64>(0)
-    private var thread: PosixThread?
 
     public init(options: Options, registry: ModelRegistry) {
         self.options = options
         self.registry = registry
+        trainer = WorkQueue(capacity: options.maxQueued) { [unowned self] job in train(job) }
     }
 
     /// Starts the trainer thread.
-    public func start() {
-        guard thread == nil else { return }
-        thread = PosixThread { [self] in trainLoop() }
-    }
+    public func start() { trainer.start() }
 
     /// Stops the trainer after the job in hand.
-    public func stop() {
-        guard let thread else { return }
-        queue.withLock { $0.stopped = true }
-        wake.signal()
-        thread.join()
-        self.thread = nil
-    }
+    public func stop() { trainer.stop() }
 
     /// Records a node's scored samples: `rows` holds `count` rows of `features.count` floats.
     public func observe(node: NodeKey, features: [String], rows: [Float], flagged: [Bool]) {
@@ -74,7 +64,7 @@ public final class NodeLearner: @unchecked Sendable {  // mutable state is behin
         let count = flagged.count
         var job: Job?
         state.withLock { table in
-            var history = table[node] ?? NodeHistory(rng: SplitMix64(seed: stableHash(node.node)))
+            var history = table[node] ?? NodeHistory(rng: SplitMix64(seed: FNV1a.hash(node.node)))
             for i in 0..<count {
                 history.seen += 1
                 history.sinceFit += 1
@@ -107,66 +97,35 @@ public final class NodeLearner: @unchecked Sendable {  // mutable state is behin
     }
 
     private func enqueue(_ job: Job) {
-        let accepted = queue.withLock { q -> Bool in
-            guard q.jobs.count < options.maxQueued else { return false }
-            q.jobs.append(job)
-            return true
-        }
-        if accepted {
-            wake.signal()
+        guard !trainer.submit(job) else { return }
+        skipped.add()
+        state.withLock { $0[job.node]?.queued = false }
+    }
+
+    private func train(_ job: Job) {
+        var fit = FitOptions()
+        fit.trees = options.trees
+        fit.seed = FNV1a.hash(job.node.node)
+        fit.source = "node \(job.node) history"
+        let matrix = FeatureMatrix(columns: job.features.count, values: job.rows)
+        var model = IsolationForest.fit(matrix, features: job.features, options: fit, createdUnix: Clock.unixNanos() / 1_000_000_000)
+        if model.trees.allSatisfy({ $0.depth == 0 }) {
+            // Constant history (every tree one leaf): every score equals every other, so no
+            // threshold separates anything. Never flag; refits continue as history grows
+            // (issue #11: such a model flagged every sample and so never learned again).
+            model.threshold = .infinity
         } else {
-            skipped.add()
-            state.withLock { $0[job.node]?.queued = false }
+            // A node model flags what its own history makes rare: threshold at its 99th percentile.
+            model.threshold = max(0.5, quantile(model.scores(matrix), 0.99))
+        }
+        let installed = registry.setNodeModel(model, for: job.node)
+        if installed { fits.add() } else { skipped.add() }
+        state.withLock { table in
+            guard var history = table[job.node] else { return }
+            history.queued = false
+            history.fitted = history.fitted || installed
+            history.sinceFit = 0
+            table[job.node] = history
         }
     }
-
-    private func trainLoop() {
-        while true {
-            // One take per job; an empty queue means wait (issue #11: this was a `Job??` whose
-            // empty case read as `.some(nil)` and ended the thread after its first batch).
-            let (job, stopped) = queue.withLock { q -> (Job?, Bool) in
-                if q.stopped { return (nil, true) }
-                return (q.jobs.isEmpty ? nil : q.jobs.removeFirst(), false)
-            }
-            if stopped { return }
-            guard let job else {
-                wake.wait()
-                continue
-            }
-            var fit = FitOptions()
-            fit.trees = options.trees
-            fit.seed = stableHash(job.node.node)
-            fit.source = "node \(job.node) history"
-            let matrix = FeatureMatrix(columns: job.features.count, values: job.rows)
-            var model = IsolationForest.fit(matrix, features: job.features, options: fit, createdUnix: Clock.unixNanos() / 1_000_000_000)
-            if model.trees.allSatisfy({ $0.depth == 0 }) {
-                // Constant history (every tree one leaf): every score equals every other, so no
-                // threshold separates anything. Never flag; refits continue as history grows
-                // (issue #11: such a model flagged every sample and so never learned again).
-                model.threshold = .infinity
-            } else {
-                // A node model flags what its own history makes rare: threshold at its 99th percentile.
-                model.threshold = max(0.5, quantile(model.scores(matrix), 0.99))
-            }
-            let installed = registry.setNodeModel(model, for: job.node)
-            if installed { fits.add() } else { skipped.add() }
-            state.withLock { table in
-                guard var history = table[job.node] else { return }
-                history.queued = false
-                history.fitted = history.fitted || installed
-                history.sinceFit = 0
-                table[job.node] = history
-            }
-        }
-    }
-}
-
-/// FNV-1a of the UTF-8 bytes: a seed that is the same in every process (Swift's hashValue is not).
-func stableHash(_ text: String) -> UInt64 {
-    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-    for byte in text.utf8 {
-        hash ^= UInt64(byte)
-        hash &*= 0x100_0000_01B3
-    }
-    return hash
 }

@@ -235,7 +235,8 @@ struct StreamServer: ParsableCommand {
         guard nodeWarmup >= 0, nodeRefit > 0, (16...1_000_000).contains(nodeReservoir), nodeModelsMax >= 0 else {
             throw ValidationError("--node-warmup >= 0, --node-refit > 0, --node-reservoir 16...1000000, --node-models-max >= 0")
         }
-        guard (1...4096).contains(nodeMaxMetrics) else { throw ValidationError("--node-max-metrics 1...4096") }
+        // 256: a node's history is reservoir × metrics × 5 floats (1024 × 256 × 5 × 4 B = 5 MiB).
+        guard (1...256).contains(nodeMaxMetrics) else { throw ValidationError("--node-max-metrics 1...256") }
         if let problem = incidentRules.problem { throw ValidationError(problem) }
         guard (1...1_000_000).contains(recentIncidents) else { throw ValidationError("--recent-incidents 1...1000000") }
         guard scorer != "temporal" || tenantModels.isEmpty else { throw ValidationError("--tenant-models needs --scorer forest") }
