@@ -107,7 +107,7 @@ public final class DetectorBank: @unchecked Sendable {  // mutable state is behi
     private func enqueue(_ job: TrainingJob, slot: Slot) {
         guard !trainer.submit(job) else { return }
         skippedFits.add()
-        slot.detector.withLock { $0.install(nil, atSample: job.atSample) }
+        slot.detector.withLock { $0.install(nil) }
     }
 
     private func train(_ job: TrainingJob) {
@@ -117,7 +117,7 @@ public final class DetectorBank: @unchecked Sendable {  // mutable state is behi
         fits.add()
         if detector.isDegenerate { degenerateFits.add() }
         if let slot = table.withLock({ $0.slots[job.key] }) {
-            slot.detector.withLock { $0.install(detector, atSample: job.atSample) }
+            slot.detector.withLock { $0.install(detector) }
         }
     }
 

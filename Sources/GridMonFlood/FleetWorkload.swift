@@ -42,7 +42,8 @@ public protocol LabelledWorkload: Sendable {
 }
 
 /// A realistic simulated fleet, deterministic in (seed, node, seq): each node has its own
-/// baseline, a daily cycle (one simulated day per 1440 samples) and noise; in each window of
+/// baseline, a daily cycle (`daySamples` per simulated day: 86,400 by default, matching the
+/// samples' 1 s timestamps; the original's 1440 squeezed a day into 24 minutes) and noise; in each window of
 /// 600 samples after the first a node starts an incident with probability `incidentRate`, at a
 /// random offset. The first window is healthy: it is when the server learns each node's
 /// baseline (300 samples by default), as a new agent on a machine in service would.
@@ -51,10 +52,15 @@ public struct FleetWorkload: LabelledWorkload {
     public let seed: UInt64
     public let incidentRate: Double
     static let window: UInt64 = 600
+    /// Sample `seq` is at `epochNs + seq` seconds.
+    public static let epochNs: Int64 = 1_767_225_600_000_000_000
 
-    public init(seed: UInt64, incidentRate: Double = 0.2) {
+    public let daySamples: UInt64
+
+    public init(seed: UInt64, incidentRate: Double = 0.2, daySamples: UInt64 = 86_400) {
         self.seed = seed
         self.incidentRate = incidentRate
+        self.daySamples = max(1, daySamples)
     }
 
     struct Baseline {
@@ -92,7 +98,7 @@ public struct FleetWorkload: LabelledWorkload {
         let b = baseline(node)
         var noise = SplitMix64(seed: seed ^ FNV1a.hash(node) ^ seq &* 0xD1B5_4A32_D192_ED03)
         func jitter(_ scale: Double) -> Double { (noise.nextUnit() - 0.5) * 2 * scale }
-        let daily = sin(Double(seq % 1440) / 1440 * 2 * .pi)
+        let daily = sin(Double(seq % daySamples) / Double(daySamples) * 2 * .pi)
         var cpu = b.cpu * (1 + 0.3 * daily) + jitter(3)
         var memory = b.memory + 2 * daily + jitter(1)
         var disk = b.disk + jitter(0.2)
@@ -109,7 +115,7 @@ public struct FleetWorkload: LabelledWorkload {
             }
         }
         let clamp = { (v: Double) in min(100, max(0, v)) }
-        return Sample(seq: seq, timestampNs: 1_767_225_600_000_000_000 + Int64(seq) * 1_000_000_000,
+        return Sample(seq: seq, timestampNs: Self.epochNs + Int64(seq) * 1_000_000_000,
                       cpuPercent: clamp(cpu), memoryPercent: clamp(memory), diskPercent: clamp(disk),
                       load1: max(0, b.load * (cpu / max(b.cpu, 1)) + jitter(0.1)), netRxBytesPerSec: max(0, netRx),
                       netTxBytesPerSec: b.netTx * (1 + jitter(0.1)), diskReadBytesPerSec: b.diskRead * (1 + jitter(0.2)),

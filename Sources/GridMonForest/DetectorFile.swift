@@ -61,16 +61,23 @@ public enum Detector: Sendable {
 ///     u32 CRC-32C of every byte before it
 ///
 /// Version 1 is feature set 1 (five window features per metric); version 2 adds the slow
-/// features (`TemporalFeatures`). Each embedded forest is validated as a model file of its
+/// features (`TemporalFeatures`); version 3 adds `range_scale S` and one `range M LO HI` line
+/// per metric (the range term), with or without `slow_horizon`. Each embedded forest is validated as a model file of its
 /// own, with the feature names its version implies. Pure.
 public enum TemporalFile {
     public static let magic = Array("GMTEMPOR".utf8)
 
     public static func encode(_ detector: TemporalDetector) -> [UInt8] {
         var out = magic
-        put(&out, UInt32(detector.slowHorizon == nil ? 1 : 2))
+        put(&out, UInt32(detector.rangeScale != nil ? 3 : detector.slowHorizon == nil ? 1 : 2))
         var header = "window \(detector.window)\n"
         if let horizon = detector.slowHorizon { header += "slow_horizon \(horizon)\n" }
+        if let scale = detector.rangeScale {
+            header += "range_scale \(scale)\n"
+            for m in detector.metrics.indices {
+                header += "range \(m) \(detector.ranges[m].lowerBound) \(detector.ranges[m].upperBound)\n"
+            }
+        }
         header += "top_k \(detector.topK)\nthreshold \(detector.threshold)\nmetrics \(detector.metrics.count)\n"
         for m in detector.metrics.indices {
             header += "metric \(detector.medians[m]) \(detector.spreads[m]) \(detector.metrics[m])\n"
@@ -101,7 +108,7 @@ public enum TemporalFile {
             return UInt32(bytes[position]) | UInt32(bytes[position + 1]) << 8 | UInt32(bytes[position + 2]) << 16 | UInt32(bytes[position + 3]) << 24
         }
         let version = try u32()
-        guard version == 1 || version == 2 else { throw .unsupportedVersion(version) }
+        guard (1...3).contains(version) else { throw .unsupportedVersion(version) }
         let stored = bytes[(bytes.count - 4)...].withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
         let computed = bytes[..<(bytes.count - 4)].withUnsafeBytes { CRC32C.checksum($0) }
         guard stored == computed else { throw .checksumMismatch(stored: stored, computed: computed) }
@@ -112,11 +119,21 @@ public enum TemporalFile {
 
         var window = 0, topK = 0, declared = -1, horizon = 0
         var threshold = Double.nan
+        var rangeScale: Double?
+        var ranges: [Int: ClosedRange<Double>] = [:]
         var metrics: [String] = [], medians: [Double] = [], spreads: [Double] = []
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
             switch parts[0] {
             case "window": window = Int(parts.count > 1 ? parts[1] : "") ?? 0
+            case "range_scale":
+                guard let v = Double(parts.count > 1 ? parts[1] : ""), v.isFinite, v > 0 else { throw .badHeader("bad line '\(line)'") }
+                rangeScale = v
+            case "range":
+                guard parts.count == 4, let m = Int(parts[1]), (0..<100_000).contains(m), let lo = Double(parts[2]),
+                      let hi = Double(parts[3]), lo.isFinite, hi.isFinite, lo <= hi, ranges[m] == nil
+                else { throw .badHeader("bad line '\(line)'") }
+                ranges[m] = lo...hi
             case "slow_horizon": horizon = Int(parts.count > 1 ? parts[1] : "") ?? 0
             case "top_k": topK = Int(parts.count > 1 ? parts[1] : "") ?? 0
             case "threshold": threshold = Double(parts.count > 1 ? parts[1] : "") ?? .nan
@@ -132,8 +149,10 @@ public enum TemporalFile {
             }
         }
         guard (1...10_000).contains(window) else { throw .badHeader("window \(window)") }
-        guard version == 1 || (1...1_000_000).contains(horizon) else { throw .badHeader("slow_horizon \(horizon)") }
-        let slowHorizon = version == 2 ? horizon : nil
+        guard version == 1 || horizon == 0 || (1...1_000_000).contains(horizon) else { throw .badHeader("slow_horizon \(horizon)") }
+        guard version != 2 || horizon > 0 else { throw .badHeader("version 2 needs slow_horizon") }
+        let slowHorizon = horizon > 0 && version >= 2 ? horizon : nil
+        guard (version == 3) == (rangeScale != nil) else { throw .badHeader("range_scale belongs to version 3 only") }
         guard declared == metrics.count, declared > 0 else { throw .badHeader("metrics says \(declared), \(metrics.count) metric lines") }
         guard (1...metrics.count).contains(topK) else { throw .badHeader("top_k \(topK)") }
         guard threshold.isFinite else { throw .badHeader("threshold missing") }
@@ -146,6 +165,14 @@ public enum TemporalFile {
             position += length
         }
         guard position == bytes.count - 4 else { throw .trailingBytes(bytes.count - 4 - position) }
-        return TemporalDetector(metrics: metrics, window: window, slowHorizon: slowHorizon, topK: topK, forests: forests, medians: medians, spreads: spreads, threshold: threshold)
+        var rangeList: [ClosedRange<Double>] = []
+        if rangeScale != nil {
+            rangeList = metrics.indices.compactMap { ranges[$0] }
+            guard ranges.count == metrics.count, rangeList.count == metrics.count else {
+                throw .badHeader("\(ranges.count) range lines for \(metrics.count) metrics")
+            }
+        }
+        return TemporalDetector(metrics: metrics, window: window, slowHorizon: slowHorizon, topK: topK, forests: forests,
+                                medians: medians, spreads: spreads, threshold: threshold, ranges: rangeList, rangeScale: rangeScale)
     }
 }

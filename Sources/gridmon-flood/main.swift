@@ -83,6 +83,12 @@ struct Flood: ParsableCommand {
     @Flag(help: "Print the final report as JSON. [GRIDMON_JSON=1]")
     var json: Bool = environment("GRIDMON_JSON") == "1"
 
+    @Option(help: "fleet: samples per simulated day of the nodes' daily cycle (86400 = a real day at the samples' 1 s spacing; 1440 = the original's 24-minute day). [GRIDMON_DAY_SAMPLES]")
+    var daySamples: UInt64 = environment("GRIDMON_DAY_SAMPLES").flatMap { UInt64($0) } ?? 86_400
+
+    @Option(help: "fleet: the server's admin address HOST:PORT; after the run its /api/v1/incidents are scored against the injected incidents (per-kind incident recall, delay, false incidents per node-hour). [GRIDMON_ADMIN]")
+    var admin: String = environment("GRIDMON_ADMIN") ?? ""
+
     @Flag(help: "No progress lines. [GRIDMON_QUIET=1]")
     var quiet: Bool = environment("GRIDMON_QUIET") == "1"
 
@@ -92,7 +98,11 @@ struct Flood: ParsableCommand {
             throw ValidationError("--target \(target) is not on loopback; pass --allow-remote to load another host on purpose")
         }
         guard ["flood", "fleet", "replay"].contains(mode) else { throw ValidationError("--mode is flood, fleet or replay") }
+        guard admin.isEmpty || (mode == "fleet" && SocketAddress(parsing: admin).map { allowRemote || $0.host.hasPrefix("127.") } == true) else {
+            throw ValidationError("--admin needs --mode fleet and a loopback HOST:PORT")
+        }
         guard mode != "replay" || !replayFile.isEmpty else { throw ValidationError("--mode replay needs --replay-file") }
+        guard daySamples >= 1 else { throw ValidationError("--day-samples must be positive") }
         guard (0...1).contains(incidentRate) else { throw ValidationError("--incident-rate must be within 0...1") }
         guard samples > 0 || duration > 0 else { throw ValidationError("a run must be bounded: give --samples or --duration") }
         guard (1...60_000).contains(connections) else { throw ValidationError("--connections must be 1 ... 60000") }
@@ -118,7 +128,7 @@ struct Flood: ParsableCommand {
 
         let flood: FloodRun
         var labelled: LabelledWorkload?
-        if mode == "fleet" { labelled = FleetWorkload(seed: seed, incidentRate: incidentRate) }
+        if mode == "fleet" { labelled = FleetWorkload(seed: seed, incidentRate: incidentRate, daySamples: daySamples) }
         if mode == "replay" {
             do {
                 let table = try CSVTable(parsing: Files.readText(replayFile), file: replayFile)
@@ -159,6 +169,15 @@ struct Flood: ParsableCommand {
         if !quiet && isatty(2) == 1 { _ = write(2, "\n", 1) }
         let report = FloodReport(stats: stats, elapsedNs: flood.elapsedNs)
         print(json ? report.json : report.text, terminator: json ? "\n" : "")
+        if !admin.isEmpty, let fleet = labelled as? FleetWorkload {
+            do {
+                let score = try IncidentFetch.score(admin: SocketAddress(parsing: admin)!, fleet: fleet)
+                print(json ? IncidentFetch.json(score) : IncidentFetch.text(score), terminator: json ? "\n" : "")
+            } catch {
+                Log.error("incidents_unavailable", ["admin": admin, "error": error])
+                throw ExitCode(1)
+            }
+        }
         if stats.samplesAcked < stats.samplesSent { throw ExitCode(1) }
     }
 }

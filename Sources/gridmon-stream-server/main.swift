@@ -160,8 +160,8 @@ struct StreamServer: ParsableCommand {
     @Option(help: "Samples of a node before its own detector is fit (0 = no per-node models). [GRIDMON_NODE_WARMUP]")
     var nodeWarmup: Int = environment("GRIDMON_NODE_WARMUP").flatMap { Int($0) } ?? 300
 
-    @Option(help: "Most samples between refits of a node's detector (refits come at 2x, 4x ... the warm-up until then). [GRIDMON_NODE_REFIT]")
-    var nodeRefit: Int = environment("GRIDMON_NODE_REFIT").flatMap { Int($0) } ?? 3600
+    @Option(help: "Most samples between refits of a node's model (temporal: also refit whenever a quarter of its history is new; forest: refit every this many). [GRIDMON_NODE_REFIT]")
+    var nodeRefit: Int = environment("GRIDMON_NODE_REFIT").flatMap { Int($0) } ?? 86_400
 
     @Option(help: "Rows of history kept per node for its detector (a uniform sample of its unflagged samples). [GRIDMON_NODE_RESERVOIR]")
     var nodeReservoir: Int = environment("GRIDMON_NODE_RESERVOIR").flatMap { Int($0) } ?? 1024
@@ -171,6 +171,18 @@ struct StreamServer: ParsableCommand {
 
     @Option(help: "Most metrics one node's detector models (the 8 fixed gauges, then extra gauges in the order first sent). [GRIDMON_NODE_MAX_METRICS]")
     var nodeMaxMetrics: Int = environment("GRIDMON_NODE_MAX_METRICS").flatMap { Int($0) } ?? 64
+
+    @Option(help: "temporal: raw score at or above which a node's own detector flags a sample (1 = the mean of its top-2 metrics at their training 99th percentile; stored anomaly_score = raw/(1+raw)). [GRIDMON_NODE_THRESHOLD]")
+    var nodeThreshold: Double = environment("GRIDMON_NODE_THRESHOLD").flatMap { Double($0) } ?? LiveDetectorOptions().detector.threshold
+
+    @Option(help: "temporal: trees per metric in a node's detector (memory and CPU per node grow with it). [GRIDMON_NODE_TREES]")
+    var nodeTrees: Int = environment("GRIDMON_NODE_TREES").flatMap { Int($0) } ?? LiveDetectorOptions().detector.trees
+
+    @Option(help: "temporal: how many of a node's most anomalous metrics are averaged into its score. [GRIDMON_NODE_TOP_K]")
+    var nodeTopK: Int = environment("GRIDMON_NODE_TOP_K").flatMap { Int($0) } ?? LiveDetectorOptions().detector.topK
+
+    @Option(help: "temporal: a metric this many training-range widths outside its range flags on its own; 0 = off. [GRIDMON_NODE_RANGE_SCALE]")
+    var nodeRangeScale: Double = environment("GRIDMON_NODE_RANGE_SCALE").flatMap { Double($0) } ?? (LiveDetectorOptions().detector.rangeScale ?? 0)
 
     @Option(help: "An incident opens when this many of the last --incident-window samples are flagged. [GRIDMON_INCIDENT_OPEN_AFTER]")
     var incidentOpenAfter: Int = environment("GRIDMON_INCIDENT_OPEN_AFTER").flatMap { Int($0) } ?? IncidentRules().openAfter
@@ -236,6 +248,10 @@ struct StreamServer: ParsableCommand {
             throw ValidationError("--node-warmup >= 0, --node-refit > 0, --node-reservoir 16...1000000, --node-models-max >= 0")
         }
         // 256: a node's history is reservoir × metrics × 5 floats (1024 × 256 × 5 × 4 B = 5 MiB).
+        guard nodeThreshold.isFinite, nodeThreshold > 0 else { throw ValidationError("--node-threshold must be a positive number") }
+        guard (1...1000).contains(nodeTrees), (1...64).contains(nodeTopK), nodeRangeScale >= 0, nodeRangeScale.isFinite else {
+            throw ValidationError("--node-trees 1...1000, --node-top-k 1...64, --node-range-scale >= 0")
+        }
         guard (1...256).contains(nodeMaxMetrics) else { throw ValidationError("--node-max-metrics 1...256") }
         if let problem = incidentRules.problem { throw ValidationError(problem) }
         guard (1...1_000_000).contains(recentIncidents) else { throw ValidationError("--recent-incidents 1...1000000") }
@@ -292,6 +308,10 @@ struct StreamServer: ParsableCommand {
             options.reservoir = nodeReservoir
             options.maxMetrics = nodeMaxMetrics
             options.incidents = incidentRules
+            options.detector.threshold = nodeThreshold
+            options.detector.trees = nodeTrees
+            options.detector.topK = nodeTopK
+            options.detector.rangeScale = nodeRangeScale > 0 ? nodeRangeScale : nil
             let detectors = DetectorBank(options: options, prior: prior, maxNodes: nodeModelsMax,
                                          incidents: IncidentBook(maxRecent: recentIncidents),
                                          firstID: UInt64(max(0, Clock.unixNanos() / 1000)))

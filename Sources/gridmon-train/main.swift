@@ -68,8 +68,10 @@ struct Fit: ParsableCommand {
     var window: Int = environment("GRIDMON_WINDOW").flatMap { Int($0) } ?? 10
     @Option(help: "temporal: slow horizon in samples for the trend and drift features (0 = window features only, file version 1). [GRIDMON_SLOW_HORIZON]")
     var slowHorizon: Int = environment("GRIDMON_SLOW_HORIZON").flatMap { Int($0) } ?? 0
+    @Option(help: "temporal: a metric that leaves its training range by this many range widths flags on its own (0 = forests only). [GRIDMON_RANGE_SCALE]")
+    var rangeScale: Double = environment("GRIDMON_RANGE_SCALE").flatMap { Double($0) } ?? (TemporalDetector.Options().rangeScale ?? 0)
     @Option(help: "temporal: how many of the most anomalous metrics are averaged. [GRIDMON_TOP_K]")
-    var topK: Int = environment("GRIDMON_TOP_K").flatMap { Int($0) } ?? 2
+    var topK: Int = environment("GRIDMON_TOP_K").flatMap { Int($0) } ?? TemporalDetector.Options().topK
     @Option(help: "Number of trees t (per metric for temporal; default 100 for forest, 50 for temporal). [GRIDMON_TREES]")
     var trees: Int = environment("GRIDMON_TREES").flatMap { Int($0) } ?? 0
     @Option(help: "Subsample size ψ per tree. [GRIDMON_SUBSAMPLE]")
@@ -98,6 +100,7 @@ struct Fit: ParsableCommand {
             options.window = window
             options.topK = topK
             options.slowHorizon = slowHorizon > 0 ? slowHorizon : nil
+            options.rangeScale = rangeScale > 0 ? rangeScale : nil
             options.trees = trees > 0 ? trees : 50
             options.subsampleSize = subsample
             options.seed = seed

@@ -32,7 +32,7 @@ import Testing
             all.scores += j.scores
             all.flagged += j.flagged
             all.state = j.state
-            if let job = d.takeJob() { d.install(DetectorBank.fit(job, options: d.options.detector), atSample: job.atSample) }
+            if let job = d.takeJob() { d.install(DetectorBank.fit(job, options: d.options.detector)) }
             start = end
         }
         return (all, events)

@@ -43,15 +43,26 @@ import Testing
     @Test func temporalFilesOfBothVersionsRoundTrip() throws {
         var rng = SplitMix64(seed: 9)
         let rows = (0..<400).map { _ in [rng.nextUnit(), rng.nextUnit() * 3, 1.0] }
-        for horizon in [nil, 30] as [Int?] {
+        for (horizon, scale, version) in [(nil, nil, 1), (30, nil, 2), (nil, 1.0, 3), (30, 2.0, 3)] as [(Int?, Double?, UInt8)] {
             var options = TemporalDetector.Options()
             options.slowHorizon = horizon
+            options.rangeScale = scale
             options.trees = 10
             let detector = TemporalDetector.fit(rows, metrics: ["a", "b", "flat"], options: options)
             #expect(detector.active == [true, true, false])
-            let decoded = try TemporalFile.decode(TemporalFile.encode(detector))
+            let bytes = TemporalFile.encode(detector)
+            #expect(bytes[8] == version)
+            let decoded = try TemporalFile.decode(bytes)
             #expect(decoded.slowHorizon == horizon)
+            #expect(decoded.rangeScale == scale)
+            #expect(decoded.ranges == detector.ranges)
             #expect(decoded.rawScores(rows) == detector.rawScores(rows))
         }
+        // The range term: a value far outside an active metric's training range flags alone.
+        var options = TemporalDetector.Options()
+        options.trees = 10
+        let detector = TemporalDetector.fit(rows, metrics: ["a", "b", "flat"], options: options)
+        let far = detector.rawScores(rows.prefix(50) + [[5, 1.5, 1]])
+        #expect(far.last! >= detector.threshold * 3)
     }
 }
