@@ -138,28 +138,56 @@ struct Score: ParsableCommand {
 }
 
 struct Evaluate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "ROC-AUC, PR-AUC (average precision) and best point-wise F1 against labels.")
+    static let configuration = CommandConfiguration(
+        abstract: "ROC-AUC, PR-AUC (average precision) and best point-wise F1 against labels.",
+        discussion: """
+            Scores come from --model over --data, or from --scores: a CSV with a `score` column
+            (what `gridmon-train score` prints, or a server's stored anomaly_score) and
+            optionally a `flagged` column (0/1, the server's verdicts), which adds precision and
+            recall at the detector's own threshold.
+            """)
     @Option(help: "Model file. [GRIDMON_MODEL]") var model: String = environment("GRIDMON_MODEL") ?? "model.gmf"
     @Option(help: "Test CSV. [GRIDMON_DATA]") var data: String = environment("GRIDMON_DATA") ?? ""
+    @Option(help: "Scores CSV (instead of --model and --data). [GRIDMON_SCORES]") var scores: String = environment("GRIDMON_SCORES") ?? ""
     @Option(help: "Labels CSV: header, then one 0/1 per test row. [GRIDMON_LABELS]") var labels: String = environment("GRIDMON_LABELS") ?? ""
     @Flag(help: "Print JSON.") var json = false
-    func validate() throws { guard !data.isEmpty, !labels.isEmpty else { throw ValidationError("--data and --labels are required") } }
+    func validate() throws {
+        guard !labels.isEmpty, data.isEmpty != scores.isEmpty else { throw ValidationError("--labels and one of --data or --scores are required") }
+    }
     func run() throws {
-        let detector = loadModel(model)
-        let scores = detector.scores(rows(loadCSV(data), detector.inputColumns, data))
+        var values: [Double]
+        var verdicts: [Bool]?
+        if scores.isEmpty {
+            let detector = loadModel(model)
+            values = detector.scores(rows(loadCSV(data), detector.inputColumns, data))
+        } else {
+            let table = loadCSV(scores)
+            guard let s = table.columns.firstIndex(of: "score") else { fail("\(scores): no `score` column") }
+            values = table.rows.map { $0[s] }
+            if let f = table.columns.firstIndex(of: "flagged") { verdicts = table.rows.map { $0[f] != 0 } }
+        }
         let labelTable = loadCSV(labels)
         guard labelTable.columns.count == 1 else { fail("\(labels): expected one label column, found \(labelTable.columns.count)") }
-        guard labelTable.rows.count == scores.count else { fail("\(labels): \(labelTable.rows.count) labels for \(scores.count) rows of \(data)") }
+        guard labelTable.rows.count == values.count else { fail("\(labels): \(labelTable.rows.count) labels for \(values.count) scores") }
         var flags: [Bool] = []
         for (i, row) in labelTable.rows.enumerated() {
             guard row[0] == 0 || row[0] == 1 else { fail("\(labels):\(i + 2): label \(row[0]) is not 0 or 1") }
             flags.append(row[0] == 1)
         }
-        let q = DetectionQuality(scores: scores, labels: flags)
+        let q = DetectionQuality(scores: values, labels: flags)
+        var atFlag = ""
+        if let verdicts {
+            let tp = zip(verdicts, flags).filter { $0 && $1 }.count
+            let flagged = verdicts.filter { $0 }.count
+            let precision = flagged == 0 ? 0 : Double(tp) / Double(flagged)
+            let recall = Double(tp) / Double(max(1, flags.filter { $0 }.count))
+            atFlag = json ? ",\"precision_at_flag\":\(precision),\"recall_at_flag\":\(recall),\"flagged\":\(flagged)"
+                : "  at the detector's threshold: precision \(precision) recall \(recall) (\(flagged) flagged)"
+        }
         if json {
-            print("{\"roc_auc\":\(q.rocAUC),\"pr_auc\":\(q.prAUC),\"best_f1\":\(q.bestF1),\"best_threshold\":\(q.bestThreshold),\"rows\":\(scores.count)}")
+            print("{\"roc_auc\":\(q.rocAUC),\"pr_auc\":\(q.prAUC),\"best_f1\":\(q.bestF1),\"best_threshold\":\(q.bestThreshold),\"rows\":\(values.count)\(atFlag)}")
         } else {
-            print("rows \(scores.count)  ROC-AUC \(q.rocAUC)  PR-AUC \(q.prAUC)  best F1 \(q.bestF1) (at score >= \(q.bestThreshold))")
+            print("rows \(values.count)  ROC-AUC \(q.rocAUC)  PR-AUC \(q.prAUC)  best F1 \(q.bestF1) (at score >= \(q.bestThreshold))\(atFlag)")
         }
     }
 }

@@ -80,6 +80,29 @@ import Testing
         #expect((metric(metrics, "gridmon_samples_accepted_total") ?? 0) > 100)
     }
 
+    /// `--admin`: the server's incidents (live detection, defaults) scored against the injected
+    /// ones — every incident the server reports is either matched to an injection or counted false.
+    @Test func fleetModeScoresTheServersIncidentsAgainstTheInjectedOnes() throws {
+        let server = try ServerProcess(["--insecure-no-auth"])
+        let admin = try #require(server.adminAddress)
+        let result = try runBinary("gridmon-flood", [
+            "--target", "\(server.address)", "--mode", "fleet", "--seed", "3", "--connections", "4", "--streams", "5",
+            "--batch", "20", "--rate", "400", "--samples", "60000", "--json", "--quiet", "--admin", "\(admin)",
+        ], timeout: 120)
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n")
+        let incidents = try #require(try report(String(lines.last ?? ""))["incidents"] as? [String: Any])
+        let reported = try #require(incidents["reported"] as? Int)
+        let falseOnes = try #require(incidents["false"] as? Int)
+        let byKind = try #require(incidents["by_kind"] as? [String: [String: Any]])
+        let injected = byKind.values.reduce(0) { $0 + ($1["injected"] as? Int ?? 0) }
+        let found = byKind.values.reduce(0) { $0 + ($1["detected"] as? Int ?? 0) }
+        let opened = metric(try httpGet(admin, "/metrics").body, "gridmon_incidents_total{tenant=\"default\"}") ?? 0
+        #expect(injected > 0 && found > 0 && found <= injected, "\(byKind)")
+        #expect(reported == Int(opened) && falseOnes <= reported)
+        #expect((incidents["healthy_node_hours"] as? Double ?? 0) > 0)
+    }
+
     @Test func fleetModeScoresVerdictsAgainstInjectedIncidentsDeterministically() throws {
         func run(seed: Int) throws -> [String: Any] {
             let server = try ServerProcess(["--scorer", "forest", "--insecure-no-auth", "--node-warmup", "0"])

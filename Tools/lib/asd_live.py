@@ -1,0 +1,82 @@
+"""Tools/eval-asd --live: ASD through a real gridmon-stream-server with default flags.
+
+For each server: its train rows then its test rows are sent by gridmon-flood --mode replay
+(one node, every column an extra gauge, 1,000 samples/s so background fits keep pace the way
+they do at 1 sample/s), the server is stopped cleanly, and the anomaly_score and
+anomaly_detected the server stored for the test rows are read back with
+`gridmon-stream-server export` and evaluated with `gridmon-train evaluate --scores`."""
+import json, os, socket, subprocess, sys, tempfile, time
+
+bindir, data, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1000
+EPOCH = 1_767_225_600_000_000_000
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run_server(work, name):
+    port = free_port()
+    log = open(f"{work}/{name}.log", "w")
+    proc = subprocess.Popen([f"{bindir}/gridmon-stream-server", "--insecure-no-auth", "--listen", f"127.0.0.1:{port}",
+                             "--admin-listen", "off", "--data-dir", f"{work}/{name}-data"], stderr=log)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if "event=listening" in open(f"{work}/{name}.log").read():
+            return proc, port
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"{name}: server did not start")
+
+
+results = {}
+servers = sorted((d for d in os.listdir(data) if d.startswith("omi-")), key=lambda s: int(s.split("-")[1]))
+with tempfile.TemporaryDirectory() as work:
+    for name in servers:
+        train = open(f"{data}/{name}/train.csv").read().splitlines()
+        test = open(f"{data}/{name}/test.csv").read().splitlines()
+        with open(f"{work}/{name}.csv", "w") as f:
+            f.write("\n".join(train + test[1:]) + "\n")
+        rows = len(train) - 1 + len(test) - 1
+        proc, port = run_server(work, name)
+        try:
+            flood = subprocess.run([f"{bindir}/gridmon-flood", "--target", f"127.0.0.1:{port}", "--mode", "replay",
+                                    "--replay-file", f"{work}/{name}.csv", "--connections", "1", "--streams", "1",
+                                    "--batch", "10", "--rate", str(rate), "--samples", str(rows), "--quiet", "--json"],
+                                   capture_output=True, text=True, timeout=600)
+            assert flood.returncode == 0, flood.stderr
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        export = subprocess.run([f"{bindir}/gridmon-stream-server", "export", "--data-dir", f"{work}/{name}-data"],
+                                capture_output=True, text=True, check=True).stdout
+        stored = {}
+        for line in export.splitlines():
+            if not line.startswith("system_metrics,"):
+                continue
+            fields, ts = line.split(" ")[-2], int(line.split(" ")[-1])
+            kv = dict(f.split("=", 1) for f in fields.split(","))
+            stored[(ts - EPOCH) // 1_000_000_000] = (float(kv["anomaly_score"]), kv["anomaly_detected"] == "1i")
+        first = len(train)  # seq of the first test row is len(train) (header excluded: rows 1..n)
+        with open(f"{work}/{name}-scores.csv", "w") as f:
+            f.write("score,flagged\n")
+            for seq in range(first, first + len(test) - 1):
+                score, flagged = stored[seq]
+                f.write(f"{score},{1 if flagged else 0}\n")
+        q = subprocess.run([f"{bindir}/gridmon-train", "evaluate", "--scores", f"{work}/{name}-scores.csv",
+                            "--labels", f"{data}/{name}/labels.csv", "--json"], capture_output=True, text=True, check=True)
+        results[name] = json.loads(q.stdout)
+        print(f"{name}: {q.stdout.strip()}", file=sys.stderr)
+
+mean = lambda k: sum(r[k] for r in results.values()) / len(results)
+print("| server | live ROC-AUC | PR-AUC | best F1 | precision / recall at the server's verdicts | flagged |")
+print("|---|---|---|---|---|---|")
+for name, r in results.items():
+    print(f"| {name} | {r['roc_auc']:.3f} | {r['pr_auc']:.3f} | {r['best_f1']:.3f} | "
+          f"{r['precision_at_flag']:.3f} / {r['recall_at_flag']:.3f} | {r['flagged']} |")
+print(f"| **mean** | {mean('roc_auc'):.3f} | {mean('pr_auc'):.3f} | {mean('best_f1'):.3f} | "
+      f"{mean('precision_at_flag'):.3f} / {mean('recall_at_flag'):.3f} | |")
