@@ -24,7 +24,7 @@ public final class DetectorBank: @unchecked Sendable {  // mutable state is behi
     public let maxQueued = 64
     public let incidents: IncidentBook
     /// The per-node slots and the configured model, under one lock taken once per batch.
-    private let table: Mutex<(slots: [NodeKey: Slot], prior: Detector?)>
+    private let table: Mutex<(slots: [NodeKey: Slot], prior: ConfiguredModel?)>
     private var trainer: WorkQueue<TrainingJob>!
     private let ids: Atomic<UInt64>
 
@@ -39,7 +39,7 @@ public final class DetectorBank: @unchecked Sendable {  // mutable state is behi
     ///   - firstID: the first incident id (the server passes its start time in µs, so ids stay unique across restarts).
     public init(options: LiveDetectorOptions, prior: Detector?, maxNodes: Int, incidents: IncidentBook, firstID: UInt64) {
         self.options = options
-        table = Mutex(([:], prior))
+        table = Mutex(([:], prior.map(ConfiguredModel.init)))
         self.maxNodes = maxNodes
         self.incidents = incidents
         ids = Atomic(firstID)
@@ -48,14 +48,14 @@ public final class DetectorBank: @unchecked Sendable {  // mutable state is behi
 
     /// Replaces the configured model (a reload); nodes' own detectors stay.
     public func replacePrior(_ detector: Detector?) {
-        table.withLock { $0.prior = detector }
+        table.withLock { $0.prior = detector.map(ConfiguredModel.init) }
     }
 
     public var hasPrior: Bool { table.withLock { $0.prior != nil } }
 
     /// Judges one batch of `key`'s samples and records the incidents it opens or closes.
     public func judge(_ samples: [Sample], key: NodeKey, into out: inout Judgement) -> [IncidentEvent] {
-        let (slot, configured) = table.withLock { t -> (Slot?, Detector?) in
+        let (slot, configured) = table.withLock { t -> (Slot?, ConfiguredModel?) in
             if let slot = t.slots[key] { return (slot, t.prior) }
             guard t.slots.count < maxNodes else { return (nil, nil) }
             let slot = Slot(NodeDetector(key: key, options: options))

@@ -114,7 +114,7 @@ public struct NodeDetector: Sendable {
 
     /// Judges one batch of the node's samples (in seq order) and returns the incident
     /// transitions they caused. `nextID` numbers a new incident.
-    public mutating func observe(_ samples: [Sample], prior configured: Detector?, nextID: () -> UInt64,
+    public mutating func observe(_ samples: [Sample], prior configured: ConfiguredModel?, nextID: () -> UInt64,
                                  into out: inout Judgement) -> [IncidentEvent] {
         out.scores.removeAll(keepingCapacity: true)
         out.flagged.removeAll(keepingCapacity: true)
@@ -145,7 +145,8 @@ public struct NodeDetector: Sendable {
             }
             explain = (model.metrics, batchValues, scratch.normalised)
         } else if let configured {
-            if prior == nil { prior = PriorStream(configured) }
+            // A reload (SIGHUP) brings a new model: its own stream, from this sample on.
+            if prior?.model !== configured { prior = PriorStream(configured) }
             explain = prior!.judge(samples, into: &out)
         } else {
             out.scores = [Double](repeating: 0, count: samples.count)
@@ -299,10 +300,18 @@ public struct NodeDetector: Sendable {
     }
 }
 
+/// A model file loaded with `--model`, as one object: a reload makes a new one, which is how a
+/// node's `PriorStream` knows to start over.
+public final class ConfiguredModel: Sendable {
+    public let detector: Detector
+    public init(_ detector: Detector) { self.detector = detector }
+}
+
 /// A configured model judging a node that is still learning: its own column layout and, for a
 /// temporal detector, its own feature stream (the model's window, from the node's first sample).
 struct PriorStream: Sendable {
-    let detector: Detector
+    let model: ConfiguredModel
+    var detector: Detector { model.detector }
     var layout: MetricLayout
     var features: TemporalFeatures?
     var row: [Double] = []
@@ -311,10 +320,10 @@ struct PriorStream: Sendable {
     var values: [Double] = []
     var scratch = TemporalDetector.Scratch()
 
-    init(_ detector: Detector) {
-        self.detector = detector
-        layout = MetricLayout(names: detector.inputColumns)
-        if case .temporal(let t) = detector { features = t.makeFeatures() }
+    init(_ model: ConfiguredModel) {
+        self.model = model
+        layout = MetricLayout(names: model.detector.inputColumns)
+        if case .temporal(let t) = model.detector { features = t.makeFeatures() }
     }
 
     /// Scores `samples`; returns what explains a temporal verdict (metric names, values, normalised scores).

@@ -20,7 +20,7 @@ import Testing
     }
 
     /// Feeds samples `range` one batch of 10 at a time, fitting synchronously when a job is due.
-    static func feed(_ d: inout NodeDetector, _ samples: [Sample], prior: Detector? = nil) -> (Judgement, [IncidentEvent]) {
+    static func feed(_ d: inout NodeDetector, _ samples: [Sample], prior: ConfiguredModel? = nil) -> (Judgement, [IncidentEvent]) {
         var all = Judgement()
         var events: [IncidentEvent] = []
         var next: UInt64 = 1
@@ -83,5 +83,21 @@ import Testing
         // Once it moves, a refit learns it: the degenerate model did not freeze the history.
         let (_, _) = Self.feed(&d, (401...1300).map { Self.sample($0) })
         #expect(d.model?.isDegenerate == false)
+    }
+
+    /// A reloaded `--model` judges learning nodes from the next batch on (the node's stream of
+    /// the old model is not kept).
+    @Test func aReloadedConfiguredModelTakesOver() {
+        let data = FeatureMatrix(columns: 1, rows: (0..<64).map { [Double($0 % 8)] })
+        var flagsAll = IsolationForest.fit(data, features: ["cpu"], options: FitOptions())
+        flagsAll.threshold = 0
+        var flagsNone = flagsAll
+        flagsNone.threshold = 2
+        var d = NodeDetector(key: Self.key, options: LiveDetectorOptions())
+        let (first, _) = Self.feed(&d, (1...10).map { Self.sample($0) }, prior: ConfiguredModel(.forest(flagsAll)))
+        #expect(first.flagged == [Bool](repeating: true, count: 10))
+        #expect(first.state == .learning)
+        let (second, _) = Self.feed(&d, (11...20).map { Self.sample($0) }, prior: ConfiguredModel(.forest(flagsNone)))
+        #expect(second.flagged == [Bool](repeating: false, count: 10))
     }
 }
