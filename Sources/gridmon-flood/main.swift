@@ -86,7 +86,7 @@ struct Flood: ParsableCommand {
     @Option(help: "fleet: samples per simulated day of the nodes' daily cycle (86400 = a real day at the samples' 1 s spacing; 1440 = the original's 24-minute day). [GRIDMON_DAY_SAMPLES]")
     var daySamples: UInt64 = environment("GRIDMON_DAY_SAMPLES").flatMap { UInt64($0) } ?? 86_400
 
-    @Option(help: "fleet: the server's admin address HOST:PORT; after the run its /api/v1/incidents are scored against the injected incidents (per-kind incident recall, delay, false incidents per node-hour). [GRIDMON_ADMIN]")
+    @Option(help: "fleet: the server's admin address HOST:PORT; after the run its /api/v1/incidents are scored against the injected incidents (per-kind incident recall, delay, false incidents per node-hour), printed after the report (with --json, a second JSON line). [GRIDMON_ADMIN]")
     var admin: String = environment("GRIDMON_ADMIN") ?? ""
 
     @Flag(help: "No progress lines. [GRIDMON_QUIET=1]")
