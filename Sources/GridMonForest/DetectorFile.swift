@@ -52,7 +52,7 @@ public enum Detector: Sendable {
     }
 }
 
-/// The temporal detector's file, version 1 or 2 (little-endian):
+/// The temporal detector's file, version 1 to 4 (little-endian):
 ///
 ///     magic "GMTEMPOR", u32 version, u32 headerLen, header text:
 ///       `window W`, [version 2: `slow_horizon H`], `top_k K`, `threshold T`, `metrics N`, then N lines
@@ -62,14 +62,17 @@ public enum Detector: Sendable {
 ///
 /// Version 1 is feature set 1 (five window features per metric); version 2 adds the slow
 /// features (`TemporalFeatures`); version 3 adds `range_scale S` and one `range M LO HI` line
-/// per metric (the range term), with or without `slow_horizon`. Each embedded forest is validated as a model file of its
+/// per metric (the range term), with or without `slow_horizon`; version 4 is version 3 with
+/// forests that do not see the level features (`TemporalDetector.levelFeatures` false: range
+/// lines present iff `range_scale` is). Each embedded forest is validated as a model file of its
 /// own, with the feature names its version implies. Pure.
 public enum TemporalFile {
     public static let magic = Array("GMTEMPOR".utf8)
 
     public static func encode(_ detector: TemporalDetector) -> [UInt8] {
         var out = magic
-        put(&out, UInt32(detector.rangeScale != nil ? 3 : detector.slowHorizon == nil ? 1 : 2))
+        let version: UInt32 = !detector.levelFeatures ? 4 : detector.rangeScale != nil ? 3 : detector.slowHorizon == nil ? 1 : 2
+        put(&out, version)
         var header = "window \(detector.window)\n"
         if let horizon = detector.slowHorizon { header += "slow_horizon \(horizon)\n" }
         if let scale = detector.rangeScale {
@@ -108,7 +111,7 @@ public enum TemporalFile {
             return UInt32(bytes[position]) | UInt32(bytes[position + 1]) << 8 | UInt32(bytes[position + 2]) << 16 | UInt32(bytes[position + 3]) << 24
         }
         let version = try u32()
-        guard (1...3).contains(version) else { throw .unsupportedVersion(version) }
+        guard (1...4).contains(version) else { throw .unsupportedVersion(version) }
         let stored = bytes[(bytes.count - 4)...].withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
         let computed = bytes[..<(bytes.count - 4)].withUnsafeBytes { CRC32C.checksum($0) }
         guard stored == computed else { throw .checksumMismatch(stored: stored, computed: computed) }
@@ -152,7 +155,9 @@ public enum TemporalFile {
         guard version == 1 || horizon == 0 || (1...1_000_000).contains(horizon) else { throw .badHeader("slow_horizon \(horizon)") }
         guard version != 2 || horizon > 0 else { throw .badHeader("version 2 needs slow_horizon") }
         let slowHorizon = horizon > 0 && version >= 2 ? horizon : nil
-        guard (version == 3) == (rangeScale != nil) else { throw .badHeader("range_scale belongs to version 3 only") }
+        guard version >= 3 || rangeScale == nil else { throw .badHeader("range_scale belongs to versions 3 and 4") }
+        guard version != 3 || rangeScale != nil else { throw .badHeader("version 3 needs range_scale") }
+        let levelFeatures = version < 4
         guard declared == metrics.count, declared > 0 else { throw .badHeader("metrics says \(declared), \(metrics.count) metric lines") }
         guard (1...metrics.count).contains(topK) else { throw .badHeader("top_k \(topK)") }
         guard threshold.isFinite else { throw .badHeader("threshold missing") }
@@ -160,7 +165,7 @@ public enum TemporalFile {
         for m in metrics.indices {
             let length = Int(try u32())
             guard length <= bytes.count - 4 - position else { throw .truncated("forest of \(metrics[m])") }
-            let expected = TemporalFeatures.names(slow: slowHorizon != nil).map { "\(metrics[m]).\($0)" }
+            let expected = TemporalDetector.forestFeatures(of: metrics[m], slow: slowHorizon != nil, levelFeatures: levelFeatures)
             forests.append(try ModelFile.decode(Array(bytes[position..<position + length]), expectedFeatures: expected))
             position += length
         }
@@ -173,6 +178,7 @@ public enum TemporalFile {
             }
         }
         return TemporalDetector(metrics: metrics, window: window, slowHorizon: slowHorizon, topK: topK, forests: forests,
-                                medians: medians, spreads: spreads, threshold: threshold, ranges: rangeList, rangeScale: rangeScale)
+                                medians: medians, spreads: spreads, threshold: threshold, ranges: rangeList, rangeScale: rangeScale,
+                                levelFeatures: levelFeatures)
     }
 }

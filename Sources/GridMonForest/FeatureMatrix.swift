@@ -38,6 +38,18 @@ public struct FeatureMatrix: Sendable, Equatable {
 
     public subscript(row: Int, column: Int) -> Float { values[row * columns + column] }
 
+    /// The columns `indices` of every row, in that order (the whole matrix when they are all
+    /// of its columns in order).
+    public func selecting(_ indices: [Int]) -> FeatureMatrix {
+        if indices == Array(0..<columns) { return self }
+        var out = FeatureMatrix(columns: indices.count)
+        out.values.reserveCapacity(rows * indices.count)
+        for r in 0..<rows {
+            for c in indices { out.values.append(values[r * columns + c]) }
+        }
+        return out
+    }
+
     /// The rows `indices`, in that order.
     public func selecting(rows indices: [Int]) -> FeatureMatrix {
         var out = FeatureMatrix(columns: columns)

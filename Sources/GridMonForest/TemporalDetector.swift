@@ -11,6 +11,16 @@ import GridMonCore
 /// false alarms of taking the single maximum. No per-server tuning: window, k and forest
 /// sizes are the defaults below on every server.
 ///
+/// Level and shape are judged apart (issue #11): each metric's forest sees only how the
+/// metric moves (`delta`, `std`, `deviation`, and the slow `trend`/`drift` when on), and where
+/// it sits is the range term's job (`rangeScale`). A forest that also saw `value` and `mean`
+/// read a healthy machine's slow daily drift as trouble: the 10-sample mean is a
+/// low-noise level estimate, so a drift well inside the metric's usual noise moved it by
+/// many of its own spreads. In the fleet simulation (50 nodes, 100 simulated minutes each)
+/// that opened 127 false incidents; without the level features, 0, with every injected kind
+/// still found, and ASD (offline) went 0.780 / 0.391 / 0.447 → 0.793 / 0.380 / 0.440.
+/// `Options.levelFeatures` brings them back (files of version 1–3 have them).
+///
 /// A metric whose features were constant in training (a gauge a node never moves, a column
 /// of zeros) has a forest of single leaves; it is *inactive*: never scored, its normalised
 /// score is 0. A detector with no active metric is `degenerate` and never flags (issue #11:
@@ -41,6 +51,8 @@ public struct TemporalDetector: Sendable {
         /// Raw score at or above which a row is anomalous (1 = the training 99th percentile,
         /// on average over the top-k metrics).
         public var threshold = 1.0
+        /// Whether each metric's forest also sees its `value` and `mean` (see above). Off.
+        public var levelFeatures = false
         public init() {}
     }
 
@@ -65,10 +77,16 @@ public struct TemporalDetector: Sendable {
     /// rate, would flag its first burst).
     public let ranges: [ClosedRange<Double>]
     public let rangeScale: Double?
+    /// Whether the forests see `value` and `mean`; `forestColumns` are the per-metric feature
+    /// columns (indices into `TemporalFeatures.names`) each forest reads, in order.
+    public let levelFeatures: Bool
+    public let forestColumns: [Int]
 
     public init(metrics: [String], window: Int, slowHorizon: Int?, topK: Int, forests: [IsolationForest],
                 medians: [Double], spreads: [Double], threshold: Double,
-                ranges: [ClosedRange<Double>] = [], rangeScale: Double? = nil) {
+                ranges: [ClosedRange<Double>] = [], rangeScale: Double? = nil, levelFeatures: Bool = true) {
+        self.levelFeatures = levelFeatures
+        forestColumns = Self.forestColumns(slow: slowHorizon != nil, levelFeatures: levelFeatures)
         self.ranges = ranges
         self.rangeScale = ranges.count == metrics.count ? rangeScale : nil
         self.metrics = metrics
@@ -85,8 +103,21 @@ public struct TemporalDetector: Sendable {
     /// True when no metric is active: the detector cannot tell anything apart and never flags.
     public var isDegenerate: Bool { !active.contains(true) }
 
-    /// Features per metric (5 or 7).
+    /// Features per metric in a `TemporalFeatures` row (5 or 7).
     public var perMetric: Int { TemporalFeatures.names(slow: slowHorizon != nil).count }
+
+    /// The per-metric feature columns a forest reads: all of them with `levelFeatures`, else
+    /// all but `value` (column 0) and `mean` (column 2).
+    public static func forestColumns(slow: Bool, levelFeatures: Bool) -> [Int] {
+        let all = Array(TemporalFeatures.names(slow: slow).indices)
+        return levelFeatures ? all : all.filter { $0 != 0 && $0 != 2 }
+    }
+
+    /// The feature names of a metric's forest (what a model file records for it).
+    public static func forestFeatures(of metric: String, slow: Bool, levelFeatures: Bool) -> [String] {
+        let names = TemporalFeatures.names(slow: slow)
+        return forestColumns(slow: slow, levelFeatures: levelFeatures).map { "\(metric).\(names[$0])" }
+    }
 
     /// A fresh feature stream matching this detector.
     public func makeFeatures() -> TemporalFeatures {
@@ -109,27 +140,31 @@ public struct TemporalDetector: Sendable {
         var medians: [Double] = []
         var spreads: [Double] = []
         var ranges: [ClosedRange<Double>] = []
-        let names = TemporalFeatures.names(slow: options.slowHorizon != nil)
-        for (m, matrix) in expanded.enumerated() {
+        let slow = options.slowHorizon != nil
+        let columns = forestColumns(slow: slow, levelFeatures: options.levelFeatures)
+        for (m, full) in expanded.enumerated() {
+            let matrix = full.selecting(columns)
             var fit = FitOptions()
             fit.trees = options.trees
             fit.subsampleSize = options.subsampleSize
             fit.seed = options.seed &+ UInt64(m) &* 0x9E37_79B9
             fit.source = source
-            let forest = IsolationForest.fit(matrix, features: names.map { "\(metrics[m]).\($0)" }, options: fit, createdUnix: createdUnix)
+            let forest = IsolationForest.fit(matrix, features: forestFeatures(of: metrics[m], slow: slow, levelFeatures: options.levelFeatures),
+                                             options: fit, createdUnix: createdUnix)
             let scores = forest.scores(matrix).sorted()
             let median = quantile(sorted: scores, 0.5)
             forests.append(forest)
             medians.append(median)
             spreads.append(max(quantile(sorted: scores, 0.99) - median, minSpread))
             if options.rangeScale != nil {
-                let values = (0..<matrix.rows).map { Double(matrix[$0, 0]) }.sorted()
+                let values = (0..<full.rows).map { Double(full[$0, 0]) }.sorted()
                 ranges.append(quantile(sorted: values, 0.001)...quantile(sorted: values, 0.999))
             }
         }
         return TemporalDetector(metrics: metrics, window: options.window, slowHorizon: options.slowHorizon,
                                 topK: min(options.topK, metrics.count), forests: forests, medians: medians, spreads: spreads,
-                                threshold: options.threshold, ranges: ranges, rangeScale: options.rangeScale)
+                                threshold: options.threshold, ranges: ranges, rangeScale: options.rangeScale,
+                                levelFeatures: options.levelFeatures)
     }
 
     /// Raw scores of time-ordered rows (the features start from nothing at the first row).
@@ -177,9 +212,9 @@ public struct TemporalDetector: Sendable {
             scratch.matrix.removeAll(keepingCapacity: true)
             for i in 0..<count {
                 let base = i * stride + m * width
-                scratch.matrix.append(contentsOf: rows[base..<(base + width)])
+                for c in forestColumns { scratch.matrix.append(rows[base + c]) }
             }
-            forests[m].score(FeatureMatrix(columns: width, values: scratch.matrix), into: &scratch.metricScores)
+            forests[m].score(FeatureMatrix(columns: forestColumns.count, values: scratch.matrix), into: &scratch.metricScores)
             for i in 0..<count {
                 scratch.normalised[i * metrics.count + m] = (scratch.metricScores[i] - medians[m]) / spreads[m]
             }

@@ -70,8 +70,12 @@ struct Fit: ParsableCommand {
     var slowHorizon: Int = environment("GRIDMON_SLOW_HORIZON").flatMap { Int($0) } ?? 0
     @Option(help: "temporal: a metric that leaves its training range by this many range widths flags on its own (0 = forests only). [GRIDMON_RANGE_SCALE]")
     var rangeScale: Double = environment("GRIDMON_RANGE_SCALE").flatMap { Double($0) } ?? (TemporalDetector.Options().rangeScale ?? 0)
+    @Flag(help: "temporal: each metric's forest also sees its value and rolling mean (file versions 1-3; off: level is judged by the range term alone, so a slow healthy drift is not trouble). [GRIDMON_LEVEL_FEATURES=1]")
+    var levelFeatures = environment("GRIDMON_LEVEL_FEATURES") == "1"
     @Option(help: "temporal: how many of the most anomalous metrics are averaged. [GRIDMON_TOP_K]")
     var topK: Int = environment("GRIDMON_TOP_K").flatMap { Int($0) } ?? TemporalDetector.Options().topK
+    @Option(help: "temporal: raw score at or above which a row is flagged (1 = the training 99th percentile on average over the top-k metrics; the server's --node-threshold). [GRIDMON_THRESHOLD]")
+    var threshold: Double = environment("GRIDMON_THRESHOLD").flatMap { Double($0) } ?? TemporalDetector.Options().threshold
     @Option(help: "Number of trees t (per metric for temporal; default 100 for forest, 50 for temporal). [GRIDMON_TREES]")
     var trees: Int = environment("GRIDMON_TREES").flatMap { Int($0) } ?? 0
     @Option(help: "Subsample size ψ per tree. [GRIDMON_SUBSAMPLE]")
@@ -89,6 +93,7 @@ struct Fit: ParsableCommand {
         guard (0...100_000).contains(trees), subsample >= 2 else { throw ValidationError("--trees 1...100000, --subsample >= 2") }
         guard (1...10_000).contains(window), topK >= 1, (0...1_000_000).contains(slowHorizon) else { throw ValidationError("--window 1...10000, --top-k >= 1, --slow-horizon 0...1000000") }
         guard contamination == 0 || (contamination > 0 && contamination < 0.5) else { throw ValidationError("--contamination must be 0 or in (0, 0.5)") }
+        guard threshold.isFinite, threshold > 0 else { throw ValidationError("--threshold must be a positive number") }
     }
 
     func run() throws {
@@ -104,6 +109,8 @@ struct Fit: ParsableCommand {
             options.trees = trees > 0 ? trees : 50
             options.subsampleSize = subsample
             options.seed = seed
+            options.threshold = threshold
+            options.levelFeatures = levelFeatures
             let detector = TemporalDetector.fit(rows(table, names, data), metrics: names, options: options, createdUnix: created, source: data)
             do { try Files.writeAtomically(out, TemporalFile.encode(detector)) } catch { fail("\(error)") }
             print("wrote \(out): temporal detector, \(names.count) metrics × \(options.trees) trees, window \(window), top \(detector.topK)")
@@ -143,8 +150,8 @@ struct Evaluate: ParsableCommand {
         discussion: """
             Scores come from --model over --data, or from --scores: a CSV with a `score` column
             (what `gridmon-train score` prints, or a server's stored anomaly_score) and
-            optionally a `flagged` column (0/1, the server's verdicts), which adds precision and
-            recall at the detector's own threshold.
+            optionally a `flagged` column (0/1, the server's verdicts). Both add precision and
+            recall at the detector's own threshold (with --model, the model file's).
             """)
     @Option(help: "Model file. [GRIDMON_MODEL]") var model: String = environment("GRIDMON_MODEL") ?? "model.gmf"
     @Option(help: "Test CSV. [GRIDMON_DATA]") var data: String = environment("GRIDMON_DATA") ?? ""
@@ -160,6 +167,8 @@ struct Evaluate: ParsableCommand {
         if scores.isEmpty {
             let detector = loadModel(model)
             values = detector.scores(rows(loadCSV(data), detector.inputColumns, data))
+            // The model's own verdicts (`scores` are in the threshold's units for both kinds).
+            verdicts = values.map { $0 >= detector.threshold }
         } else {
             let table = loadCSV(scores)
             guard let s = table.columns.firstIndex(of: "score") else { fail("\(scores): no `score` column") }
@@ -205,6 +214,7 @@ struct Inspect: ParsableCommand {
                 metrics       \(t.metrics.joined(separator: ", "))
                 window        \(t.window) samples, top-\(t.topK) vote, threshold \(t.threshold)
                 forests       \(t.forests.count) × \(t.forests.first?.trees.count ?? 0) trees, \(t.forests.reduce(0) { $0 + $1.nodes.count }) nodes
+                features      \((t.forests.first?.features ?? []).map { $0.split(separator: ".").last.map(String.init) ?? $0 }.joined(separator: ", ")) per metric\(t.rangeScale.map { ", range term at \($0) × the training range" } ?? "")
                 source        \(t.forests.first?.metadata.source ?? "")
                 """)
             return

@@ -101,6 +101,10 @@ import Testing
         #expect(injected > 0 && found > 0 && found <= injected, "\(byKind)")
         #expect(reported == Int(opened) && falseOnes <= reported)
         #expect((incidents["healthy_node_hours"] as? Double ?? 0) > 0)
+        // The default detector, through the live path (measured: 16 of 19 found, 0 false; the
+        // level-reading detector before it opened false incidents as each node's day drifted).
+        #expect(found * 4 >= injected * 3, "\(byKind)")
+        #expect(falseOnes <= 1, "\(incidents)")
     }
 
     @Test func fleetModeScoresVerdictsAgainstInjectedIncidentsDeterministically() throws {

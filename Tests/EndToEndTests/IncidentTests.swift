@@ -131,6 +131,21 @@ import Testing
         let offline = try runBinary("gridmon-train", ["score", "--model", dir + "/t.gmf", "--data", dir + "/data.csv"])
         let expected = offline.stdout.split(separator: "\n").dropFirst().compactMap { Double($0) }
         #expect(expected.count == 600)
+        // evaluate --model reports quality and the model's own verdicts (its default threshold);
+        // inspect names what each metric's forest sees (no level features by default).
+        // Fit on the healthy first 500 rows this time (the trouble is rows 501...519).
+        try csv.split(separator: "\n").prefix(501).joined(separator: "\n").write(toFile: dir + "/train.csv", atomically: true, encoding: .utf8)
+        try ("label\n" + (0..<600).map { $0 > 500 && $0 < 520 ? "1" : "0" }.joined(separator: "\n") + "\n")
+            .write(toFile: dir + "/labels.csv", atomically: true, encoding: .utf8)
+        let healthy = try runBinary("gridmon-train", ["fit", "--method", "temporal", "--data", dir + "/train.csv", "--out", dir + "/h.gmf", "--trees", "10"])
+        #expect(healthy.status == 0, "\(healthy.stderr)")
+        let evaluation = try runBinary("gridmon-train", ["evaluate", "--model", dir + "/h.gmf", "--data", dir + "/data.csv",
+                                                         "--labels", dir + "/labels.csv", "--json"])
+        let quality = try #require(try JSONSerialization.jsonObject(with: Data(evaluation.stdout.utf8)) as? [String: Any])
+        #expect((quality["roc_auc"] as? Double ?? 0) > 0.9)  // measured: 1.0, 20 flagged, precision 0.95
+        #expect((quality["flagged"] as? Int ?? 0) >= 19 && (quality["recall_at_flag"] as? Double ?? 0) == 1)
+        let inspect = try runBinary("gridmon-train", ["inspect", dir + "/t.gmf"])
+        #expect(inspect.stdout.contains("features      delta, std, deviation per metric, range term at 1.0"), "\(inspect.stdout)")
 
         let server = try ServerProcess(["--insecure-no-auth", "--model", dir + "/t.gmf", "--node-warmup", "0"], dataDir: dir + "/data")
         let client = try TestClient(server.address)
