@@ -21,9 +21,7 @@ public struct LiveDetectorOptions: Sendable {
     /// that holds for half an hour is the node's new normal (a deploy, a bigger dataset), and a
     /// baseline that never admits it would keep the incident open forever.
     public var acceptIncidentAfter = 300
-    /// The offline detector's defaults (50 trees per metric). Live, fewer trees cost quality
-    /// that offline did not show (`Tools/eval-asd --live`, mean ROC / PR / F1: 16 trees
-    /// 0.767 / 0.336 / 0.400, 32 trees 0.783 / 0.346 / 0.421, 50 trees 0.782 / 0.375 / 0.433).
+    /// The offline detector's defaults (`TemporalDetector.Options`: 16 trees per metric).
     public var detector = TemporalDetector.Options()
     public var incidents = IncidentRules()
     public init() {}
@@ -55,7 +53,8 @@ public struct TrainingJob: Sendable {
 /// Life: `learning` until `warmup` samples, judged by the shared prior model if one is
 /// configured and not at all otherwise; then `active` on its own temporal detector, refit in
 /// the background as history grows (`takeJob` / `install`). Once a detector is active, samples
-/// inside an incident stay out of the history, so trouble never becomes the baseline, while
+/// inside an incident, and the flagged ones that opened it, stay out of the history, so trouble
+/// never becomes the baseline, while
 /// a lone flagged sample outside one joins it: with every flagged sample kept out, a node's
 /// baseline froze at its first five minutes and a daily cycle's later hours were flagged for
 /// good (the fleet simulation flagged 24 % of healthy samples that way). A detector fit on constant history is degenerate: the state is `off` and nothing
@@ -70,6 +69,8 @@ public struct NodeDetector: Sendable {
     private var features: TemporalFeatures?
     public private(set) var model: TemporalDetector?
     private var reservoir: [Float] = []
+    /// The last `incidents.window` feature rows not yet in the history (see `observe`).
+    private var pending: [Float] = []
     private var reservoirRows = 0
     private var eligible = 0
     private var rng: SplitMix64
@@ -168,10 +169,26 @@ public struct NodeDetector: Sendable {
                     events.append(event)
                 }
             }
-            // History: everything while learning; afterwards what lies outside incidents (and an
-            // incident's samples once it has lasted `acceptIncidentAfter`).
-            let quiet = model == nil || open == nil || self.samples - openedAtSample > options.acceptIncidentAfter
-            if quiet && options.warmup > 0 { remember(batchFeatures[(i * width)..<((i + 1) * width)]) }
+            guard options.warmup > 0 else { continue }
+            let featureRow = batchFeatures[(i * width)..<((i + 1) * width)]
+            if model == nil {
+                remember(featureRow)  // learning: everything
+            } else if open != nil && self.samples - openedAtSample <= options.acceptIncidentAfter {
+                // Inside an incident: its samples stay out, and so do the flagged ones that
+                // led to it (they were pending when it opened).
+                pending.removeAll(keepingCapacity: true)
+            } else {
+                // Outside one (or in one old enough to be the new normal): a row joins the
+                // history once it is older than the incident window, i.e. once it can no longer
+                // be part of the k of n that open one. (Joining at once let an incident's first
+                // flagged samples in: one network storm's onset in a node's history widened
+                // its range so far that the next storm went unseen.)
+                pending += featureRow
+                if pending.count > options.incidents.window * width {
+                    remember(pending[0..<width])
+                    pending.removeFirst(width)
+                }
+            }
         }
         return events
     }
@@ -202,7 +219,7 @@ public struct NodeDetector: Sendable {
 
     /// Bytes this node's detection holds.
     public var byteCount: Int {
-        reservoir.capacity * 4 + (features?.byteCount ?? 0) + (model?.byteCount ?? 0)
+        (reservoir.capacity + pending.capacity) * 4 + (features?.byteCount ?? 0) + (model?.byteCount ?? 0)
             + (baseline.count + driverSums.count + extremes.count + extremeNs.count) * 8 + 512
     }
 

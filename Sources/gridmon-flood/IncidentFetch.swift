@@ -1,29 +1,83 @@
 import Foundation
 import GridMonFlood
 import GridMonPosix
+import Synchronization
 
 /// Reads the server's incidents and nodes over its admin port (blocking HTTP/1.0 GETs, bounded
 /// in size and time) and scores them with `IncidentScore`.
-enum IncidentFetch {
+///
+/// The server lists at most its `--recent-incidents` (1,000 by default) closed incidents and a
+/// request at most 1,000, so a long run's early incidents are gone by its end: a collector
+/// thread polls every `pollSeconds` during the run and keeps every incident by id (its latest
+/// state). A poll whose full list shares no id with the previous poll may have missed some in
+/// between; such polls are counted and logged.
+final class IncidentFetch: @unchecked Sendable {
     struct Failure: Error, CustomStringConvertible { let description: String }
 
-    static func score(admin: SocketAddress, fleet: FleetWorkload) throws -> IncidentScore {
-        let nodes = try json(admin, "/api/v1/nodes?limit=10000") as? [[String: Any]] ?? []
+    static let pollSeconds: UInt32 = 2
+    /// Most incidents kept (a bounded run opens far fewer; past it, new ids are dropped and counted).
+    static let maxKept = 1_000_000
+
+    let admin: SocketAddress
+    private let state = Mutex<(byID: [Int64: IncidentScore.Reported], lastIDs: Set<Int64>, gaps: Int, dropped: Int, stop: Bool)>(
+        ([:], [], 0, 0, false))
+    private let done = Semaphore()
+
+    init(admin: SocketAddress) { self.admin = admin }
+
+    /// Starts polling on a thread of its own until `finish`.
+    func start() {
+        Thread.detachNewThread { [self] in
+            while !state.withLock({ $0.stop }) {
+                try? poll()
+                sleep(Self.pollSeconds)
+            }
+            done.signal()
+        }
+    }
+
+    /// Stops polling, polls once more, and scores everything collected against `fleet`.
+    func finish(fleet: FleetWorkload) throws -> IncidentScore {
+        state.withLock { $0.stop = true }
+        done.wait()
+        try poll()
+        let nodes = try Self.json(admin, "/api/v1/nodes?limit=10000") as? [[String: Any]] ?? []
         var samples: [String: UInt64] = [:]
         for n in nodes {
             if let id = n["node"] as? String, let seq = (n["durable_seq"] as? NSNumber)?.uint64Value { samples[id] = seq }
         }
-        let answer = try json(admin, "/api/v1/incidents?limit=1000") as? [String: Any] ?? [:]
-        let listed = (answer["open"] as? [[String: Any]] ?? []) + (answer["recent"] as? [[String: Any]] ?? [])
+        let (reported, gaps, dropped) = state.withLock { (Array($0.byID.values), $0.gaps, $0.dropped) }
+        if gaps > 0 || dropped > 0 {
+            Log.warning("incidents_possibly_missed", ["polls_with_gaps": gaps, "dropped": dropped,
+                                                   "note": "more incidents closed between two polls than the server lists"])
+        }
+        return IncidentScore(reported: reported, fleet: fleet, samplesPerNode: samples)
+    }
+
+    /// One GET of the open and recent incidents, merged by id.
+    private func poll() throws {
+        let answer = try Self.json(admin, "/api/v1/incidents?limit=1000") as? [String: Any] ?? [:]
+        let recent = answer["recent"] as? [[String: Any]] ?? []
+        let listed = (answer["open"] as? [[String: Any]] ?? []) + recent
         let seq = { (value: Any?) -> UInt64? in
             guard let ns = (value as? NSNumber)?.int64Value, ns >= FleetWorkload.epochNs else { return nil }
             return UInt64((ns - FleetWorkload.epochNs) / 1_000_000_000)
         }
-        let reported = listed.compactMap { i -> IncidentScore.Reported? in
-            guard let node = i["node"] as? String, let start = seq(i["start_ns"]), let opened = seq(i["opened_ns"]) else { return nil }
-            return IncidentScore.Reported(node: node, startSeq: start, openedSeq: opened, endSeq: seq(i["end_ns"]))
+        var parsed: [(Int64, IncidentScore.Reported)] = []
+        for i in listed {
+            guard let id = (i["id"] as? NSNumber)?.int64Value, let node = i["node"] as? String, let start = seq(i["start_ns"]),
+                  let opened = seq(i["opened_ns"]) else { continue }
+            parsed.append((id, IncidentScore.Reported(node: node, startSeq: start, openedSeq: opened, endSeq: seq(i["end_ns"]))))
         }
-        return IncidentScore(reported: reported, fleet: fleet, samplesPerNode: samples)
+        state.withLock { s in
+            let ids = Set(parsed.map(\.0))
+            if recent.count >= 1000 && !s.lastIDs.isEmpty && s.lastIDs.isDisjoint(with: ids) { s.gaps += 1 }
+            s.lastIDs = ids
+            for (id, r) in parsed {
+                if s.byID[id] == nil && s.byID.count >= Self.maxKept { s.dropped += 1; continue }
+                s.byID[id] = r
+            }
+        }
     }
 
     static func text(_ s: IncidentScore) -> String {

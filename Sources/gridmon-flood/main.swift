@@ -86,7 +86,7 @@ struct Flood: ParsableCommand {
     @Option(help: "fleet: samples per simulated day of the nodes' daily cycle (86400 = a real day at the samples' 1 s spacing; 1440 = the original's 24-minute day). [GRIDMON_DAY_SAMPLES]")
     var daySamples: UInt64 = environment("GRIDMON_DAY_SAMPLES").flatMap { UInt64($0) } ?? 86_400
 
-    @Option(help: "fleet: the server's admin address HOST:PORT; after the run its /api/v1/incidents are scored against the injected incidents (per-kind incident recall, delay, false incidents per node-hour), printed after the report (with --json, a second JSON line). [GRIDMON_ADMIN]")
+    @Option(help: "fleet: the server's admin address HOST:PORT; its /api/v1/incidents, polled every 2 s during the run and once after it, are scored against the injected incidents (per-kind incident recall, delay, false incidents per node-hour), printed after the report (with --json, a second JSON line). [GRIDMON_ADMIN]")
     var admin: String = environment("GRIDMON_ADMIN") ?? ""
 
     @Flag(help: "No progress lines. [GRIDMON_QUIET=1]")
@@ -161,6 +161,8 @@ struct Flood: ParsableCommand {
                 line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
             }
         }
+        let collector = admin.isEmpty ? nil : SocketAddress(parsing: admin).map(IncidentFetch.init)
+        collector?.start()
         let stats: FloodStats
         do { stats = try flood.run() } catch {
             Log.error("run_failed", ["error": error])
@@ -169,9 +171,9 @@ struct Flood: ParsableCommand {
         if !quiet && isatty(2) == 1 { _ = write(2, "\n", 1) }
         let report = FloodReport(stats: stats, elapsedNs: flood.elapsedNs)
         print(json ? report.json : report.text, terminator: json ? "\n" : "")
-        if !admin.isEmpty, let fleet = labelled as? FleetWorkload {
+        if let collector, let fleet = labelled as? FleetWorkload {
             do {
-                let score = try IncidentFetch.score(admin: SocketAddress(parsing: admin)!, fleet: fleet)
+                let score = try collector.finish(fleet: fleet)
                 print(json ? IncidentFetch.json(score) : IncidentFetch.text(score), terminator: json ? "\n" : "")
             } catch {
                 Log.error("incidents_unavailable", ["admin": admin, "error": error])

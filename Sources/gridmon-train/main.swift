@@ -76,7 +76,7 @@ struct Fit: ParsableCommand {
     var topK: Int = environment("GRIDMON_TOP_K").flatMap { Int($0) } ?? TemporalDetector.Options().topK
     @Option(help: "temporal: raw score at or above which a row is flagged (1 = the training 99th percentile on average over the top-k metrics; the server's --node-threshold). [GRIDMON_THRESHOLD]")
     var threshold: Double = environment("GRIDMON_THRESHOLD").flatMap { Double($0) } ?? TemporalDetector.Options().threshold
-    @Option(help: "Number of trees t (per metric for temporal; default 100 for forest, 50 for temporal). [GRIDMON_TREES]")
+    @Option(help: "Number of trees t (per metric for temporal; default 100 for forest, 16 for temporal). [GRIDMON_TREES]")
     var trees: Int = environment("GRIDMON_TREES").flatMap { Int($0) } ?? 0
     @Option(help: "Subsample size ψ per tree. [GRIDMON_SUBSAMPLE]")
     var subsample: Int = environment("GRIDMON_SUBSAMPLE").flatMap { Int($0) } ?? 256
@@ -106,7 +106,7 @@ struct Fit: ParsableCommand {
             options.topK = topK
             options.slowHorizon = slowHorizon > 0 ? slowHorizon : nil
             options.rangeScale = rangeScale > 0 ? rangeScale : nil
-            options.trees = trees > 0 ? trees : 50
+            options.trees = trees > 0 ? trees : options.trees
             options.subsampleSize = subsample
             options.seed = seed
             options.threshold = threshold

@@ -71,6 +71,24 @@ import Testing
         #expect(done.startNs >= 1001 * 1_000_000_000 && done.startNs < 1100 * 1_000_000_000)
     }
 
+    /// The flagged samples that open an incident stay out of the history with it: one network
+    /// storm's onset in a node's history once widened its range so far that the next storm,
+    /// after a refit, went unseen (the fleet simulation missed one that way).
+    @Test func theSamplesThatOpenAnIncidentNeverJoinTheHistory() {
+        var options = LiveDetectorOptions()
+        options.refitEvery = 200  // a refit between the storms
+        var d = NodeDetector(key: Self.key, options: options)
+        func storm(_ range: ClosedRange<Int>) -> [Sample] {
+            range.map { var s = Self.sample($0); s.netRxBytesPerSec *= 1000; return s }
+        }
+        _ = Self.feed(&d, (1...900).map { Self.sample($0) })
+        let (_, first) = Self.feed(&d, storm(901...960))
+        _ = Self.feed(&d, (961...1400).map { Self.sample($0) })
+        let (_, second) = Self.feed(&d, storm(1401...1460))
+        #expect(first.contains { if case .opened = $0 { true } else { false } })
+        #expect(second.contains { if case .opened = $0 { true } else { false } }, "the second storm opened nothing")
+    }
+
     @Test func aConstantNodeGetsADegenerateDetectorThatNeverFlags() {
         // Every gauge constant (ASD's fixed gauges, an idle VM's disk): issue #11's degenerate model.
         var d = NodeDetector(key: Self.key, options: LiveDetectorOptions())
