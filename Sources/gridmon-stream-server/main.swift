@@ -160,11 +160,11 @@ struct StreamServer: ParsableCommand {
     @Option(help: "Samples of a node before its own detector is fit (0 = no per-node models). [GRIDMON_NODE_WARMUP]")
     var nodeWarmup: Int = environment("GRIDMON_NODE_WARMUP").flatMap { Int($0) } ?? 300
 
-    @Option(help: "Most samples between refits of a node's model (temporal: also refit whenever a quarter of its history is new; forest: refit every this many). [GRIDMON_NODE_REFIT]")
+    @Option(help: "Most samples between refits of a node's model (temporal: also refit whenever half of its history is new; forest: refit every this many). [GRIDMON_NODE_REFIT]")
     var nodeRefit: Int = environment("GRIDMON_NODE_REFIT").flatMap { Int($0) } ?? 86_400
 
-    @Option(help: "Rows of history kept per node for its detector (a uniform sample of its unflagged samples). [GRIDMON_NODE_RESERVOIR]")
-    var nodeReservoir: Int = environment("GRIDMON_NODE_RESERVOIR").flatMap { Int($0) } ?? 1024
+    @Option(help: "Rows of history kept per node for its detector (a uniform sample of its samples outside incidents; temporal: at most 4 MiB, fewer rows for a node with many gauges). [GRIDMON_NODE_RESERVOIR]")
+    var nodeReservoir: Int = environment("GRIDMON_NODE_RESERVOIR").flatMap { Int($0) } ?? LiveDetectorOptions().reservoir
 
     @Option(help: "Most nodes with their own detector or model; further nodes are not judged (temporal) or keep the tenant/default model (forest). [GRIDMON_NODE_MODELS_MAX]")
     var nodeModelsMax: Int = environment("GRIDMON_NODE_MODELS_MAX").flatMap { Int($0) } ?? 10_000
@@ -247,7 +247,7 @@ struct StreamServer: ParsableCommand {
         guard nodeWarmup >= 0, nodeRefit > 0, (16...1_000_000).contains(nodeReservoir), nodeModelsMax >= 0 else {
             throw ValidationError("--node-warmup >= 0, --node-refit > 0, --node-reservoir 16...1000000, --node-models-max >= 0")
         }
-        // 256: a node's history is reservoir × metrics × 5 floats (1024 × 256 × 5 × 4 B = 5 MiB).
+        // 256: a node's forests grow with its metrics (16 trees each); its history is capped at 4 MiB.
         guard nodeThreshold.isFinite, nodeThreshold > 0 else { throw ValidationError("--node-threshold must be a positive number") }
         guard (1...1000).contains(nodeTrees), (1...64).contains(nodeTopK), nodeRangeScale >= 0, nodeRangeScale.isFinite else {
             throw ValidationError("--node-trees 1...1000, --node-top-k 1...64, --node-range-scale >= 0")

@@ -89,6 +89,26 @@ import Testing
         #expect(second.contains { if case .opened = $0 { true } else { false } }, "the second storm opened nothing")
     }
 
+    /// A node's history is capped in bytes: a peer that sends 200 gauges keeps fewer rows, not
+    /// 200/9 times the memory.
+    @Test func aWideNodesHistoryStaysWithinItsByteBudget() {
+        var options = LiveDetectorOptions()
+        options.warmup = 100_000  // no fit: byteCount is the history and the feature window
+        options.maxHistoryBytes = 1 << 20
+        var wide = NodeDetector(key: Self.key, options: options)
+        func wideSample(_ seq: Int) -> Sample {
+            var s = Self.sample(seq)
+            s.extra = (0..<200).map { Gauge(name: "g\($0)", value: Double(($0 + seq) % 7)) }
+            return s
+        }
+        _ = Self.feed(&wide, (1...3000).map(wideSample))
+        #expect(wide.metrics.count == 64)  // --node-max-metrics' default
+        #expect(wide.byteCount < (1 << 20) + (200 << 10), "\(wide.byteCount)")
+        var narrow = NodeDetector(key: Self.key, options: options)
+        _ = Self.feed(&narrow, (1...3000).map { Self.sample($0) })
+        #expect(narrow.byteCount > 3000 * 9 * 5 * 4)  // every row kept: it fits the budget
+    }
+
     @Test func aConstantNodeGetsADegenerateDetectorThatNeverFlags() {
         // Every gauge constant (ASD's fixed gauges, an idle VM's disk): issue #11's degenerate model.
         var d = NodeDetector(key: Self.key, options: LiveDetectorOptions())
