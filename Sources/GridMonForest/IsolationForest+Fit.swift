@@ -52,20 +52,6 @@ extension IsolationForest {
     }
 }
 
-/// The value at quantile `q` (0...1) with linear interpolation, as numpy's default.
-public func quantile(_ values: [Double], _ q: Double) -> Double {
-    quantile(sorted: values.sorted(), q)
-}
-
-/// `quantile` of values already in ascending order (several quantiles, one sort).
-public func quantile(sorted: [Double], _ q: Double) -> Double {
-    precondition(!sorted.isEmpty)
-    let position = min(max(q, 0), 1) * Double(sorted.count - 1)
-    let low = Int(position)
-    let high = min(low + 1, sorted.count - 1)
-    return sorted[low] + (sorted[high] - sorted[low]) * (position - Double(low))
-}
-
 /// Grows trees into one flat node array.
 struct TreeBuilder {
     let data: FeatureMatrix
