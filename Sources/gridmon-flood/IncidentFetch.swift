@@ -22,11 +22,13 @@ final class IncidentFetch: @unchecked Sendable {
     private let state = Mutex<(byID: [Int64: IncidentScore.Reported], lastIDs: Set<Int64>, gaps: Int, dropped: Int, stop: Bool)>(
         ([:], [], 0, 0, false))
     private let done = Semaphore()
+    private var started = false  // set before the thread exists; read on the caller's thread
 
     init(admin: SocketAddress) { self.admin = admin }
 
     /// Starts polling on a thread of its own until `finish`.
     func start() {
+        started = true
         Thread.detachNewThread { [self] in
             while !state.withLock({ $0.stop }) {
                 try? poll()
@@ -39,7 +41,7 @@ final class IncidentFetch: @unchecked Sendable {
     /// Stops polling, polls once more, and scores everything collected against `fleet`.
     func finish(fleet: FleetWorkload) throws -> IncidentScore {
         state.withLock { $0.stop = true }
-        done.wait()
+        if started { done.wait() }
         try poll()
         let nodes = try Self.json(admin, "/api/v1/nodes?limit=10000") as? [[String: Any]] ?? []
         var samples: [String: UInt64] = [:]
