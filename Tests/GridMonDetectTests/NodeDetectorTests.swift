@@ -109,6 +109,28 @@ import Testing
         #expect(narrow.byteCount > 3000 * 9 * 5 * 4)  // every row kept: it fits the budget
     }
 
+    /// A detector fit on fewer than `trustedRows` rows flags only at `provisionalFactor` × the
+    /// threshold; the scores stored are the same.
+    @Test func aProvisionalDetectorFlagsOnlyAtTheHigherThreshold() {
+        func run(trustedRows: Int) -> Judgement {
+            var options = LiveDetectorOptions()
+            options.trustedRows = trustedRows
+            var d = NodeDetector(key: Self.key, options: options)
+            _ = Self.feed(&d, (1...1000).map { Self.sample($0) })
+            // CPU drifts up and away: scores rise through the threshold and past twice it.
+            return Self.feed(&d, (1001...1200).map { Self.sample($0, cpu: 20 + Double($0 - 1000) * 0.4) }).0
+        }
+        let provisional = run(trustedRows: 2048)  // every fit here is on < 1,200 rows
+        let trusted = run(trustedRows: 0)
+        #expect(provisional.scores == trusted.scores)
+        let twice = TemporalDetector.score01(2)  // the raw threshold 1, doubled
+        for (score, flagged) in zip(provisional.scores, provisional.flagged) {
+            #expect(flagged == (score >= twice))
+        }
+        let between = zip(trusted.scores, trusted.flagged).filter { $0.0 >= 0.5 && $0.0 < twice }
+        #expect(!between.isEmpty && between.allSatisfy { $0.1 })  // the trusted one flags them
+    }
+
     @Test func aConstantNodeGetsADegenerateDetectorThatNeverFlags() {
         // Every gauge constant (ASD's fixed gauges, an idle VM's disk): issue #11's degenerate model.
         var d = NodeDetector(key: Self.key, options: LiveDetectorOptions())
