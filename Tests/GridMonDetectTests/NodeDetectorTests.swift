@@ -131,6 +131,23 @@ import Testing
         #expect(!between.isEmpty && between.allSatisfy { $0.1 })  // the trusted one flags them
     }
 
+    /// A peer's extreme gauge values (±1e308, past Float's range in the features) never trap
+    /// the detector, and the node is judged with finite scores again once they have left the
+    /// rolling window and its exact recomputation.
+    @Test func extremeGaugeValuesNeverTrapTheDetector() {
+        var d = NodeDetector(key: Self.key, options: LiveDetectorOptions())
+        let samples = (1...3500).map { seq -> Sample in
+            var s = Self.sample(seq)
+            if seq == 400 || seq == 2600 { s.cpuPercent = 1e308 }
+            if seq == 401 || seq == 2601 { s.memoryPercent = -1e308 }
+            return s
+        }
+        let (judged, _) = Self.feed(&d, samples)
+        #expect(judged.scores.count == 3500)
+        #expect(judged.scores.suffix(200).allSatisfy { $0.isFinite && $0 >= 0 && $0 <= 1 })
+        #expect(d.state == .active)
+    }
+
     @Test func aConstantNodeGetsADegenerateDetectorThatNeverFlags() {
         // Every gauge constant (ASD's fixed gauges, an idle VM's disk): issue #11's degenerate model.
         var d = NodeDetector(key: Self.key, options: LiveDetectorOptions())
