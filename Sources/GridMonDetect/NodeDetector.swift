@@ -93,6 +93,9 @@ public struct NodeDetector: Sendable {
     private var reservoir: [Float] = []
     /// The last `incidents.window` feature rows not yet in the history (see `observe`).
     private var pending: [Float] = []
+    /// Ring positions in `pending` (in rows): the oldest row, and how many are held.
+    private var pendingFirst = 0
+    private var pendingRows = 0
     private var reservoirRows = 0
     /// Rows of history this node keeps: `reservoir`, fewer for a wide node (`maxHistoryBytes`).
     private var historyRows: Int
@@ -206,18 +209,24 @@ public struct NodeDetector: Sendable {
             } else if open != nil && self.samples - openedAtSample <= options.acceptIncidentAfter {
                 // Inside an incident: its samples stay out, and so do the flagged ones that
                 // led to it (they were pending when it opened).
-                pending.removeAll(keepingCapacity: true)
+                pendingRows = 0
             } else {
                 // Outside one (or in one old enough to be the new normal): a row joins the
                 // history once it is older than the incident window, i.e. once it can no longer
                 // be part of the k of n that open one. (Joining at once let an incident's first
                 // flagged samples in: one network storm's onset in a node's history widened
                 // its range so far that the next storm went unseen.)
-                pending += featureRow
-                if pending.count > options.incidents.window * width {
-                    remember(pending[0..<width])
-                    pending.removeFirst(width)
+                let window = options.incidents.window
+                if pending.isEmpty { pending = [Float](repeating: 0, count: window * width) }
+                var slot = (pendingFirst + pendingRows) % window
+                if pendingRows == window {
+                    remember(pending[(pendingFirst * width)..<((pendingFirst + 1) * width)])
+                    slot = pendingFirst
+                    pendingFirst = (pendingFirst + 1) % window
+                } else {
+                    pendingRows += 1
                 }
+                pending.replaceSubrange((slot * width)..<((slot + 1) * width), with: featureRow)
             }
         }
         return events

@@ -5,18 +5,13 @@ For each server: its train rows then its test rows are sent by gridmon-flood --m
 they do at 1 sample/s), the server is stopped cleanly, and the anomaly_score and
 anomaly_detected the server stored for the test rows are read back with
 `gridmon-stream-server export` and evaluated with `gridmon-train evaluate --scores`."""
-import json, os, socket, subprocess, sys, tempfile, time
+import json, os, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+from server_bench import free_port  # noqa: E402
 
 bindir, data, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1000
 EPOCH = 1_767_225_600_000_000_000
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def run_server(work, name):
