@@ -88,7 +88,7 @@ public struct TemporalDetector: Sendable {
 
     public init(metrics: [String], window: Int, slowHorizon: Int?, topK: Int, forests: [IsolationForest],
                 medians: [Double], spreads: [Double], threshold: Double,
-                ranges: [ClosedRange<Double>] = [], rangeScale: Double? = nil, levelFeatures: Bool = true) {
+                ranges: [ClosedRange<Double>] = [], rangeScale: Double? = nil, levelFeatures: Bool) {
         self.levelFeatures = levelFeatures
         forestColumns = Self.forestColumns(slow: slowHorizon != nil, levelFeatures: levelFeatures)
         self.ranges = ranges
