@@ -102,11 +102,11 @@ let package = Package(
         ),
         .target(
             name: "GridMonAgent",
-            dependencies: ["GridMonWire", "GridMonPosix", "CGridMonPosix"]
+            dependencies: ["GridMonCore", "GridMonWire", "GridMonPosix", "CGridMonPosix"]
         ),
         .executableTarget(
             name: "gridmon-agent",
-            dependencies: ["GridMonAgent", "GridMonPosix", "GridMonWire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["GridMonAgent", "GridMonCore", "GridMonPosix", "GridMonWire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "gridmon-train",
@@ -115,6 +115,10 @@ let package = Package(
         .executableTarget(
             name: "gridmon-bench",
             dependencies: ["GridMonWire", "CGridMonProto", "GridMonForest", "GridMonPosix"]
+        ),
+        .testTarget(
+            name: "GridMonCoreTests",
+            dependencies: ["GridMonCore"]
         ),
         .testTarget(
             name: "GridMonWireTests",
@@ -140,7 +144,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GridMonAgentTests",
-            dependencies: ["GridMonAgent", "GridMonWire"]
+            dependencies: ["GridMonAgent", "GridMonWire", "GridMonPosix"]
         ),
         .testTarget(
             name: "GridMonStoreTests",

@@ -817,7 +817,7 @@ const ProtobufCMessageDescriptor gridmon__v1__label__descriptor =
   (ProtobufCMessageInit) gridmon__v1__label__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor gridmon__v1__hello__field_descriptors[6] =
+static const ProtobufCFieldDescriptor gridmon__v1__hello__field_descriptors[7] =
 {
   {
     "protocol_version",
@@ -891,10 +891,23 @@ static const ProtobufCFieldDescriptor gridmon__v1__hello__field_descriptors[6] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "instance_id",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Gridmon__V1__Hello, instance_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned gridmon__v1__hello__field_indices_by_name[] = {
   2,   /* field[2] = agent_version */
   4,   /* field[4] = auth_token */
+  6,   /* field[6] = instance_id */
   3,   /* field[3] = labels */
   1,   /* field[1] = node_id */
   0,   /* field[0] = protocol_version */
@@ -903,7 +916,7 @@ static const unsigned gridmon__v1__hello__field_indices_by_name[] = {
 static const ProtobufCIntRange gridmon__v1__hello__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor gridmon__v1__hello__descriptor =
 {
@@ -913,7 +926,7 @@ const ProtobufCMessageDescriptor gridmon__v1__hello__descriptor =
   "Gridmon__V1__Hello",
   "gridmon.v1",
   sizeof(Gridmon__V1__Hello),
-  6,
+  7,
   gridmon__v1__hello__field_descriptors,
   gridmon__v1__hello__field_indices_by_name,
   1,  gridmon__v1__hello__number_ranges,

@@ -5,16 +5,32 @@ import GridMonWire
 
 /// Settings of the agent.
 public struct AgentConfig: Sendable {
-    public var server = SocketAddress(host: "127.0.0.1", port: 7070)
+    /// Servers in order of preference: the agent fails over down the list and returns to
+    /// the first after `failbackNs`.
+    public var servers = [Endpoint(host: "127.0.0.1", port: 7070)]
     public var nodeID = "localhost"
     public var token = ""
     public var labels: [Label] = []
     public var intervalNs: UInt64 = 1_000_000_000
-    /// Unacknowledged samples kept while the server is away (oldest dropped past it).
+    public var collectors = CollectorConfig()
+    /// In-memory buffer bounds (without `bufferDirectory`): samples and approximate bytes.
     public var bufferCapacity = 86_400
-    public var diskPath = "/"
+    public var bufferMaxBytes = 64 << 20
+    /// Where the disk buffer lives; nil keeps unacknowledged samples in memory only.
+    public var bufferDirectory: String?
+    public var bufferMaxAgeNs: Int64 = 86_400 * 1_000_000_000
     /// How long a shutdown waits for the last acks before saying Goodbye.
     public var drainNs: UInt64 = 3_000_000_000
+    /// A connect that has not completed by then is abandoned (a black-holed address would
+    /// otherwise take the kernel's two minutes of SYN retries).
+    public var connectTimeoutNs: UInt64 = 5_000_000_000
+    /// A server that accepted the connection but sent no Welcome by then is left.
+    public var welcomeTimeoutNs: UInt64 = 10_000_000_000
+    /// While connected to a server other than the first, return to the first after this.
+    public var failbackNs: UInt64 = 300_000_000_000
+    /// Random per process: tells the server a reconnect of this agent from a second machine
+    /// using the same node id.
+    public var instanceID = String(UInt64.random(in: 1...UInt64.max), radix: 16)
     public init() {}
 }
 
@@ -22,23 +38,28 @@ public struct AgentConfig: Sendable {
 /// persistent connection, on an epoll reactor.
 ///
 /// Survives server restarts: reconnects with capped exponential backoff and full jitter,
-/// keeps collecting into a bounded buffer meanwhile, and on each `Welcome` resends what the
-/// server has not made durable. On SIGINT/SIGTERM it stops sampling, waits (bounded) for
-/// the outstanding acks, says Goodbye and returns. Threading: one thread (`run()`).
+/// trying every address of every configured server in order; keeps collecting into a
+/// bounded queue (memory, or a disk buffer that survives restarts) meanwhile; and on each
+/// `Welcome` resends what the server has not made durable. The backoff resets only once a
+/// server acknowledged samples, so one that welcomes and hangs up, or sends garbage, is
+/// retried ever more slowly, never in a loop. On SIGINT/SIGTERM it stops sampling, waits
+/// (bounded) for the outstanding acks, says Goodbye, syncs the buffer and returns.
+/// Threading: one thread (`run()`).
 public final class Agent: EventHandler {
-    static let version = "gridmon-agent/0.1.0"
+    static let version = "gridmon-agent/0.2.0"
     static let maxBatch = 512
 
     public let config: AgentConfig
     private let reactor: Reactor
     private let sampler: SystemSampler
     private let encoder = MessageEncoder()
-    private var buffer: SampleBuffer
+    private let queue: any SampleQueue
     private var fd: Int32 = -1
+    /// Bumped per connection attempt, so timers of an earlier one do nothing.
+    private var generation = 0
     private var connected = false
     private var welcomed = false
-    private var numbered = false
-    private var nextSeq: UInt64 = 1
+    private var nextSeq: UInt64
     private var decoder = FrameDecoder()
     private var output: [UInt8] = []
     private var outputOffset = 0
@@ -46,13 +67,30 @@ public final class Agent: EventHandler {
     private var stopping = false
     private var random = SystemRandomNumberGenerator()
     private var signalFD: Int32 = -1
+    /// Which server, and which of its addresses, this attempt is on.
+    private var serverIndex = 0
+    private var addresses: [ResolvedAddress] = []
+    private var addressIndex = 0
+    private var peer = ""
+    private var reportedDropped: UInt64
     public private(set) var acked: UInt64 = 0
 
+    /// - Throws: when the reactor or the disk buffer cannot be set up.
     public init(config: AgentConfig) throws(SyscallError) {
+        precondition(!config.servers.isEmpty, "validated by the command line")
         self.config = config
         self.reactor = try Reactor()
-        self.sampler = SystemSampler(diskPath: config.diskPath)
-        self.buffer = SampleBuffer(capacity: config.bufferCapacity)
+        self.sampler = SystemSampler(config.collectors)
+        if let directory = config.bufferDirectory {
+            var limits = DiskSampleQueue.Limits()
+            limits.maxBytes = config.bufferMaxBytes
+            limits.maxAgeNs = config.bufferMaxAgeNs
+            queue = try DiskSampleQueue(directory: directory, limits: limits)
+        } else {
+            queue = MemorySampleQueue(capacity: config.bufferCapacity, maxBytes: config.bufferMaxBytes)
+        }
+        nextSeq = min(queue.lastSeq + 1, SampleBuffer.maxSeq)
+        reportedDropped = queue.dropped
     }
 
     /// Runs until SIGINT/SIGTERM.
@@ -64,54 +102,122 @@ public final class Agent: EventHandler {
         pthread_sigmask(SIG_BLOCK, &mask, nil)
         signalFD = try syscallChecked("signalfd") { signalfd(-1, &mask, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
         try reactor.register(signalFD, events: .readable, handler: SignalListener(fd: signalFD) { [unowned self] in self.beginShutdown() })
-        Log.info("agent_started", ["node": config.nodeID, "server": config.server, "interval_ms": config.intervalNs / 1_000_000])
-        connect()
-        tick()
+        Log.info("agent_started", ["node": config.nodeID, "servers": config.servers.map(\.description).joined(separator: ","),
+                                   "interval_ms": config.intervalNs / 1_000_000, "collectors": sampler.collectorNames.joined(separator: ","),
+                                   "buffer": config.bufferDirectory ?? "memory", "buffered": queue.count, "next_seq": nextSeq])
+        startRound()
+        // A first read primes the rates, so the first sample sent already carries every gauge:
+        // a server fixes a node's detector columns from its first sample (MetricLayout).
+        _ = sampler.sample(seq: 0)
+        reactor.schedule(afterNanos: min(config.intervalNs, 1_000_000_000)) { [weak self] in self?.tick() }
         try reactor.run()
-        Log.info("agent_stopped", ["acked": acked, "unacked": buffer.count, "dropped": buffer.dropped])
+        queue.sync()
+        if queue.count > 0 && config.bufferDirectory == nil {
+            Log.warning("agent_stopped", ["acked": acked, "unacked": queue.count, "dropped_total": queue.dropped,
+                                          "note": "unacknowledged samples are lost: keep them across restarts with --buffer-dir"])
+        } else {
+            Log.info("agent_stopped", ["acked": acked, "unacked": queue.count, "dropped_total": queue.dropped,
+                                       "buffer": config.bufferDirectory ?? "memory"])
+        }
     }
 
     // MARK: - Sampling
 
     private func tick() {
         guard !stopping else { return }
-        let before = buffer.dropped
-        buffer.append(sampler.sample(seq: nextSeq))
+        var sample = sampler.sample(seq: nextSeq)
+        // Self-metrics ride with the data, so a gap the buffer's bounds caused shows next to it.
+        sample.add("agent_buffer_samples", Double(queue.count))
+        sample.add("agent_buffer_dropped_total", Double(queue.dropped))
+        queue.append(sample)
         nextSeq = min(nextSeq + 1, SampleBuffer.maxSeq)
-        if buffer.dropped > before && (buffer.dropped == 1 || buffer.dropped % 1000 == 0) {
-            Log.warning("buffer_full", ["capacity": buffer.capacity, "dropped_total": buffer.dropped])
+        if queue.dropped > reportedDropped {
+            if config.bufferDirectory == nil {
+                Log.warning("buffer_full", ["capacity": config.bufferCapacity, "max_bytes": config.bufferMaxBytes,
+                                            "dropped": queue.dropped - reportedDropped, "dropped_total": queue.dropped])
+            }
+            reportedDropped = queue.dropped
         }
+        queue.sync()
         pump()
         reactor.schedule(afterNanos: config.intervalNs) { [weak self] in self?.tick() }
     }
 
     // MARK: - Connection
 
-    private func connect() {
+    /// Starts at the first server, so the agent returns to it whenever it is back.
+    private func startRound() {
+        serverIndex = 0
+        resolveAndConnect()
+    }
+
+    private func resolveAndConnect() {
         guard !stopping else { return }
+        let server = config.servers[serverIndex]
         do {
-            fd = try Socket.connect(config.server)
+            addresses = try server.resolve()
+        } catch {
+            Log.warning("resolve_failed", ["server": server, "error": error])
+            addresses = []
+        }
+        addressIndex = 0
+        connectNext()
+    }
+
+    /// Tries the next address of this server, then the next server; after the last, backs off.
+    private func connectNext() {
+        guard !stopping else { return }
+        while addressIndex < addresses.count {
+            let address = addresses[addressIndex]
+            addressIndex += 1
+            if attempt(address) { return }
+        }
+        if serverIndex + 1 < config.servers.count {
+            serverIndex += 1
+            return resolveAndConnect()
+        }
+        scheduleReconnect()
+    }
+
+    private func attempt(_ address: ResolvedAddress) -> Bool {
+        peer = "\(config.servers[serverIndex]) (\(address))"
+        do {
+            fd = try Socket.connect(address)
             try? Socket.setNoDelay(fd)
             decoder = FrameDecoder()
             output = Preface.bytes
             outputOffset = 0
             encoder.appendFrame(.hello(Hello(nodeID: config.nodeID, agentVersion: Self.version, labels: config.labels,
-                                             authToken: config.token, streamID: 1)), to: &output)
+                                             authToken: config.token, streamID: 1, instanceID: config.instanceID)), to: &output)
             try reactor.register(fd, events: [.readable, .writable], handler: self)
         } catch {
-            Log.warning("connect_failed", ["server": config.server, "error": error])
-            scheduleReconnect()
+            Log.warning("connect_failed", ["server": peer, "error": error])
+            if fd >= 0 { Socket.close(fd); fd = -1 }
+            return false
         }
+        generation += 1
+        let current = generation
+        reactor.schedule(afterNanos: config.connectTimeoutNs) { [weak self] in
+            guard let self, self.generation == current, self.fd >= 0, !self.connected else { return }
+            Log.warning("connect_failed", ["server": self.peer, "error": "no answer in \(self.config.connectTimeoutNs / 1_000_000) ms"])
+            self.abandon()
+        }
+        reactor.schedule(afterNanos: config.connectTimeoutNs + config.welcomeTimeoutNs) { [weak self] in
+            guard let self, self.generation == current, self.fd >= 0, self.connected, !self.welcomed else { return }
+            Log.warning("no_welcome", ["server": self.peer, "note": "the server accepted the connection but never answered Hello"])
+            self.drop()
+        }
+        return true
     }
 
     public func handleEvents(_ events: IOEvents) {
         if !connected && events.contains(.writable) {
             if let error = Socket.pendingError(fd) {
-                Log.warning("connect_failed", ["server": config.server, "error": error])
-                return drop()
+                Log.warning("connect_failed", ["server": peer, "error": error])
+                return abandon()
             }
             connected = true
-            Log.info("connected", ["server": config.server])
+            Log.info("connected", ["server": peer])
         }
         if !events.isDisjoint(with: [.readable, .hangup, .error]) { read() }
         if fd >= 0 && events.contains(.writable) { flush() }
@@ -122,12 +228,12 @@ public final class Agent: EventHandler {
         while fd >= 0 {
             let result: IOResult<Int>
             do { result = try chunk.withUnsafeMutableBytes { try Socket.read(fd, into: $0) } } catch {
-                Log.warning("connection_lost", ["error": error])
+                Log.warning("connection_lost", ["server": peer, "error": error])
                 return drop()
             }
             guard case .done(let count) = result else { break }
             if count == 0 {
-                Log.warning("connection_lost", ["reason": "server closed the connection"])
+                Log.warning("connection_lost", ["server": peer, "reason": "server closed the connection"])
                 return drop()
             }
             do {
@@ -135,7 +241,7 @@ public final class Agent: EventHandler {
                     try decoder.decode(UnsafeRawBufferPointer(rebasing: raw[..<count])) { handle(try Message(payload: $0)) }
                 }
             } catch {
-                Log.warning("bad_server_data", ["error": error])
+                Log.warning("bad_server_data", ["server": peer, "error": error])
                 return drop()
             }
         }
@@ -145,36 +251,44 @@ public final class Agent: EventHandler {
     private func handle(_ message: Message) {
         switch message {
         case .welcome(let welcome):
-            if !numbered {
-                // A fresh agent: continue the server's numbering for this node.
-                guard let last = buffer.renumber(after: welcome.durableSeq) else {
+            guard !welcomed else { return }
+            if !queue.numbered {
+                // A fresh queue: continue the server's numbering for this node.
+                guard let last = queue.renumber(after: welcome.durableSeq) else {
                     Log.error("bad_welcome", ["durable_seq": welcome.durableSeq,
                                               "note": "the server's seq for this node leaves no room to number on; not continuing it"])
                     return drop()
                 }
                 nextSeq = last + 1
-                numbered = true
             } else {
-                buffer.acknowledge(welcome.durableSeq)
+                queue.acknowledge(welcome.durableSeq)
             }
-            buffer.resendAll()
+            queue.resendAll()
             welcomed = true
-            failures = 0
-            Log.info("welcomed", ["server_id": welcome.serverID, "durable_seq": welcome.durableSeq, "resending": buffer.count])
+            Log.info("welcomed", ["server": peer, "server_id": welcome.serverID, "durable_seq": welcome.durableSeq, "resending": queue.count])
+            if serverIndex > 0 { scheduleFailback() }
         case .ack(let ack):
-            let before = buffer.count
-            buffer.acknowledge(ack.durableSeq)
-            acked += UInt64(before - buffer.count)
+            let before = queue.count
+            queue.acknowledge(ack.durableSeq)
+            acked += UInt64(max(0, before - queue.count))
+            // A server that acknowledges works: from here a lost connection retries quickly.
+            failures = 0
             for verdict in ack.anomalies {
                 Log.warning("anomaly", ["node": config.nodeID, "seq": verdict.seq, "score": verdict.score])
             }
-            if stopping && buffer.isEmpty { finish() }
+            if stopping && queue.count == 0 { finish() }
         case .ping(let ping):
             encoder.appendFrame(.pong(Pong(nonce: ping.nonce)), to: &output)
         case .error(let error):
-            Log.error("server_error", ["code": error.code, "message": error.message])
+            if error.code == .alreadyExists {
+                // Another machine streams this node id: waiting longer lets an operator see it.
+                Log.error("node_id_conflict", ["node": config.nodeID, "server": peer, "message": error.message])
+                failures = max(failures, 6)
+            } else {
+                Log.error("server_error", ["server": peer, "code": error.code, "message": error.message])
+            }
         case .goodbye(let goodbye):
-            Log.info("server_goodbye", ["reason": goodbye.reason])
+            Log.info("server_goodbye", ["server": peer, "reason": goodbye.reason])
         case .hello, .samples, .pong:
             break
         }
@@ -183,7 +297,7 @@ public final class Agent: EventHandler {
     private func pump() {
         guard welcomed, fd >= 0 else { return }
         while output.count - outputOffset < 256 * 1024 {
-            let batch = buffer.takeUnsent(max: Self.maxBatch)
+            let batch = queue.takeUnsent(max: Self.maxBatch)
             if batch.isEmpty { break }
             encoder.appendFrame(.samples(SampleBatch(streamID: 1, samples: batch)), to: &output)
         }
@@ -196,7 +310,7 @@ public final class Agent: EventHandler {
             do {
                 result = try output.withUnsafeBytes { try Socket.write(fd, UnsafeRawBufferPointer(rebasing: $0[outputOffset...])) }
             } catch {
-                Log.warning("connection_lost", ["error": error])
+                Log.warning("connection_lost", ["server": peer, "error": error])
                 return drop()
             }
             guard case .done(let n) = result else { break }
@@ -210,13 +324,27 @@ public final class Agent: EventHandler {
         try? reactor.modify(fd, events: output.isEmpty && connected ? .readable : [.readable, .writable])
     }
 
-    private func drop() {
+    private func closeSocket() {
         guard fd >= 0 else { return }
         reactor.unregister(fd)
         Socket.close(fd)
         fd = -1
         connected = false
         welcomed = false
+        generation += 1
+    }
+
+    /// This attempt failed before a connection stood: try the next address or server.
+    private func abandon() {
+        closeSocket()
+        if stopping { return finish() }
+        connectNext()
+    }
+
+    /// An established connection ended: start over at the first server, after a backoff.
+    private func drop() {
+        guard fd >= 0 else { return }
+        closeSocket()
         if stopping { return finish() }
         scheduleReconnect()
     }
@@ -227,8 +355,22 @@ public final class Agent: EventHandler {
         // Backoff And Jitter"), so a restarted server is not hit by the whole fleet at once.
         let cap = min(UInt64(30_000_000_000), UInt64(250_000_000) << UInt64(min(failures, 8)))
         let delay = UInt64.random(in: 0...cap, using: &random)
-        Log.info("reconnecting", ["in_ms": delay / 1_000_000, "attempt": failures, "buffered": buffer.count])
-        reactor.schedule(afterNanos: delay) { [weak self] in self?.connect() }
+        Log.info("reconnecting", ["in_ms": delay / 1_000_000, "attempt": failures, "buffered": queue.count])
+        reactor.schedule(afterNanos: delay) { [weak self] in self?.startRound() }
+    }
+
+    /// On a fallback server: after `failbackNs`, leave it for the first server (if the first
+    /// is still down, the round falls through to this one again; nothing unacknowledged is lost).
+    private func scheduleFailback() {
+        let current = generation
+        reactor.schedule(afterNanos: config.failbackNs) { [weak self] in
+            guard let self, self.generation == current, self.welcomed, self.serverIndex > 0, !self.stopping else { return }
+            Log.info("failback", ["from": self.peer, "to": self.config.servers[0]])
+            self.encoder.appendFrame(.goodbye(Goodbye(reason: "agent returning to its first server")), to: &self.output)
+            self.flush()
+            self.closeSocket()
+            self.startRound()
+        }
     }
 
     // MARK: - Shutdown
@@ -236,8 +378,8 @@ public final class Agent: EventHandler {
     private func beginShutdown() {
         guard !stopping else { return }
         stopping = true
-        Log.info("shutting_down", ["unacked": buffer.count])
-        if !welcomed || buffer.isEmpty { return finish() }
+        Log.info("shutting_down", ["unacked": queue.count])
+        if !welcomed || queue.count == 0 { return finish() }
         reactor.schedule(afterNanos: config.drainNs) { [weak self] in self?.finish() }
     }
 
@@ -249,9 +391,7 @@ public final class Agent: EventHandler {
         if fd >= 0 {
             encoder.appendFrame(.goodbye(Goodbye(reason: "agent shutting down")), to: &output)
             flush()
-            reactor.unregister(fd)
-            Socket.close(fd)
-            fd = -1
+            closeSocket()
         }
         reactor.handle.stop()
     }

@@ -3,8 +3,10 @@ import Glibc
 /// Whole-file reads and atomic writes, the only file I/O the command-line tools need.
 public enum Files {
     /// The bytes of the file at `path`.
+    /// - Parameter maxBytes: a longer file is refused (EFBIG) before more is read: for files
+    ///   another program writes (the agent's textfile directory).
     /// - Throws: `SyscallError` naming the call and the path.
-    public static func read(_ path: String) throws(SyscallError) -> [UInt8] {
+    public static func read(_ path: String, maxBytes: Int = .max) throws(SyscallError) -> [UInt8] {
         let fd = try syscallChecked("open(\(path))") { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
         var bytes: [UInt8] = []
@@ -16,13 +18,14 @@ public enum Files {
                 throw SyscallError(call: "read(\(path))", errno: errno)
             }
             if count == 0 { return bytes }
+            guard bytes.count + count <= maxBytes else { throw SyscallError(call: "read(\(path)): longer than \(maxBytes) bytes", errno: EFBIG) }
             bytes += chunk[..<count]
         }
     }
 
     /// The file at `path` as UTF-8 text (invalid sequences repaired).
-    public static func readText(_ path: String) throws(SyscallError) -> String {
-        String(decoding: try read(path), as: UTF8.self)
+    public static func readText(_ path: String, maxBytes: Int = .max) throws(SyscallError) -> String {
+        String(decoding: try read(path, maxBytes: maxBytes), as: UTF8.self)
     }
 
     /// Replaces the file at `path` with `bytes` atomically: written to a temporary file beside
@@ -50,7 +53,7 @@ public enum Files {
     }
 
     /// Writes all of `bytes` to `fd`, through short writes and EINTR; the error, if any.
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], name: String) -> SyscallError? {
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], name: String) -> SyscallError? {
         var offset = 0
         while offset < bytes.count {
             let written = bytes.withUnsafeBytes { raw in Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) }

@@ -20,6 +20,12 @@ public struct NodeState: Sendable {
     public var duplicates: UInt64 = 0
 }
 
+/// The agent that holds a node another agent process asked for.
+public struct NodeConflict: Error, Equatable, Sendable {
+    public var peer: String
+    public var instance: String
+}
+
 /// The connection that writes a node's stream now: its reactor thread and its id.
 public struct StreamOwner: Equatable, Sendable {
     public var worker: Int
@@ -35,11 +41,17 @@ public struct StreamOwner: Equatable, Sendable {
 public final class NodeRecord: Sendable {
     public let key: NodeKey
     public var id: String { key.node }
-    private let guarded: Mutex<(state: NodeState, owner: StreamOwner?)>
+    private let guarded: Mutex<(state: NodeState, owner: StreamOwner?, holder: Holder)>
+
+    /// Who the owner is, for a node-id conflict's message: the agent process and its address.
+    struct Holder {
+        var instance = ""
+        var peer = ""
+    }
 
     init(key: NodeKey, state: NodeState) {
         self.key = key
-        self.guarded = Mutex((state, nil))
+        self.guarded = Mutex((state, nil, Holder()))
     }
 
     public var state: NodeState { guarded.withLock { $0.state } }
@@ -61,13 +73,23 @@ public final class NodeRecord: Sendable {
     }
 
     /// Makes `owner` the writer; returns the previous owner, if another.
-    func claim(_ owner: StreamOwner, labels: [Label], nowNs: Int64) -> (state: NodeState, previous: StreamOwner?) {
+    /// Gives the node to `owner`, unless a live owner is another agent process: both name an
+    /// instance and they differ (two machines with one node id; issue #12). The same instance,
+    /// or an agent that names none, takes the node over (a reconnect whose old connection the
+    /// server has not seen close yet).
+    func claim(_ owner: StreamOwner, instance: String, peer: String, labels: [Label],
+               nowNs: Int64) -> Result<(state: NodeState, previous: StreamOwner?), NodeConflict> {
         guarded.withLock { value in
+            if let current = value.owner, current != owner, !instance.isEmpty, !value.holder.instance.isEmpty,
+               value.holder.instance != instance {
+                return .failure(NodeConflict(peer: value.holder.peer, instance: value.holder.instance))
+            }
             let previous = value.owner == owner ? nil : value.owner
             value.owner = owner
+            value.holder = Holder(instance: instance, peer: peer)
             value.state.labels = labels
             value.state.lastSeenNs = max(value.state.lastSeenNs, nowNs)
-            return (value.state, previous)
+            return .success((value.state, previous))
         }
     }
 
@@ -83,6 +105,7 @@ public final class NodeRecord: Sendable {
         guarded.withLock { value in
             if value.owner == owner {
                 value.owner = nil
+                value.holder = Holder()
                 value.state.lastSeenNs = max(value.state.lastSeenNs, nowNs)
             }
         }
@@ -148,11 +171,15 @@ public final class NodeTable: Sendable {
         case claimed(record: NodeRecord, state: NodeState, previous: StreamOwner?)
         case tableFull
         case tenantFull
+        /// Another live agent process streams this node (`NodeRecord.claim`).
+        case conflict(NodeConflict)
     }
 
     /// Gives the node's stream to `owner`: the record, the node's state and the previous owner
-    /// to evict; or why not (the table or the tenant's share is full).
-    public func claim(_ key: NodeKey, labels: [Label], by owner: StreamOwner, nowNs: Int64) -> ClaimResult {
+    /// to evict; or why not (the table or the tenant's share is full, or another agent
+    /// process holds the node). `instance` and `peer` name the claiming agent.
+    public func claim(_ key: NodeKey, labels: [Label], by owner: StreamOwner, instance: String = "", peer: String = "",
+                      nowNs: Int64) -> ClaimResult {
         let found: NodeRecord? = table.withLock { t in
             if let existing = t.records[key] { return existing }
             guard t.records.count < capacity, t.perTenant[key.tenant, default: 0] < perTenant else { return nil }
@@ -164,8 +191,10 @@ public final class NodeTable: Sendable {
         guard let record = found else {
             return table.withLock { $0.records.count >= capacity } ? .tableFull : .tenantFull
         }
-        let (state, previous) = record.claim(owner, labels: labels, nowNs: nowNs)
-        return .claimed(record: record, state: state, previous: previous)
+        switch record.claim(owner, instance: instance, peer: peer, labels: labels, nowNs: nowNs) {
+        case .success(let (state, previous)): return .claimed(record: record, state: state, previous: previous)
+        case .failure(let conflict): return .conflict(conflict)
+        }
     }
 
     /// Restores a node found in the durable store at start: its durable seq.

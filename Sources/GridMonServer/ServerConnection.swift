@@ -45,8 +45,13 @@ final class ServerConnection: EventHandler {
         self.lastInputNs = acceptedAtNs
         output.append(contentsOf: Preface.bytes)
         session.onUnpromptedOutput = { [unowned self] in self.sendOutgoing() }
-        session.onViolation = { [unowned self] reason in
-            self.server.shared.limitLog.note(reason, ["peer": self.peer])
+        session.peer = "\(peer)"
+        session.onViolation = { [unowned self] reason, detail in
+            if let detail {
+                self.server.shared.limitLog.note(reason, ["peer": self.peer, "detail": detail])
+            } else {
+                self.server.shared.limitLog.note(reason, ["peer": self.peer])
+            }
         }
     }
 

@@ -93,8 +93,11 @@ public final class ServerSession {
     /// Called when messages were queued outside `receive` (an eviction caused by another
     /// connection), so the owner writes them now.
     public var onUnpromptedOutput: (() -> Void)?
-    /// Called with the reason of every protocol violation or limit hit (for logging).
-    public var onViolation: ((String) -> Void)?
+    /// Called with the reason of every protocol violation or limit hit, and a detail to log
+    /// when there is more to say than the reason.
+    public var onViolation: ((_ reason: String, _ detail: String?) -> Void)?
+    /// The peer's address, for messages that name it (a node-id conflict).
+    public var peer = ""
     /// Whether a stream was ever opened (the handshake timeout stops applying; the peer is
     /// authenticated and gets the full frame size).
     public var hasOpenedStream: Bool { streamsOpened > 0 }
@@ -275,7 +278,19 @@ public final class ServerSession {
         if let (oldID, _) = streams.first(where: { $0.value.key == key }) {
             streams[oldID] = nil
         }
-        let claimed = nodes.claim(key, labels: hello.labels, by: owner, nowNs: nowNs)
+        let claimed = nodes.claim(key, labels: hello.labels, by: owner, instance: hello.instanceID, peer: peer, nowNs: nowNs)
+        if case .conflict(let holder) = claimed {
+            // Two live agent processes with one node id (cloned VMs): evicting would make them
+            // take turns forever, each storing a fraction (issue #12). The newcomer is refused.
+            let message = "node \(hello.nodeID) is already streaming from \(holder.peer) (agent instance \(holder.instance)); "
+                + "this connection from \(peer) (agent instance \(hello.instanceID)) uses the same node id: "
+                + "give each machine its own --node-id"
+            closeReason = "node_id_conflict"
+            violated("node_id_conflict", detail: message)
+            flushAcks()
+            outgoing.append(.error(ErrorMessage(code: .alreadyExists, message: message, streamID: 0)))
+            return
+        }
         guard case .claimed(let record, let state, let previous) = claimed else {
             let tenantFull = if case .tenantFull = claimed { true } else { false }
             violated(tenantFull ? "max_nodes_per_tenant" : "max_nodes")
@@ -405,9 +420,9 @@ public final class ServerSession {
         return overflow ? .max : sum
     }
 
-    private func violated(_ reason: String) {
+    private func violated(_ reason: String, detail: String? = nil) {
         stats.violation(reason)
-        onViolation?(reason)
+        onViolation?(reason, detail)
     }
 
     private func close(_ reason: String) {

@@ -68,7 +68,7 @@ extension Hello {
             protocolVersion: c.protocol_version, nodeID: string(c.node_id),
             agentVersion: string(c.agent_version),
             labels: repeated(c.n_labels, c.labels) { Label(key: string($0.key), value: string($0.value)) },
-            authToken: string(c.auth_token), streamID: c.stream_id)
+            authToken: string(c.auth_token), streamID: c.stream_id, instanceID: string(c.instance_id))
     }
 }
 

@@ -125,6 +125,7 @@ public final class MessageEncoder {
         }
         c.pointee.auth_token = arena.cString(hello.authToken)
         c.pointee.stream_id = hello.streamID
+        c.pointee.instance_id = arena.cString(hello.instanceID)
         return c
     }
 

@@ -34,11 +34,14 @@ public struct Hello: Equatable, Sendable {
     public var labels: [Label]
     public var authToken: String
     public var streamID: UInt32
+    /// Random id of the agent process; "" from agents that predate it.
+    public var instanceID: String
 
     public init(
         protocolVersion: UInt32 = Preface.version, nodeID: String, agentVersion: String = "",
-        labels: [Label] = [], authToken: String = "", streamID: UInt32
+        labels: [Label] = [], authToken: String = "", streamID: UInt32, instanceID: String = ""
     ) {
+        self.instanceID = instanceID
         self.protocolVersion = protocolVersion
         self.nodeID = nodeID
         self.agentVersion = agentVersion

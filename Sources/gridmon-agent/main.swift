@@ -1,15 +1,15 @@
 // gridmon-agent: streams this machine's gauges to a GridMon server. See `gridmon-agent --help`.
 //
-// Exit codes: 0 clean shutdown (SIGINT/SIGTERM, acks drained); 64 bad flags (EX_USAGE);
-// 69 cannot start (EX_UNAVAILABLE).
+// Exit codes: 0 clean shutdown (SIGINT/SIGTERM, acks drained or kept in --buffer-dir);
+// 64 bad flags or variables (EX_USAGE); 69 cannot start (EX_UNAVAILABLE).
 import ArgumentParser
 import GridMonAgent
+import GridMonCore
 import GridMonPosix
 import GridMonWire
 #if canImport(Glibc)
 import Glibc
 #endif
-
 
 func hostname() -> String {
     var buffer = [CChar](repeating: 0, count: 256)
@@ -20,69 +20,180 @@ func hostname() -> String {
 struct AgentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gridmon-agent",
-        abstract: "Streams this machine's CPU, memory, disk, load, network and disk I/O to a GridMon server.",
+        abstract: "Streams this machine's metrics (cpu, mem, swap, system, processes, disk, diskio, net, textfile) to a GridMon server.",
         discussion: """
-            One persistent TCP connection; reconnects with jittered exponential backoff and
-            resends what the server has not acknowledged; buffers up to --buffer samples while
-            disconnected (oldest dropped past that, counted and logged). Every option has the
-            GRIDMON_… environment variable shown. Logs on stderr; anomaly verdicts are logged
-            as event=anomaly. Exit codes: 0 clean shutdown, 64 bad flags, 69 cannot start.
+            One persistent TCP connection to the first server that answers (host names are
+            resolved at every connect, IPv4 and IPv6); fails over down the --server list and
+            returns to the first after --failback. Reconnects with jittered exponential backoff
+            and resends what the server has not acknowledged. While disconnected, samples are
+            kept in memory, or with --buffer-dir on disk across restarts, crashes and SIGTERM;
+            past --buffer-max-bytes or --buffer-max-age the oldest are dropped, counted, logged
+            and sent as the gauge agent_buffer_dropped_total.
+
+            Every option has the GRIDMON_… environment variable shown; a bad value in either is
+            an error naming it. Durations take ms/s/m/h/d, sizes KiB/MiB/GiB. Logs on stderr;
+            anomaly verdicts are logged as event=anomaly. Exit codes: 0 clean shutdown, 64 bad
+            flags or variables, 69 cannot start.
             """)
 
-    @Option(help: "Server address HOST:PORT. [GRIDMON_SERVER]")
-    var server: String = environment("GRIDMON_SERVER") ?? "127.0.0.1:7070"
+    @Option(help: "Server HOST:PORT or [IPV6]:PORT; repeat or comma-separate for failover, first preferred. [GRIDMON_SERVER] (default: 127.0.0.1:7070)")
+    var server: [String] = []
     @Option(help: "Node id (written as the host tag). [GRIDMON_NODE_ID] (default: the hostname)")
-    var nodeID: String = environment("GRIDMON_NODE_ID") ?? hostname()
-    @Option(help: "Auth token. [GRIDMON_TOKEN]")
-    var token: String = environment("GRIDMON_TOKEN") ?? ""
+    var nodeID: String?
+    @Option(help: "Auth token; visible in ps, prefer --token-file. [GRIDMON_TOKEN]")
+    var token: String?
+    @Option(help: "File holding the auth token; refused when group or others may read it (chmod 600). [GRIDMON_TOKEN_FILE]")
+    var tokenFile: String?
     @Option(help: "Labels KEY=VALUE, comma-separated. [GRIDMON_LABELS]")
-    var labels: String = environment("GRIDMON_LABELS") ?? ""
-    @Option(help: "Seconds between samples. [GRIDMON_INTERVAL]")
-    var interval: Double = environment("GRIDMON_INTERVAL").flatMap { Double($0) } ?? 1
-    @Option(help: "Samples kept while unacknowledged (a day at one per second). [GRIDMON_BUFFER]")
-    var buffer: Int = environment("GRIDMON_BUFFER").flatMap { Int($0) } ?? 86_400
-    @Option(help: "Filesystem whose use is reported as disk %. [GRIDMON_DISK_PATH]")
-    var diskPath: String = environment("GRIDMON_DISK_PATH") ?? "/"
-    @Option(help: "Log level: debug, info, warn, error. [GRIDMON_LOG_LEVEL]")
-    var logLevel: String = environment("GRIDMON_LOG_LEVEL") ?? "info"
-    @Flag(help: "Print two samples one interval apart and exit (checks what the agent reads).")
+    var labels: String?
+    @Option(parsing: .unconditional, help: "Time between samples, 0.01s ... 1h. [GRIDMON_INTERVAL] (default: 1s)")
+    var interval: String?
+    @Option(help: "Inputs to run, comma-separated, of: \(CollectorConfig.all.joined(separator: ",")). [GRIDMON_COLLECTORS] (default: all)")
+    var collectors: String?
+    @Option(help: "Mount points of the disk input, comma-separated. [GRIDMON_MOUNTS] (default: every real filesystem)")
+    var mounts: String?
+    @Option(help: "Disks of the diskio input, comma-separated. [GRIDMON_DEVICES] (default: every whole disk)")
+    var devices: String?
+    @Option(help: "Interfaces of the net input, comma-separated. [GRIDMON_INTERFACES] (default: every one but lo that is up)")
+    var interfaces: String?
+    @Option(help: "Per-core cpu_usage_* gauges: true or false. [GRIDMON_PER_CPU] (default: false)")
+    var perCPU: String?
+    @Option(help: "Directory of node_exporter-style *.prom files (name value lines) read each interval. [GRIDMON_TEXTFILE_DIR]")
+    var textfileDir: String?
+    @Option(help: "Filesystem whose use is the fixed disk gauge. [GRIDMON_DISK_PATH] (default: /)")
+    var diskPath: String?
+    @Option(help: "Directory of the disk buffer (unacknowledged samples survive restarts). [GRIDMON_BUFFER_DIR] (default: memory only)")
+    var bufferDir: String?
+    @Option(parsing: .unconditional, help: "Most samples kept in memory while unacknowledged. [GRIDMON_BUFFER] (default: 86400)")
+    var buffer: String?
+    @Option(parsing: .unconditional, help: "Most bytes of unacknowledged samples, in memory or on disk. [GRIDMON_BUFFER_MAX_BYTES] (default: 64MiB)")
+    var bufferMaxBytes: String?
+    @Option(parsing: .unconditional, help: "Disk buffer: samples older than this are dropped. [GRIDMON_BUFFER_MAX_AGE] (default: 24h)")
+    var bufferMaxAge: String?
+    @Option(parsing: .unconditional, help: "On a fallback server, return to the first after this. [GRIDMON_FAILBACK] (default: 5m)")
+    var failback: String?
+    @Option(help: "Log level: debug, info, warn, error. [GRIDMON_LOG_LEVEL] (default: info)")
+    var logLevel: String?
+    @Flag(help: "Take one sample (two reads one interval apart, for rates), print it as JSON and exit.")
     var once = false
 
+    /// The flag's value, else its variable's, with the key to name in errors.
+    private func value(_ flag: String?, _ name: String, _ variable: String) -> (text: String, key: String)? {
+        if let flag { return (flag, "--\(name)") }
+        if let text = environment(variable) { return (text, variable) }
+        return nil
+    }
+
+    private func parse<T>(_ flag: String?, _ name: String, _ variable: String, default fallback: T,
+                          _ expected: String, _ convert: (String) -> T?) throws -> T {
+        guard let (text, key) = value(flag, name, variable) else { return fallback }
+        guard let parsed = convert(text) else { throw ValidationError("\(key): expected \(expected), got '\(text)'") }
+        return parsed
+    }
+
+    private func list(_ flag: String?, _ name: String, _ variable: String) -> [String]? {
+        value(flag, name, variable).map { SettingValues.list($0.text) }
+    }
+
+    /// Every setting, checked: flag first, then variable, then default.
+    func settings() throws -> (config: AgentConfig, logLevel: Log.Level) {
+        var config = AgentConfig()
+        let serverTexts = server.isEmpty ? (environment("GRIDMON_SERVER").map(SettingValues.list) ?? ["127.0.0.1:7070"])
+            : server.flatMap(SettingValues.list)
+        let serverKey = server.isEmpty ? "GRIDMON_SERVER" : "--server"
+        guard !serverTexts.isEmpty else { throw ValidationError("\(serverKey): no server given") }
+        config.servers = try serverTexts.map { text in
+            guard let endpoint = Endpoint(parsing: text) else {
+                throw ValidationError("\(serverKey): expected HOST:PORT or [IPV6]:PORT, got '\(text)'")
+            }
+            return endpoint
+        }
+        config.nodeID = value(nodeID, "node-id", "GRIDMON_NODE_ID")?.text ?? hostname()
+        guard !config.nodeID.isEmpty, config.nodeID.utf8.count <= 256 else { throw ValidationError("--node-id must be 1 to 256 bytes") }
+        config.token = try readToken()
+        config.labels = try parsedLabels()
+        let seconds = try parse(interval, "interval", "GRIDMON_INTERVAL", default: 1.0, "seconds (1, 500ms, 10s)", SettingValues.seconds)
+        guard seconds >= 0.01, seconds <= 3600 else { throw ValidationError("\(value(interval, "interval", "GRIDMON_INTERVAL")!.key): must be 0.01s ... 1h, got \(seconds)s") }
+        config.intervalNs = UInt64(seconds * 1e9)
+        if let names = list(collectors, "collectors", "GRIDMON_COLLECTORS") {
+            let unknown = names.filter { !CollectorConfig.all.contains($0) }
+            guard unknown.isEmpty, !names.isEmpty else {
+                throw ValidationError("\(value(collectors, "collectors", "GRIDMON_COLLECTORS")!.key): unknown input '\(unknown.first ?? "")'; inputs are \(CollectorConfig.all.joined(separator: ","))")
+            }
+            config.collectors.enabled = Set(names)
+        }
+        config.collectors.mounts = list(mounts, "mounts", "GRIDMON_MOUNTS")
+        config.collectors.devices = list(devices, "devices", "GRIDMON_DEVICES")
+        config.collectors.interfaces = list(interfaces, "interfaces", "GRIDMON_INTERFACES")
+        config.collectors.perCPU = try parse(perCPU, "per-cpu", "GRIDMON_PER_CPU", default: false, "true or false", SettingValues.bool)
+        let disk = value(diskPath, "disk-path", "GRIDMON_DISK_PATH")
+        config.collectors.diskPath = disk?.text ?? "/"
+        guard DiskCollector.canReport(config.collectors.diskPath) else {
+            throw ValidationError("\(disk?.key ?? "--disk-path"): cannot read the filesystem at '\(config.collectors.diskPath)' (statvfs failed)")
+        }
+        if let (dir, key) = value(textfileDir, "textfile-dir", "GRIDMON_TEXTFILE_DIR") {
+            guard (try? Files.list(dir)) != nil else { throw ValidationError("\(key): '\(dir)' is not a readable directory") }
+            config.collectors.textfileDirectory = dir
+        }
+        config.bufferDirectory = value(bufferDir, "buffer-dir", "GRIDMON_BUFFER_DIR")?.text
+        config.bufferCapacity = try parse(buffer, "buffer", "GRIDMON_BUFFER", default: 86_400, "a count of samples, at least 1") {
+            Int($0).flatMap { $0 >= 1 ? $0 : nil }
+        }
+        config.bufferMaxBytes = try parse(bufferMaxBytes, "buffer-max-bytes", "GRIDMON_BUFFER_MAX_BYTES", default: 64 << 20,
+                                          "a size of at least 64KiB (65536, 64MiB)") { SettingValues.bytes($0).flatMap { $0 >= 65536 ? $0 : nil } }
+        let maxAge = try parse(bufferMaxAge, "buffer-max-age", "GRIDMON_BUFFER_MAX_AGE", default: 86_400.0, "a duration of at least 1s (24h)") {
+            SettingValues.seconds($0).flatMap { $0 >= 1 && $0 <= 3.65e7 ? $0 : nil }
+        }
+        config.bufferMaxAgeNs = Int64(maxAge * 1e9)
+        let failbackSeconds = try parse(failback, "failback", "GRIDMON_FAILBACK", default: 300.0, "a duration of at least 1s (5m)") {
+            SettingValues.seconds($0).flatMap { $0 >= 1 && $0 <= 3.65e7 ? $0 : nil }
+        }
+        config.failbackNs = UInt64(failbackSeconds * 1e9)
+        let level = try parse(logLevel, "log-level", "GRIDMON_LOG_LEVEL", default: Log.Level.info, "debug, info, warn or error") { Log.Level(name: $0) }
+        return (config, level)
+    }
+
+    func readToken() throws -> String {
+        let file = value(tokenFile, "token-file", "GRIDMON_TOKEN_FILE")
+        let inline = value(token, "token", "GRIDMON_TOKEN")
+        guard let (path, key) = file else { return inline?.text ?? "" }
+        guard inline == nil else { throw ValidationError("\(key) and \(inline!.key): give the token one way") }
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw ValidationError("\(key): cannot read '\(path)': \(SyscallError(call: "stat", errno: errno))") }
+        // As ssh refuses a private key others can read: the token is the node's credential.
+        guard info.st_mode & 0o077 == 0 else {
+            throw ValidationError("\(key): permissions \(String(info.st_mode & 0o777, radix: 8)) for '\(path)' are too open; chmod 600 it")
+        }
+        let text: String
+        do { text = try Files.readText(path, maxBytes: 4096) } catch { throw ValidationError("\(key): \(error)") }
+        let tokenText = text.trimmingSpaces().split(separator: "\n").first.map(String.init)?.trimmingSpaces() ?? ""
+        guard !tokenText.isEmpty else { throw ValidationError("\(key): '\(path)' holds no token") }
+        return tokenText
+    }
+
     func parsedLabels() throws -> [Label] {
-        try labels.split(separator: ",").map { pair in
+        guard let (text, key) = value(labels, "labels", "GRIDMON_LABELS") else { return [] }
+        return try text.split(separator: ",").map { pair in
             let kv = pair.split(separator: "=", maxSplits: 1)
-            guard kv.count == 2, !kv[0].isEmpty else { throw ValidationError("--labels: expected KEY=VALUE, got '\(pair)'") }
+            guard kv.count == 2, !kv[0].isEmpty else { throw ValidationError("\(key): expected KEY=VALUE, got '\(pair)'") }
             return Label(key: String(kv[0]), value: String(kv[1]))
         }
     }
 
     func validate() throws {
-        guard SocketAddress(parsing: server) != nil else { throw ValidationError("--server: expected HOST:PORT (IPv4), got '\(server)'") }
-        guard !nodeID.isEmpty, nodeID.utf8.count <= 256 else { throw ValidationError("--node-id must be 1 to 256 bytes") }
-        guard interval >= 0.01, interval <= 3600 else { throw ValidationError("--interval must be 0.01 ... 3600 seconds") }
-        guard buffer >= 1 else { throw ValidationError("--buffer must be at least 1") }
-        guard Log.Level(name: logLevel) != nil else { throw ValidationError("--log-level: debug, info, warn or error") }
-        _ = try parsedLabels()
+        _ = try settings()
     }
 
     func run() throws {
-        Log.setLevel(Log.Level(name: logLevel)!)
+        let (config, level) = try settings()
+        Log.setLevel(level)
         if once {
-            let sampler = SystemSampler(diskPath: diskPath)
+            let sampler = SystemSampler(config.collectors)
             _ = sampler.sample(seq: 0)
-            usleep(UInt32(interval * 1_000_000))
-            let s = sampler.sample(seq: 1)
-            print("cpu=\(s.cpuPercent) memory=\(s.memoryPercent) disk=\(s.diskPercent) load1=\(s.load1) net_rx=\(s.netRxBytesPerSec) net_tx=\(s.netTxBytesPerSec) disk_read=\(s.diskReadBytesPerSec) disk_write=\(s.diskWriteBytesPerSec)")
+            usleep(UInt32(min(Double(config.intervalNs) / 1e3, 60e6)))
+            print(SampleJSON.encode(sampler.sample(seq: 1), node: config.nodeID))
             return
         }
-        var config = AgentConfig()
-        config.server = SocketAddress(parsing: server)!
-        config.nodeID = nodeID
-        config.token = token
-        config.labels = try parsedLabels()
-        config.intervalNs = UInt64(interval * 1e9)
-        config.bufferCapacity = buffer
-        config.diskPath = diskPath
         do {
             try Agent(config: config).run()
         } catch {

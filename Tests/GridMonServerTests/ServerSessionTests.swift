@@ -197,6 +197,35 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         #expect(f.nodes.isHeld(NodeKey(tenant: "acme", node: "n"), by: StreamOwner(worker: 0, connection: 2)))
     }
 
+    @Test func aSecondAgentProcessWithTheSameNodeIDIsRefusedNotAnEvictionLoop() {
+        let f = SessionFixture()
+        let first = f.session(1)
+        first.peer = "10.0.0.1:4000"
+        let clone = f.session(2)
+        clone.peer = "10.0.0.2:5000"
+        first.receive(.hello(Hello(nodeID: "n", authToken: "good", streamID: 1, instanceID: "aaaa")), nowNs: 0)
+        clone.receive(.hello(Hello(nodeID: "n", authToken: "good", streamID: 1, instanceID: "bbbb")), nowNs: 0)
+        // The clone is told why, naming the node and both peers; the first keeps streaming.
+        guard case .error(let e)? = clone.takeOutgoing().last else { Issue.record("no error"); return }
+        #expect(e.code == .alreadyExists && clone.closeReason == "node_id_conflict")
+        for part in ["node n", "10.0.0.1:4000", "aaaa", "10.0.0.2:5000", "bbbb", "--node-id"] { #expect(e.message.contains(part), "\(part)") }
+        #expect(first.closeReason == nil && f.stats.evictions.value == 0 && f.stats.violations["node_id_conflict"] == 1)
+        first.receive(samples(1, 1...2), nowNs: 0)
+        first.flushAcks()
+        #expect(f.sink.appended.count == 2)
+
+        // The same process reconnecting (its old connection not yet seen closed) takes over.
+        let again = f.session(3)
+        again.receive(.hello(Hello(nodeID: "n", authToken: "good", streamID: 1, instanceID: "aaaa")), nowNs: 0)
+        guard case .welcome? = again.takeOutgoing().first else { Issue.record("no welcome"); return }
+        #expect(first.closeReason == "superseded")
+        // Once the holder is gone, the other machine may have the node (the operator's choice).
+        again.closed(nowNs: 0)
+        let later = f.session(4)
+        later.receive(.hello(Hello(nodeID: "n", authToken: "good", streamID: 1, instanceID: "bbbb")), nowNs: 0)
+        guard case .welcome? = later.takeOutgoing().first else { Issue.record("no welcome"); return }
+    }
+
     @Test func pingIsAnsweredAndServerOnlyMessagesAreViolations() {
         let f = SessionFixture()
         let s = f.session()

@@ -133,10 +133,17 @@ struct  Gridmon__V1__Hello
    * Connection-unique id (>= 1) that later frames of this stream carry.
    */
   uint32_t stream_id;
+  /*
+   * Random id of this agent process (issue #12). A server that already streams the node
+   * from a live connection with another non-empty instance id refuses this Hello with
+   * ALREADY_EXISTS (two machines share a node id, e.g. cloned VMs) instead of evicting the
+   * first; the same instance reconnecting takes its node over. Empty from older agents.
+   */
+  char *instance_id;
 };
 #define GRIDMON__V1__HELLO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&gridmon__v1__hello__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 /*

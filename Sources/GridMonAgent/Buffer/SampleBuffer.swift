@@ -2,22 +2,33 @@ import GridMonWire
 
 /// The agent's samples not yet acknowledged by the server, oldest first, bounded.
 ///
-/// While the server is away the agent keeps collecting; past `capacity` the oldest samples
-/// are dropped and counted (`dropped`), so memory stays bounded and the newest data survives.
+/// While the server is away the agent keeps collecting; past `capacity` samples or about
+/// `maxBytes` bytes (`approximateBytes`) the oldest samples are dropped and counted
+/// (`dropped`), so memory stays bounded and the newest data survives.
 /// An `Ack` removes everything at or below its durable seq; after a reconnect, everything
 /// still here is sent again. Pure value type; owned by the agent's loop.
 public struct SampleBuffer: Sendable {
     public let capacity: Int
+    public let maxBytes: Int
     private var items: [Sample] = []
+    /// `approximateBytes` of the live items.
+    public private(set) var bytes = 0
     private var head = 0
     /// Samples discarded because the buffer was full.
     public private(set) var dropped: UInt64 = 0
     /// Index (into the live items) of the first sample not yet sent on this connection.
     private var unsentOffset = 0
 
-    public init(capacity: Int) {
+    public init(capacity: Int, maxBytes: Int = .max) {
         precondition(capacity > 0)
         self.capacity = capacity
+        self.maxBytes = maxBytes
+    }
+
+    /// What a sample costs in memory, roughly: the struct, and per extra gauge its entry and
+    /// name (names of up to 15 bytes live inline in a Swift String).
+    public static func approximateBytes(_ sample: Sample) -> Int {
+        96 + sample.extra.reduce(0) { $0 + 24 + ($1.name.utf8.count > 15 ? 32 + $1.name.utf8.count : 0) }
     }
 
     public var count: Int { items.count - head }
@@ -26,12 +37,15 @@ public struct SampleBuffer: Sendable {
     public var newestSeq: UInt64? { isEmpty ? nil : items[items.count - 1].seq }
 
     public mutating func append(_ sample: Sample) {
-        if count == capacity {
+        let size = Self.approximateBytes(sample)
+        while count > 0 && (count == capacity || bytes + size > maxBytes) {
+            bytes -= Self.approximateBytes(items[head])
             head += 1
             dropped += 1
             unsentOffset = max(0, unsentOffset - 1)
         }
         items.append(sample)
+        bytes += size
         compact()
     }
 
@@ -39,6 +53,7 @@ public struct SampleBuffer: Sendable {
     public mutating func acknowledge(_ durableSeq: UInt64) {
         var removed = 0
         while head < items.count && items[head].seq <= durableSeq {
+            bytes -= Self.approximateBytes(items[head])
             head += 1
             removed += 1
         }
