@@ -24,7 +24,8 @@ public struct AgentConfig: Sendable {
     /// A connect that has not completed by then is abandoned (a black-holed address would
     /// otherwise take the kernel's two minutes of SYN retries).
     public var connectTimeoutNs: UInt64 = 5_000_000_000
-    /// A server that accepted the connection but sent no Welcome by then is left.
+    /// A server that accepted the connection but sent no Welcome by then (after the connect)
+    /// is left.
     public var welcomeTimeoutNs: UInt64 = 10_000_000_000
     /// While connected to a server other than the first, return to the first after this.
     public var failbackNs: UInt64 = 300_000_000_000
@@ -202,7 +203,7 @@ public final class Agent: EventHandler {
             Log.warning("connect_failed", ["server": self.peer, "error": "no answer in \(self.config.connectTimeoutNs / 1_000_000) ms"])
             self.abandon()
         }
-        reactor.schedule(afterNanos: config.connectTimeoutNs + config.welcomeTimeoutNs) { [weak self] in
+        reactor.schedule(afterNanos: config.welcomeTimeoutNs) { [weak self] in
             guard let self, self.generation == current, self.fd >= 0, self.connected, !self.welcomed else { return }
             Log.warning("no_welcome", ["server": self.peer, "note": "the server accepted the connection but never answered Hello"])
             self.drop()

@@ -72,6 +72,8 @@ struct AgentCommand: ParsableCommand {
     var bufferMaxAge: String?
     @Option(parsing: .unconditional, help: "On a fallback server, return to the first after this. [GRIDMON_FAILBACK] (default: 5m)")
     var failback: String?
+    @Option(parsing: .unconditional, help: "Give up a connect after this, and a server that sent no Welcome after twice this. [GRIDMON_CONNECT_TIMEOUT] (default: 5s)")
+    var connectTimeout: String?
     @Option(help: "Log level: debug, info, warn, error. [GRIDMON_LOG_LEVEL] (default: info)")
     var logLevel: String?
     @Flag(help: "Take one sample (two reads one interval apart, for rates), print it as JSON and exit.")
@@ -149,6 +151,11 @@ struct AgentCommand: ParsableCommand {
             SettingValues.seconds($0).flatMap { $0 >= 1 && $0 <= 3.65e7 ? $0 : nil }
         }
         config.failbackNs = UInt64(failbackSeconds * 1e9)
+        let timeout = try parse(connectTimeout, "connect-timeout", "GRIDMON_CONNECT_TIMEOUT", default: 5.0, "a duration of 0.1s ... 10m (5s)") {
+            SettingValues.seconds($0).flatMap { $0 >= 0.1 && $0 <= 600 ? $0 : nil }
+        }
+        config.connectTimeoutNs = UInt64(timeout * 1e9)
+        config.welcomeTimeoutNs = 2 * config.connectTimeoutNs
         let level = try parse(logLevel, "log-level", "GRIDMON_LOG_LEVEL", default: Log.Level.info, "debug, info, warn or error") { Log.Level(name: $0) }
         return (config, level)
     }

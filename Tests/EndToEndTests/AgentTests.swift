@@ -53,16 +53,142 @@ import Testing
         #expect(!agent.isRunning && agent.terminationStatus == 0)
     }
 
-    @Test func onceReadsEveryGauge() throws {
-        let run = try runBinary("gridmon-agent", ["--once", "--interval", "0.2"])
-        #expect(run.status == 0)
-        for key in ["cpu=", "memory=", "disk=", "load1=", "net_rx=", "net_tx=", "disk_read=", "disk_write="] {
-            #expect(run.stdout.contains(key), "\(key) missing in \(run.stdout)")
+    @Test func oncePrintsOneSampleAsJSONWithEveryInputAndTextfileGauges() throws {
+        let dir = tempPath("textfile")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "# app gauges\nqueue_depth{queue=\"mail\"} 17\nbackups_ok 1\nbroken line here\ncpu 99\n".write(toFile: dir + "/app.prom", atomically: true, encoding: .utf8)
+        try "ignored 1\n".write(toFile: dir + "/notes.txt", atomically: true, encoding: .utf8)
+        let run = try runBinary("gridmon-agent", ["--once", "--interval", "200ms", "--node-id", "once-1", "--textfile-dir", dir])
+        #expect(run.status == 0, "\(run.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        #expect(json["node"] as? String == "once-1" && json["seq"] as? Int == 1)
+        let gauges = try #require(json["gauges"] as? [String: Double])
+        for key in ["cpu", "memory", "disk", "load1", "net_rx", "net_tx", "disk_read", "disk_write",
+                    "cpu_usage_user", "cpu_usage_iowait", "cpu_usage_steal", "mem_available", "mem_cached", "swap_used_percent",
+                    "system_load15", "system_uptime", "processes_total", "processes_blocked", "disk_used_percent./",
+                    "disk_inodes_used_percent./"] {
+            #expect(gauges[key] != nil, "\(key) missing in \(run.stdout)")
+        }
+        #expect(gauges.keys.contains { $0.hasPrefix("diskio_read_bytes_per_s.") })
+        #expect(gauges["queue_depth{queue=\"mail\"}"] == 17 && gauges["backups_ok"] == 1 && gauges["ignored"] == nil)
+        #expect(gauges["cpu"] != 99)  // a textfile cannot overwrite a collector's gauge
+        #expect(run.stderr.contains("event=textfile_problem") && run.stderr.contains("app.prom:4"))
+        #expect(run.stderr.contains("gauge cpu is already sent"))
+    }
+
+    @Test func everyBadFlagOrVariableIsAnErrorNamingIt() throws {
+        let cases: [([String], [String: String], String)] = [
+            (["--server", "nowhere"], [:], "--server"),
+            (["--server", "::1:7070"], [:], "--server"),
+            (["--labels", "novalue"], [:], "--labels"),
+            (["--interval", "-1"], [:], "--interval"),
+            ([], ["GRIDMON_INTERVAL": "5x"], "GRIDMON_INTERVAL"),
+            ([], ["GRIDMON_BUFFER_MAX_BYTES": "lots"], "GRIDMON_BUFFER_MAX_BYTES"),
+            ([], ["GRIDMON_PER_CPU": "maybe"], "GRIDMON_PER_CPU"),
+            (["--collectors", "cpu,gpu"], [:], "unknown input 'gpu'"),
+            (["--disk-path", "/nonexistent"], [:], "--disk-path"),
+            (["--textfile-dir", "/nonexistent"], [:], "--textfile-dir"),
+            (["--failback", "0s"], [:], "--failback"),
+        ]
+        for (arguments, environment, named) in cases {
+            let agent = try AgentProcess(arguments + ["--once"], environment: environment)
+            agent.process.waitUntilExit()
+            #expect(agent.process.terminationStatus == 64, "\(arguments) \(environment)")
+            #expect(agent.log.contains(named), "\(arguments) \(environment): \(agent.log)")
+        }
+        // A good variable is used: 5s is a valid interval (the process would wait 5 s in --once).
+        let good = try runBinary("gridmon-agent", ["--once", "--collectors", "mem"], timeout: 20)
+        #expect(good.status == 0)
+    }
+
+    @Test func aTokenFileOthersCanReadIsRefusedAndAPrivateOneIsUsed() throws {
+        let path = tempPath("token")
+        defer { unlink(path) }
+        try "secret-token\n".write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o644)
+        let open = try runBinary("gridmon-agent", ["--token-file", path, "--once", "--collectors", "mem"])
+        #expect(open.status == 64 && open.stderr.contains("permissions 644") && open.stderr.contains("chmod 600"))
+        let both = try runBinary("gridmon-agent", ["--token-file", path, "--token", "x", "--once"])
+        #expect(both.status == 64 && both.stderr.contains("give the token one way"))
+
+        // With the right permissions the token authenticates the node.
+        chmod(path, 0o600)
+        let tokens = tempPath("tokens")
+        defer { unlink(tokens) }
+        try writeSecret("secret-token acme\n", to: tokens)
+        let server = try ServerProcess(["--tokens-file", tokens])
+        let agent = try AgentProcess(["--server", "\(server.address)", "--token-file", path, "--node-id", "tok-1", "--interval", "100ms"])
+        #expect(eventually { durableSeq(server, "tok-1") >= 3 })
+        #expect(nodeInfo(server, "tok-1")?["tenant"] as? String == "acme")
+        #expect(agent.stop() == 0)
+    }
+
+    @Test func twoMachinesWithOneNodeIDAreNamedNotEvictedInALoop() throws {
+        let server = try ServerProcess()
+        let first = try AgentProcess(["--server", "\(server.address)", "--node-id", "clone", "--interval", "100ms"])
+        #expect(eventually { durableSeq(server, "clone") >= 5 })
+        let clone = try AgentProcess(["--server", "\(server.address)", "--node-id", "clone", "--interval", "100ms"])
+        #expect(clone.logContains("event=node_id_conflict"))
+        let line = String(clone.events("node_id_conflict").first ?? "")
+        #expect(line.contains("node clone is already streaming from 127.0.0.1:") && line.contains("--node-id"))
+        #expect(server.logContains("node_id_conflict"))
+        let before = durableSeq(server, "clone")
+        usleep(2_000_000)
+        // The first keeps streaming, undisturbed; the clone backs off instead of looping.
+        #expect(durableSeq(server, "clone") >= before + 10)
+        let metrics = try httpGet(try #require(server.adminAddress), "/metrics").body
+        #expect((metric(metrics, "gridmon_stream_evictions_total") ?? -1) == 0)
+        #expect(clone.events("node_id_conflict").count <= 3)
+        #expect(first.stop() == 0)
+        clone.stop()
+    }
+
+    @Test func aHostNameIsResolvedAndEachOfItsAddressesTried() throws {
+        let server = try ServerProcess()
+        // localhost may resolve to ::1 first, where this server does not listen: the agent
+        // must try the next address rather than give up on the server.
+        let byName = try AgentProcess(["--server", "localhost:\(server.address.port)", "--node-id", "named-1", "--interval", "100ms"])
+        #expect(eventually { durableSeq(server, "named-1") >= 3 }, "\(byName.log)")
+        #expect(byName.stop() == 0)
+        let nowhere = try AgentProcess(["--server", "no-such-host.invalid:7070", "--node-id", "n", "--interval", "100ms"])
+        #expect(nowhere.logContains("event=resolve_failed server=no-such-host.invalid:7070"))
+        nowhere.stop()
+    }
+}
+
+/// The agent against servers that misbehave on purpose (issue #12): it backs off, says what
+/// happened, and neither spins nor grows.
+@Suite(.serialized) struct AgentMisbehavingServerTests {
+    @Test func silentClosingAndGarbageServersAreRetriedEverMoreSlowly() throws {
+        let servers: [(FakeServer.Behavior, String)] = [(.silent, "no_welcome"), (.welcomeThenClose, "connection_lost"),
+                                                        (.garbage, "bad_server_data")]
+        var running: [(FakeServer, AgentProcess, String)] = []
+        for (behavior, event) in servers {
+            let server = try FakeServer(behavior)
+            let agent = try AgentProcess(["--server", "127.0.0.1:\(server.port)", "--node-id", "victim", "--interval", "100ms",
+                                          "--connect-timeout", "500ms"])
+            running.append((server, agent, event))
+        }
+        usleep(8_000_000)
+        for (server, agent, event) in running {
+            #expect(agent.logContains("event=\(event)", timeout: 1), "\(event): \(agent.log.suffix(1500))")
+            // Retried, but with a growing backoff: a reset after every Welcome would have made
+            // ~30 attempts in 8 s.
+            #expect(server.accepted >= 2 && server.accepted <= 12, "\(event): \(server.accepted) connections")
+            #expect(cpuSeconds(agent.process.processIdentifier) < 1.5, "\(event): the agent spun")
+            #expect(agent.rssKB > 0 && agent.rssKB < 40_000, "\(event): \(agent.rssKB) kB")
+            #expect(agent.stop() == 0)
+            server.stop()
         }
     }
 
-    @Test func badFlagsExit64() throws {
-        #expect(try runBinary("gridmon-agent", ["--server", "nowhere"]).status == 64)
-        #expect(try runBinary("gridmon-agent", ["--labels", "novalue"]).status == 64)
+    @Test func anIPv6ServerIsReachedAndAcknowledgesEverySample() throws {
+        let server = try FakeServer(.acknowledging, ipv6: true)
+        defer { server.stop() }
+        let agent = try AgentProcess(["--server", "[::1]:\(server.port)", "--node-id", "v6", "--interval", "50ms"])
+        #expect(eventually { server.samples >= 10 }, "\(agent.log)")
+        #expect(agent.stop() == 0)
+        #expect(agent.events("agent_stopped").first?.contains("unacked=0") == true)
     }
 }

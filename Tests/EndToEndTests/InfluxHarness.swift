@@ -64,6 +64,15 @@ final class InfluxProcess {
         return (values?.first?[1] as? NSNumber)?.intValue ?? 0
     }
 
+    /// The timestamps (ns) of `host`'s points, in order.
+    func timestamps(_ db: String, host: String) throws -> [Int64] {
+        let q = "SELECT cpu FROM system_metrics WHERE host = '\(host)'"
+        let body = try influxRequest(port, "GET", "/query?db=\(percent(db))&epoch=ns&q=\(percent(q))\(credentials)").body
+        let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
+        let series = (json["results"] as? [[String: Any]])?.first?["series"] as? [[String: Any]]
+        return (series?.first?["values"] as? [[Any]] ?? []).compactMap { ($0.first as? NSNumber)?.int64Value }
+    }
+
     /// Waits (bounded) until `count` reaches `expected`; returns the last count seen.
     func waitForCount(_ db: String, _ expected: Int, seconds: Double = 30, where clause: String = "") throws -> Int {
         let deadline = Date().addingTimeInterval(seconds)
