@@ -73,6 +73,8 @@ public final class Agent: EventHandler {
     private var addresses: [ResolvedAddress] = []
     private var addressIndex = 0
     private var peer = ""
+    /// Whether the server on this connection acknowledged anything (it works, as a server).
+    private var ackedHere = false
     private var reportedDropped: UInt64
     public private(set) var acked: UInt64 = 0
 
@@ -274,6 +276,7 @@ public final class Agent: EventHandler {
             acked += UInt64(max(0, before - queue.count))
             // A server that acknowledges works: from here a lost connection retries quickly.
             failures = 0
+            ackedHere = true
             for verdict in ack.anomalies {
                 Log.warning("anomaly", ["node": config.nodeID, "seq": verdict.seq, "score": verdict.score])
             }
@@ -332,6 +335,7 @@ public final class Agent: EventHandler {
         fd = -1
         connected = false
         welcomed = false
+        ackedHere = false
         generation += 1
     }
 
@@ -342,12 +346,17 @@ public final class Agent: EventHandler {
         connectNext()
     }
 
-    /// An established connection ended: start over at the first server, after a backoff.
+
+    /// An established connection ended. If the server never acknowledged anything (no
+    /// Welcome, a hang-up after it, garbage), this server counts as failed and the round goes
+    /// on to the next one, so a broken first server cannot keep the agent from a working
+    /// second; otherwise start over at the first server after a backoff.
     private func drop() {
         guard fd >= 0 else { return }
+        let worked = ackedHere
         closeSocket()
         if stopping { return finish() }
-        scheduleReconnect()
+        if worked { scheduleReconnect() } else { connectNext() }
     }
 
     private func scheduleReconnect() {

@@ -183,6 +183,18 @@ import Testing
         }
     }
 
+    @Test func aBrokenFirstServerDoesNotKeepTheAgentFromAWorkingSecond() throws {
+        let broken = try FakeServer(.welcomeThenClose)
+        let working = try FakeServer(.acknowledging)
+        defer { broken.stop(); working.stop() }
+        let agent = try AgentProcess(["--server", "127.0.0.1:\(broken.port),127.0.0.1:\(working.port)", "--node-id", "fo",
+                                      "--interval", "50ms", "--failback", "2s"])
+        #expect(eventually { working.samples >= 20 }, "\(agent.log)")
+        // It still tries the first server again after --failback, and falls through again.
+        #expect(eventually(10) { agent.log.contains("event=failback") && broken.accepted >= 2 })
+        #expect(agent.stop() == 0)
+    }
+
     @Test func anIPv6ServerIsReachedAndAcknowledgesEverySample() throws {
         let server = try FakeServer(.acknowledging, ipv6: true)
         defer { server.stop() }

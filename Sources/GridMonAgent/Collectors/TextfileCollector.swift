@@ -52,8 +52,9 @@ public final class TextfileCollector: Collector {
     }
 }
 
-/// The names the fixed gauges have in storage (`MetricLayout.fixed` on the server): a textfile
-/// gauge may not take one.
+/// Names a textfile gauge may not take: the fixed gauges' names in storage (`MetricLayout.fixed`
+/// on the server) and the agent's own self-metrics, added after the collectors.
 enum MetricKeys {
-    static let fixed = ["cpu", "memory", "disk", "load1", "net_rx", "net_tx", "disk_read", "disk_write"]
+    static let fixed = ["cpu", "memory", "disk", "load1", "net_rx", "net_tx", "disk_read", "disk_write",
+                        "agent_buffer_samples", "agent_buffer_dropped_total"]
 }
