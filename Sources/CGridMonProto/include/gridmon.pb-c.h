@@ -376,7 +376,8 @@ struct  Gridmon__V1__Goodbye
 /*
  * Either side: a failure, with a gRPC status code
  * (https://grpc.github.io/grpc/core/md_doc_statuscodes.html), e.g.
- * 3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 12 UNIMPLEMENTED,
+ * 3 INVALID_ARGUMENT, 6 ALREADY_EXISTS (a node id another live agent holds),
+ * 8 RESOURCE_EXHAUSTED, 12 UNIMPLEMENTED,
  * 16 UNAUTHENTICATED. stream_id 0 = the whole connection, which the sender
  * then closes; otherwise only that stream is closed.
  */
