@@ -204,3 +204,48 @@ import Testing
         #expect(agent.events("agent_stopped").first?.contains("unacked=0") == true)
     }
 }
+
+/// The disk buffer on a filesystem that fills up (a 512 KiB tmpfs the test mounts; root only):
+/// the agent keeps running, the oldest samples make room for the newest (counted, logged),
+/// and what it kept reaches the server once it is back.
+@Suite(.serialized, .enabled(if: getuid() == 0)) struct AgentFullDiskTests {
+    @Test func aFullBufferFilesystemDropsTheOldestAndKeepsTheNewest() throws {
+        let mountPoint = tempPath("small-fs")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mounted = try runBinaryAt("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=512k", "tmpfs", mountPoint])
+        try #require(mounted == 0)
+        defer {
+            _ = try? runBinaryAt("/usr/bin/umount", [mountPoint])
+            try? FileManager.default.removeItem(atPath: mountPoint)
+        }
+        let port = try freeLoopbackPort()
+        let agent = try AgentProcess(["--server", "127.0.0.1:\(port)", "--node-id", "full-disk", "--interval", "10ms",
+                                      "--buffer-dir", mountPoint + "/buffer", "--per-cpu", "true", "--connect-timeout", "1s"])
+        #expect(agent.logContains("reason=\"the buffer's filesystem is full\"", timeout: 30), "\(agent.log.suffix(1500))")
+        usleep(1_000_000)
+        #expect(agent.process.isRunning)
+        // Writes that failed outright (no older segment left to free) are rare, and counted.
+        #expect(agent.events("buffer_write_failed").count <= 1)
+
+        let server = try ServerProcess(listen: "127.0.0.1:\(port)")
+        // The agent has backed off for a while by now (up to 30 s between attempts).
+        #expect(eventually(45) { (nodeInfo(server, "full-disk")?["samples"] as? Int ?? 0) >= 100 }, "\(agent.log.suffix(1500))")
+        #expect(agent.stop() == 0)
+        let node = try #require(nodeInfo(server, "full-disk"))
+        // The oldest went: the server holds fewer samples than the agent numbered.
+        #expect((node["samples"] as? Int ?? 0) < (node["durable_seq"] as? Int ?? 0))
+        #expect(agent.events("agent_stopped").first?.contains("unacked=0") == true)
+    }
+}
+
+/// Runs a system tool to completion; its exit status.
+func runBinaryAt(_ path: String, _ arguments: [String]) throws -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return process.terminationStatus
+}

@@ -57,6 +57,20 @@ import Testing
         #expect(throws: SyscallError.self) { _ = try DiskSampleQueue(directory: dir) }
     }
 
+    @Test func samplesAlreadyAboveTheServersSeqAreNotRewritten() throws {
+        let dir = directory()
+        defer { DiskSampleQueue.removeTree(dir + "/log"); DiskSampleQueue.removeTree(dir) }
+        let queue = try DiskSampleQueue(directory: dir)
+        for seq: UInt64 in 1...5 { queue.append(sample(seq)) }
+        let files = segmentFiles(dir)
+        // The server knows nothing of the node: the held seqs stand as they are (a full disk
+        // once made the copy fail and the agent never connect).
+        #expect(queue.renumber(after: 0) == 5 && queue.numbered)
+        #expect(segmentFiles(dir) == files && queue.takeUnsent(max: 10).map(\.seq) == [1, 2, 3, 4, 5])
+        queue.append(sample(6))
+        #expect(queue.takeUnsent(max: 10).map(\.seq) == [6])
+    }
+
     @Test func acknowledgedSegmentsAreDeletedButTheNewestSurvives() throws {
         let dir = directory()
         defer { DiskSampleQueue.removeTree(dir + "/log"); DiskSampleQueue.removeTree(dir) }

@@ -12,9 +12,10 @@ import GridMonWire
 /// most once per `sync()`: a stale one only resends what the server then dedups); `lock`, so
 /// two agents never share a buffer.
 ///
-/// Bounded: past `maxBytes` in all, or for segments whose newest sample is older than
-/// `maxAgeNs`, the oldest segment is deleted and its unacknowledged samples are counted in
-/// `dropped`. The segment being written is never deleted, so the highest seq survives and
+/// Bounded: past `maxBytes` in all, for segments whose newest sample is older than
+/// `maxAgeNs`, or when the filesystem is full (ENOSPC, EDQUOT), the oldest segment is deleted
+/// and its unacknowledged samples are counted in `dropped`; a sample that still cannot be
+/// written is counted there too (`writeFailures`). The segment being written is never deleted, so the highest seq survives and
 /// numbering continues after a restart. On open, a torn or corrupt tail (a crash mid-write)
 /// is cut off at the last whole record and logged. Threading: owned by the agent's loop.
 public final class DiskSampleQueue: SampleQueue {
@@ -51,6 +52,8 @@ public final class DiskSampleQueue: SampleQueue {
     private var cursor = (segment: 0, offset: 0)
     private var stateDirty = false
     private var unsynced = false
+    /// The size at which the segment being written rolls (`roll` lowers it on a filling disk).
+    private var rollAt: Int
     /// Samples whose record could not be written (disk full): counted in `dropped` too.
     public private(set) var writeFailures: UInt64 = 0
 
@@ -62,6 +65,7 @@ public final class DiskSampleQueue: SampleQueue {
         self.directory = directory
         self.limits = limits
         self.segmentBytes = max(4096, min(limits.segmentBytes, limits.maxBytes / 4))
+        self.rollAt = segmentBytes
         self.now = now
         try Self.makeDirectory(directory)
         lockFD = try syscallChecked("open(\(directory)/lock)") { open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
@@ -90,15 +94,30 @@ public final class DiskSampleQueue: SampleQueue {
 
     public func append(_ sample: Sample) {
         let record = SampleRecord.encode(sample, encoder: encoder)
-        if segments.isEmpty || segments[segments.count - 1].bytes >= segmentBytes || writeFD < 0 {
-            roll(firstSeq: sample.seq)
+        var freed = 0
+        while true {
+            if segments.isEmpty || segments[segments.count - 1].bytes >= rollAt || writeFD < 0 {
+                roll(firstSeq: sample.seq)
+            }
+            let failure: SyscallError
+            if writeFD >= 0, let last = segments.indices.last {
+                guard let error = Files.writeAll(writeFD, record, name: segments[last].path) else { break }
+                failure = error
+                // A partial record would hide every later one: cut back to the last whole record.
+                _ = ftruncate(writeFD, off_t(segments[last].bytes))
+            } else {
+                failure = SyscallError(call: "open(\(logDir)/segment-…)", errno: errno)
+            }
+            // The filesystem filled up before the byte bound: the oldest samples make room
+            // for the newest, as the bounds would (never the segment being written).
+            if failure.errno == ENOSPC || failure.errno == EDQUOT, segments.count > 1, freed < 4 {
+                dropOldestSegment(reason: "the buffer's filesystem is full")
+                freed += 1
+                continue
+            }
+            return failedWrite(failure)
         }
-        guard writeFD >= 0, let last = segments.indices.last else { return failedWrite(nil) }
-        if let error = Files.writeAll(writeFD, record, name: segments[last].path) {
-            // A partial record would hide every later one: cut back to the last whole record.
-            _ = ftruncate(writeFD, off_t(segments[last].bytes))
-            return failedWrite(error)
-        }
+        let last = segments.count - 1
         if segments[last].bytes == 0 { segments[last].firstSeq = sample.seq }
         segments[last].lastSeq = sample.seq
         segments[last].bytes += record.count
@@ -150,11 +169,26 @@ public final class DiskSampleQueue: SampleQueue {
     public func renumber(after durableSeq: UInt64) -> UInt64? {
         let held = count
         guard durableSeq < SampleBuffer.maxSeq - UInt64(held) - 1 else { return nil }
-        do {
-            try rewrite(after: durableSeq)
-        } catch {
-            Log.error("buffer_renumber_failed", ["error": error, "note": "keeping the samples in memory order; they are sent renumbered"])
-            return nil
+        let firstHeld = segments.first.map { max($0.firstSeq, acked + 1) } ?? 0
+        if held > 0 && firstHeld <= durableSeq {
+            // Held samples at or below the server's seq would be taken for resends: rewrite them
+            // above it (a fresh buffer meeting a node the server knows; usually a sample or two).
+            do {
+                try rewrite(after: durableSeq)
+                return lastSeq
+            } catch {
+                Self.removeTree(directory + "/log.new")
+                // A copy needs room the disk may not have; connecting matters more. What the
+                // server takes for resends is acknowledged and not stored: said, with the count.
+                Log.error("buffer_renumber_failed", ["error": error, "held": held, "server_seq": durableSeq,
+                                                     "note": "held samples numbered at or below the server's seq are lost"])
+            }
+        }
+        // Everything held is above the server's numbering already: nothing to rewrite.
+        numbered = true
+        lastSeq = max(lastSeq, durableSeq)
+        do { try Files.writeAtomically(logDir + "/numbered", []) } catch {
+            Log.warning("buffer_state_write_failed", ["error": error, "note": "numbered again after a restart"])
         }
         return lastSeq
     }
@@ -181,6 +215,14 @@ public final class DiskSampleQueue: SampleQueue {
     }
 
     private func roll(firstSeq: UInt64) {
+        if let last = segments.last, last.bytes == 0, writeFD >= 0 { return }  // still empty: keep writing it
+        // On a filling filesystem segments shrink (to a sixteenth of the free space, at least
+        // 16 KiB), so that dropping the oldest one frees room before the disk is full.
+        var info = statvfs()
+        if statvfs(logDir, &info) == 0 {
+            let free = Int(clamping: UInt64(info.f_bavail) &* UInt64(info.f_frsize))
+            rollAt = min(segmentBytes, max(16 * 1024, free / 16))
+        }
         if writeFD >= 0 {
             _ = fdatasync(writeFD)
             close(writeFD)
@@ -193,35 +235,43 @@ public final class DiskSampleQueue: SampleQueue {
         }
         let path = segmentPath(firstSeq, in: logDir)
         writeFD = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)
-        guard writeFD >= 0 else { return }
+        guard writeFD >= 0 else { return }  // errno tells append why
         segments.append(Segment(path: path, firstSeq: firstSeq, lastSeq: firstSeq - 1, bytes: 0, newestNs: .min))
     }
 
-    private func failedWrite(_ error: SyscallError?) {
+    private func failedWrite(_ error: SyscallError) {
         writeFailures += 1
         dropped += 1
         stateDirty = true
         if writeFailures == 1 || writeFailures % 1000 == 0 {
-            Log.error("buffer_write_failed", ["dir": directory, "error": error.map { "\($0)" } ?? "cannot open a segment",
-                                              "samples_lost": writeFailures])
+            Log.error("buffer_write_failed", ["dir": directory, "error": error, "samples_lost": writeFailures])
         }
     }
 
     private func enforceBounds() {
         let oldest = now() - limits.maxAgeNs
-        while segments.count > 1
-            && (segments.reduce(0, { $0 + $1.bytes }) > limits.maxBytes || segments[0].newestNs < oldest) {
-            let first = segments[0]
-            let lost = first.lastSeq > acked ? first.lastSeq - max(first.firstSeq - 1, acked) : 0
-            dropped += lost
-            stateDirty = true
-            if lost > 0 {
-                Log.warning("buffer_dropped", ["samples": lost, "first_seq": max(first.firstSeq, acked + 1), "last_seq": first.lastSeq,
-                                               "dropped_total": dropped,
-                                               "reason": first.newestNs < oldest ? "older than the buffer's max age" : "buffer full"])
+        while segments.count > 1 {
+            if segments[0].newestNs < oldest {
+                dropOldestSegment(reason: "older than the buffer's max age")
+            } else if segments.reduce(0, { $0 + $1.bytes }) > limits.maxBytes {
+                dropOldestSegment(reason: "buffer full")
+            } else {
+                break
             }
-            removeFirstSegment()
         }
+    }
+
+    /// Deletes the oldest segment, counting (and logging) its unacknowledged samples as dropped.
+    private func dropOldestSegment(reason: String) {
+        let first = segments[0]
+        let lost = first.lastSeq > acked ? first.lastSeq - max(first.firstSeq - 1, acked) : 0
+        dropped += lost
+        stateDirty = true
+        if lost > 0 {
+            Log.warning("buffer_dropped", ["samples": lost, "first_seq": max(first.firstSeq, acked + 1), "last_seq": first.lastSeq,
+                                           "dropped_total": dropped, "reason": reason])
+        }
+        removeFirstSegment()
     }
 
     private func removeFirstSegment() {
