@@ -16,6 +16,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 from server_bench import cpu_seconds, free_port, peak_rss_mb  # noqa: E402
 
 
+def private_mb(pid):
+    """Anonymous resident memory (RssAnon): the process's own, without shared library pages."""
+    return int(re.search(r"RssAnon:\s+(\d+) kB", open(f"/proc/{pid}/status").read()).group(1)) / 1024
+
+
 def metric(admin, name):
     text = urllib.request.urlopen(f"http://{admin}/metrics", timeout=5).read().decode()
     m = re.search(rf"^{name} (\S+)$", text, re.M)
@@ -82,12 +87,14 @@ def steady(bindir, seconds, agent_cpu, server_cpu):
         time.sleep(max(0, 1 - ((time.time() - start) % 1)))
     wall = time.time() - start
     rows = {"agent_cpu_pct": 100 * (cpu_seconds(a.pid) - a0) / wall, "agent_rss_mb": peak_rss_mb(a.pid),
+            "agent_private_mb": private_mb(a.pid),
             "bytes_per_sample": metric(server.admin, "gridmon_bytes_received_total")
             / max(1, metric(server.admin, "gridmon_samples_accepted_total")),
             "wall": wall}
     if exporter:
         rows["exporter_cpu_pct"] = 100 * (cpu_seconds(exporter.pid) - e0) / wall
         rows["exporter_rss_mb"] = peak_rss_mb(exporter.pid)
+        rows["exporter_private_mb"] = private_mb(exporter.pid)
         rows["scrapes"] = scraped
         exporter.terminate()
     once = subprocess.run([f"{bindir}/gridmon-agent", "--once", "--interval", "200ms", "--per-cpu", "true",
@@ -148,11 +155,12 @@ def main():
     med = lambda key: sorted(r[key] for r in runs)[len(runs) // 2]  # noqa: E731
     print(f"\nSteady state, 1 sample/s, every input (+ per-core, 10 textfile gauges): {runs[0]['gauges']} gauges per sample; "
           f"{args.runs} runs of {args.seconds} s, medians")
-    print(f"  {'':28} {'CPU % of a core':>16} {'CPU s per hour':>15} {'peak RSS MiB':>13}")
-    print(f"  {'gridmon-agent':28} {med('agent_cpu_pct'):16.3f} {med('agent_cpu_pct') * 36:15.1f} {med('agent_rss_mb'):13.1f}")
+    print(f"  {'':28} {'CPU % of a core':>16} {'CPU s per hour':>15} {'peak RSS MiB':>13} {'private MiB':>12}")
+    print(f"  {'gridmon-agent':28} {med('agent_cpu_pct'):16.3f} {med('agent_cpu_pct') * 36:15.1f} {med('agent_rss_mb'):13.1f} "
+          f"{med('agent_private_mb'):12.1f}")
     if "exporter_cpu_pct" in runs[0]:
         print(f"  {'node_exporter, scraped 1/s':28} {med('exporter_cpu_pct'):16.3f} {med('exporter_cpu_pct') * 36:15.1f} "
-              f"{med('exporter_rss_mb'):13.1f}")
+              f"{med('exporter_rss_mb'):13.1f} {med('exporter_private_mb'):12.1f}")
     print(f"  bytes on the wire per sample (server bytes_received / samples_accepted): {med('bytes_per_sample'):.0f}")
     d = drain(args.bin, 0, 1, 3600)
     assert d["reached"] >= d["backlog"], d
