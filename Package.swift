@@ -5,7 +5,7 @@
 // Modules by role:
 //   CProtobufC     system library: the protobuf-c runtime (libprotobuf-c-dev)
 //   CGridMonProto  C: protobuf-c code generated from Proto/ by Tools/gen-proto (committed, never edited)
-//   GridMonCore    pure helpers shared by the cores: CRC-32C, a seedable RNG
+//   GridMonCore    pure helpers shared by the cores: CRC-32C, a seedable RNG, flag/variable value parsers
 //   GridMonForest  pure Swift: the Isolation Forest (fit, score), its model file, CSV, quality metrics
 //   GridMonStore   pure Swift: InfluxDB line protocol encoder, the outbox's record format
 //   CCurl, CZlib   system libraries: libcurl (the InfluxDB writer's HTTP), zlib (gzip bodies)
@@ -16,7 +16,8 @@
 //   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor
 //   GridMonDetect  live detection: each node's temporal detector, its history and refits, incidents
 //   GridMonServer  the server's protocol logic (sessions, nodes, auth, scoring hook, stats) and its epoll edge
-//   GridMonAgent   the agent: /proc parsers (pure), bounded sample buffer (pure), sampler and loop (edge)
+//   GridMonAgent   the agent: /proc and textfile parsers, the buffer's record format (pure); collectors,
+//                  the disk buffer, the connection loop (edge)
 //   GridMonFlood   the load generator's engine: multiplexed streams, pacing, reconnects, HDR latency
 //   gridmon-stream-server, gridmon-flood  the command lines
 //   gridmon-bench  release-build benchmarks printed by Tools/bench-*
