@@ -59,6 +59,11 @@ public final class SystemSampler {
     /// The names of the inputs that run.
     public var collectorNames: [String] { collectors.map(\.name) }
 
+    /// Sources this machine lacks, each logged once.
+    public var missingSources: Set<String> { files.reportedMissing }
+    /// How many times a missing source was logged.
+    public var missingReports: Int { files.reports }
+
     public func sample(seq: UInt64) -> Sample {
         let now = Clock.unixNanos()
         var sample = Sample(seq: seq, timestampNs: now)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import GridMonWire
 @testable import GridMonAgent
@@ -123,6 +124,32 @@ import GridMonWire
         let json = SampleJSON.encode(sample, node: "n\"1")
         #expect(json.hasPrefix("{\"node\":\"n\\\"1\",\"seq\":7,\"timestamp_ns\":42,\"gauges\":{\"cpu\":12.5,\"memory\":50,"))
         #expect(json.hasSuffix(",\"q{a=\\\"x\\\"}\":3,\"tab\\tname\":-0.25}}"))
+    }
+}
+
+/// The collectors on a captured /proc that lacks files, as a container's does.
+@Suite struct SystemSamplerTests {
+    @Test func aMachineLackingSourcesIsSampledWithWhatItHasAndSaysSoOnce() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-proc-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func write(_ name: String, _ text: String) throws { try text.write(toFile: root + "/" + name, atomically: true, encoding: .utf8) }
+        try write("stat", "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 100 0 50 800 50 0 0 0\nprocs_running 2\nprocs_blocked 0\n")
+        try write("meminfo", "MemTotal: 1000 kB\nMemAvailable: 250 kB\n")
+        try write("loadavg", "0.50 0.40 0.30 1/99 123\n")
+        let sampler = SystemSampler(procRoot: root, sysRoot: root)
+        _ = sampler.sample(seq: 0)
+        try write("stat", "cpu  160 0 70 900 70 0 0 0 0 0\ncpu0 160 0 70 900 70 0 0 0\nprocs_running 3\nprocs_blocked 1\n")
+        let sample = sampler.sample(seq: 1)
+        #expect(sample.cpuPercent == 40 && sample.memoryPercent == 75 && sample.load1 == 0.5)
+        let names = Set(sample.extra.map(\.name))
+        #expect(names.isSuperset(of: ["cpu_usage_user", "mem_available", "system_load5", "processes_running", "processes_blocked"]))
+        #expect(!names.contains { $0.hasPrefix("diskio_") || $0.hasPrefix("net_") || $0.hasPrefix("swap_in") })
+        // Each missing source is noted once, however many rounds and inputs read it.
+        #expect(sampler.missingSources.isSuperset(of: ["diskstats", "net/dev", "vmstat", "uptime"]))
+        let reports = sampler.missingReports
+        _ = sampler.sample(seq: 2)
+        #expect(reports >= 4 && sampler.missingReports == reports)
     }
 }
 

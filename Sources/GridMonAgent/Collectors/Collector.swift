@@ -48,7 +48,7 @@ public final class ProcFiles {
         var text: String?
         do {
             text = try Files.readText(path)
-            missing.remove(path)
+            missing.remove(source)
         } catch {
             lacking(source, "\(error)")
         }
@@ -56,9 +56,16 @@ public final class ProcFiles {
         return text
     }
 
+    /// The sources logged as missing now, and how many times anything was logged.
+    public var reportedMissing: Set<String> { missing }
+    public private(set) var reports = 0
+
     /// Logs once that `source` is not available on this machine, and why.
     public func lacking(_ source: String, _ why: String) {
-        if missing.insert(source).inserted { Log.warning("metric_unavailable", ["source": source, "error": why, "note": "skipped"]) }
+        if missing.insert(source).inserted {
+            reports += 1
+            Log.warning("metric_unavailable", ["source": source, "error": why, "note": "skipped"])
+        }
     }
 }
 
