@@ -76,6 +76,7 @@ public final class Agent: EventHandler {
     /// Whether the server on this connection acknowledged anything (it works, as a server).
     private var ackedHere = false
     private var reportedDropped: UInt64
+    private var lastDropReportNs: UInt64 = 0
     public private(set) var acked: UInt64 = 0
 
     /// - Throws: when the reactor or the disk buffer cannot be set up.
@@ -134,12 +135,15 @@ public final class Agent: EventHandler {
         sample.add("agent_buffer_dropped_total", Double(queue.dropped))
         queue.append(sample)
         nextSeq = min(nextSeq + 1, SampleBuffer.maxSeq)
-        if queue.dropped > reportedDropped {
+        // A full buffer drops a sample per interval: said at once, then at most once a minute.
+        let now = Clock.monotonicNanos()
+        if queue.dropped > reportedDropped && (lastDropReportNs == 0 || now - lastDropReportNs >= 60_000_000_000) {
             if config.bufferDirectory == nil {
                 Log.warning("buffer_full", ["capacity": config.bufferCapacity, "max_bytes": config.bufferMaxBytes,
                                             "dropped": queue.dropped - reportedDropped, "dropped_total": queue.dropped])
             }
             reportedDropped = queue.dropped
+            lastDropReportNs = now
         }
         queue.sync()
         pump()

@@ -197,6 +197,19 @@ import Testing
         #expect(agent.stop() == 0)
     }
 
+    @Test func aFullMemoryBufferDropsTheOldestSaysSoOnceAndStaysBounded() throws {
+        let agent = try AgentProcess(["--server", "127.0.0.1:1", "--node-id", "full-memory", "--interval", "10ms",
+                                      "--buffer-max-bytes", "64KiB", "--collectors", "cpu,mem"])
+        #expect(agent.logContains("event=buffer_full", timeout: 15))
+        usleep(3_000_000)
+        // Hundreds of samples dropped since, one line (the next after a minute).
+        #expect(agent.events("buffer_full").count == 1)
+        #expect(agent.rssKB < 40_000)
+        #expect(agent.stop() == 0)
+        let stopped = String(agent.events("agent_stopped").first ?? "")
+        #expect(stopped.contains("level=warn") && stopped.contains("--buffer-dir"))
+    }
+
     @Test func anIPv6ServerIsReachedAndAcknowledgesEverySample() throws {
         let server = try FakeServer(.acknowledging, ipv6: true)
         defer { server.stop() }

@@ -187,10 +187,10 @@ import GridMonWire
     }
 
     @Test func byteBoundDropsTheOldest() {
-        var big = Sample(seq: 0, timestampNs: 0)
+        var big = Sample(seq: 1, timestampNs: 0)
         big.extra = (0..<50).map { Gauge(name: "a_rather_long_gauge_name_\($0)", value: 1) }
-        let size = SampleBuffer.approximateBytes(big)
-        var buffer = SampleBuffer(capacity: 1000, maxBytes: size * 10)
+        var buffer = SampleBuffer(capacity: 1000, maxBytes: 10 * SampleBuffer(capacity: 1).cost(of: big))
+        let size = buffer.cost(of: big)  // seqs 1...25 encode to the same size
         for seq: UInt64 in 1...25 {
             big.seq = seq
             buffer.append(big)

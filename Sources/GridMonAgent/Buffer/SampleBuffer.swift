@@ -1,23 +1,36 @@
 import GridMonWire
 
-/// The agent's samples not yet acknowledged by the server, oldest first, bounded.
+/// The agent's samples not yet acknowledged by the server, oldest first, bounded: the
+/// in-memory queue (without `--buffer-dir`).
 ///
-/// While the server is away the agent keeps collecting; past `capacity` samples or about
-/// `maxBytes` bytes (`approximateBytes`) the oldest samples are dropped and counted
-/// (`dropped`), so memory stays bounded and the newest data survives.
-/// An `Ack` removes everything at or below its durable seq; after a reconnect, everything
-/// still here is sent again. Pure value type; owned by the agent's loop.
-public struct SampleBuffer: Sendable {
+/// Samples are held encoded (`SampleRecord`, the wire's protobuf), so `bytes` is what the
+/// buffer holds and not a guess: as Swift values, 72-gauge samples cost about twice their
+/// estimate and a "64 MiB" buffer held 70 MiB. Past `capacity` samples or `maxBytes` bytes
+/// the oldest samples are dropped and counted (`dropped`), so memory stays bounded and the
+/// newest data survives. An `Ack` removes everything at or below its durable seq; after a
+/// reconnect, everything still here is sent again. Value type, no syscalls; owned by the
+/// agent's loop (it holds an encoder, so it is not shared between threads).
+public struct SampleBuffer {
+    /// Bytes a held record costs beyond its own: the array's header and the allocator's.
+    public static let perRecordOverhead = 48
+
+    private struct Held {
+        var seq: UInt64
+        var record: [UInt8]
+        var cost: Int { record.count + SampleBuffer.perRecordOverhead }
+    }
+
     public let capacity: Int
     public let maxBytes: Int
-    private var items: [Sample] = []
-    /// `approximateBytes` of the live items.
+    private var items: [Held] = []
+    /// Bytes held: every live record and its overhead.
     public private(set) var bytes = 0
     private var head = 0
     /// Samples discarded because the buffer was full.
     public private(set) var dropped: UInt64 = 0
     /// Index (into the live items) of the first sample not yet sent on this connection.
     private var unsentOffset = 0
+    private let encoder = MessageEncoder()
 
     public init(capacity: Int, maxBytes: Int = .max) {
         precondition(capacity > 0)
@@ -25,10 +38,9 @@ public struct SampleBuffer: Sendable {
         self.maxBytes = maxBytes
     }
 
-    /// What a sample costs in memory, roughly: the struct, and per extra gauge its entry and
-    /// name (names of up to 15 bytes live inline in a Swift String).
-    public static func approximateBytes(_ sample: Sample) -> Int {
-        96 + sample.extra.reduce(0) { $0 + 24 + ($1.name.utf8.count > 15 ? 32 + $1.name.utf8.count : 0) }
+    /// What `sample` costs held here.
+    public func cost(of sample: Sample) -> Int {
+        SampleRecord.encode(sample, encoder: encoder).count + Self.perRecordOverhead
     }
 
     public var count: Int { items.count - head }
@@ -37,15 +49,16 @@ public struct SampleBuffer: Sendable {
     public var newestSeq: UInt64? { isEmpty ? nil : items[items.count - 1].seq }
 
     public mutating func append(_ sample: Sample) {
-        let size = Self.approximateBytes(sample)
-        while count > 0 && (count == capacity || bytes + size > maxBytes) {
-            bytes -= Self.approximateBytes(items[head])
+        let held = Held(seq: sample.seq, record: SampleRecord.encode(sample, encoder: encoder))
+        while count > 0 && (count == capacity || bytes + held.cost > maxBytes) {
+            bytes -= items[head].cost
+            items[head].record = []
             head += 1
             dropped += 1
             unsentOffset = max(0, unsentOffset - 1)
         }
-        items.append(sample)
-        bytes += size
+        items.append(held)
+        bytes += held.cost
         compact()
     }
 
@@ -53,7 +66,8 @@ public struct SampleBuffer: Sendable {
     public mutating func acknowledge(_ durableSeq: UInt64) {
         var removed = 0
         while head < items.count && items[head].seq <= durableSeq {
-            bytes -= Self.approximateBytes(items[head])
+            bytes -= items[head].cost
+            items[head].record = []
             head += 1
             removed += 1
         }
@@ -67,7 +81,7 @@ public struct SampleBuffer: Sendable {
         let end = min(items.count, start + max)
         guard start < end else { return [] }
         unsentOffset += end - start
-        return Array(items[start..<end])
+        return items[start..<end].compactMap { Self.decode($0.record) }
     }
 
     /// A new connection: everything still here is unsent again.
@@ -86,9 +100,21 @@ public struct SampleBuffer: Sendable {
         var seq = durableSeq
         for i in head..<items.count {
             seq += 1
-            items[i].seq = seq
+            guard var sample = Self.decode(items[i].record) else { continue }
+            sample.seq = seq
+            bytes -= items[i].cost
+            items[i] = Held(seq: seq, record: SampleRecord.encode(sample, encoder: encoder))
+            bytes += items[i].cost
         }
         return seq
+    }
+
+    /// A record this buffer wrote; nil never happens short of memory corruption.
+    private static func decode(_ record: [UInt8]) -> Sample? {
+        record.withUnsafeBytes { raw in
+            if case .record(let sample, _) = SampleRecord.decode(raw) { return sample }
+            return nil
+        }
     }
 
     private mutating func compact() {
