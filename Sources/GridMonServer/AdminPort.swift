@@ -38,7 +38,9 @@ final class AdminPort: EventHandler {
         let shared = worker.shared
         return AdminRoutes.respond(
             to: request, metrics: shared.metricsText, ready: shared.sink.isReady && !worker.shuttingDown,
-            nodes: shared.nodes, incidents: shared.detectors?.incidents, detail: { key in
+            nodes: shared.nodes, incidents: shared.detectors?.incidents, auth: shared.adminAuth,
+            onRefused: { [worker] status in worker.stats.violation(status == 401 ? "admin_unauthenticated" : "admin_forbidden") },
+            detail: { key in
                 if let models = shared.models { return NodeDetail(model: models.kind(node: key.node, tenant: key.tenant).rawValue) }
                 guard let bank = shared.detectors else { return NodeDetail(model: "static") }
                 guard let d = bank.describe(key) else { return NodeDetail(model: "none", detector: "learning", detectorMetrics: 0, detectorBytes: 0) }

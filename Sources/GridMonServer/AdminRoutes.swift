@@ -25,15 +25,30 @@ struct NodeDetail {
 ///   With live detection each node says `detector` (`learning`, `active`, `off`), how many
 ///   metrics it models and the bytes its detector holds.
 /// - `GET /api/v1/incidents`: open incidents and the most recent closed ones (`IncidentRoutes`).
+///
+/// With `--admin-tokens-file` every `/api/v1/` path needs a bearer token (`AdminAuth`): 401
+/// without a known one, and a tenant's token sees its tenant only (403 for another's).
 enum AdminRoutes {
     static let defaultPage = 1000
     static let maxPage = 10_000
 
     static func respond(to request: HTTPRequestParser.Request, metrics: () -> String, ready: Bool,
-                        nodes: NodeTable, incidents: IncidentBook? = nil,
+                        nodes: NodeTable, incidents: IncidentBook? = nil, auth: AdminAuth = .open,
+                        onRefused: (Int) -> Void = { _ in },
                         detail: (NodeKey) -> NodeDetail = { _ in NodeDetail(model: "") }) -> [UInt8] {
         let head = request.method == "HEAD"
         guard request.method == "GET" || head else { return httpResponse(status: 405, body: "only GET and HEAD\n") }
+        var query = parseQuery(request.query)
+        if request.path.hasPrefix("/api/") {
+            let allowed = auth.scope(of: request).flatMap { AdminAuth.tenant(asked: query["tenant"], scope: $0) }
+            switch allowed {
+            case .success(let tenant): query["tenant"] = tenant
+            case .failure(let refusal):
+                onRefused(refusal.status)
+                return httpResponse(status: refusal.status, body: refusal.message + "\n", head: head,
+                                    headers: refusal.status == 401 ? [("WWW-Authenticate", "Bearer realm=\"gridmon\"")] : [])
+            }
+        }
         switch request.path {
         case "/metrics":
             return httpResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics(), head: head)
@@ -43,7 +58,6 @@ enum AdminRoutes {
             return ready ? httpResponse(status: 200, body: "ready\n", head: head)
                 : httpResponse(status: 503, body: "not ready: the sink cannot write\n", head: head)
         case "/api/v1/nodes":
-            let query = parseQuery(request.query)
             guard let limit = query["limit"].map({ Int($0) }) ?? defaultPage, (1...maxPage).contains(limit) else {
                 return httpResponse(status: 400, body: "limit must be 1...\(maxPage)\n", head: head)
             }
@@ -52,7 +66,7 @@ enum AdminRoutes {
             return httpResponse(status: 200, contentType: "application/json", body: nodesJSON(page, detail: detail), head: head)
         case "/api/v1/incidents":
             guard let incidents else { return httpResponse(status: 404, body: "incidents need --scorer temporal\n", head: head) }
-            return IncidentRoutes.respond(parseQuery(request.query), book: incidents, head: head)
+            return IncidentRoutes.respond(query, book: incidents, head: head)
         default:
             return httpResponse(status: 404, body: "not found; try /metrics, /healthz, /readyz, /api/v1/nodes, /api/v1/incidents\n", head: head)
         }

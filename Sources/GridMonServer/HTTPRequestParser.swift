@@ -105,11 +105,14 @@ public struct HTTPRequestParser: Sendable {
 }
 
 /// Builds a complete HTTP/1.1 response that closes the connection.
-public func httpResponse(status: Int, contentType: String = "text/plain; charset=utf-8", body: String, head: Bool = false) -> [UInt8] {
-    let reasons = [200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large",
-                   431: "Request Header Fields Too Large", 503: "Service Unavailable", 505: "HTTP Version Not Supported"]
+public func httpResponse(status: Int, contentType: String = "text/plain; charset=utf-8", body: String, head: Bool = false,
+                         headers: [(String, String)] = []) -> [UInt8] {
+    let reasons = [200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+                   413: "Content Too Large", 431: "Request Header Fields Too Large", 503: "Service Unavailable",
+                   505: "HTTP Version Not Supported"]
     let bodyBytes = Array(body.utf8)
     let header = "HTTP/1.1 \(status) \(reasons[status] ?? "Error")\r\nContent-Type: \(contentType)\r\n"
+        + headers.map { "\($0.0): \($0.1)\r\n" }.joined()
         + "Content-Length: \(bodyBytes.count)\r\nConnection: close\r\n\r\n"
     return Array(header.utf8) + (head ? [] : bodyBytes)
 }

@@ -64,10 +64,12 @@ final class ServerShared: Sendable {
     /// Logs limit hits without flooding the log when a limit is hit thousands of times.
     let limitLog = RateLimitedLog(intervalNs: 10_000_000_000)
     private let tokens: Mutex<Authenticator>
+    private let adminTokens: Mutex<AdminAuth>
 
     init(config: ServerConfig, sink: SampleSink, authenticator: Authenticator, stats: [ServerStats], mailboxes: [WorkerMailbox],
-         models: ModelRegistry?, learner: NodeLearner?, detectors: DetectorBank?) {
+         models: ModelRegistry?, learner: NodeLearner?, detectors: DetectorBank?, adminAuth: AdminAuth = .open) {
         self.config = config
+        self.adminTokens = Mutex(adminAuth)
         self.detectors = detectors
         self.nodes = NodeTable(capacity: config.maxNodes, perTenant: config.maxNodesPerTenant)
         self.models = models
@@ -81,6 +83,12 @@ final class ServerShared: Sendable {
     var authenticator: Authenticator {
         get { tokens.withLock { $0 } }
         set { tokens.withLock { $0 = newValue } }
+    }
+
+    /// Who may read the admin API (reloaded on SIGHUP).
+    var adminAuth: AdminAuth {
+        get { adminTokens.withLock { $0 } }
+        set { adminTokens.withLock { $0 = newValue } }
     }
 
     /// Counts a new unauthenticated connection from `host`; false when that host has
@@ -181,6 +189,10 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
     private let makeScorer: () -> Scorer
     /// Re-reads the tokens file on SIGHUP; nil when auth is off.
     public var reloadTokens: (() throws -> Authenticator)?
+    /// Who may read the admin API (`--admin-tokens-file`); open by default.
+    public var adminAuth = AdminAuth.open
+    /// Re-reads the admin tokens file on SIGHUP; nil when there is none.
+    public var reloadAdminTokens: (() throws -> AdminAuth)?
     /// Re-reads the model files on SIGHUP (default and tenant models; node models stay).
     public var reloadModels: (() throws -> Void)?
     /// The models scoring uses, for the admin port (nil when scoring is not by forest).
@@ -236,7 +248,8 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             let reactors = try (0..<threads).map { (_: Int) throws(SyscallError) in try Reactor() }
             let shared = ServerShared(
                 config: config, sink: sink, authenticator: authenticator, stats: (0..<threads).map { _ in ServerStats() },
-                mailboxes: reactors.map { WorkerMailbox(reactor: $0.handle) }, models: models, learner: learner, detectors: detectors)
+                mailboxes: reactors.map { WorkerMailbox(reactor: $0.handle) }, models: models, learner: learner, detectors: detectors,
+                adminAuth: adminAuth)
             running.withLock { $0 = shared }
             let startedNs = Clock.unixNanos()
             for (key, seq) in sink.restoredNodes { shared.nodes.restore(key, durableSeq: seq, nowNs: startedNs) }
@@ -249,7 +262,12 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             if let adminAddress = config.adminListen {
                 let adminListener = try Socket.listen(adminAddress, backlog: 128)
                 workers[0].admin = try AdminPort(worker: workers[0], listener: adminListener)
-                Log.info("admin_listening", ["address": try Socket.localAddress(adminListener)])
+                Log.info("admin_listening", ["address": try Socket.localAddress(adminListener),
+                                             "api": adminAuth.isOpen ? "open" : "\(adminAuth.tokenCount) bearer tokens"])
+                if adminAuth.isOpen && adminAddress.host != "127.0.0.1" {
+                    Log.warning("admin_api_open", ["address": adminAddress,
+                                                   "note": "anyone who reaches this address reads every tenant's nodes and incidents; set --admin-tokens-file"])
+                }
             }
             let signalFD = try syscallChecked("signalfd") { signalfd(-1, &mask, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
             try workers[0].reactor.register(signalFD, events: .readable, handler: SignalHandler(fd: signalFD, server: self, shared: shared))
@@ -293,6 +311,14 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
                     for mailbox in shared.mailboxes { mailbox.post(.tokensReloaded) }
                 } catch {
                     Log.error("tokens_reload_failed", ["error": error, "kept": shared.authenticator.tokenCount])
+                }
+            }
+            if let reloadAdminTokens {
+                do {
+                    shared.adminAuth = try reloadAdminTokens()
+                    Log.info("admin_tokens_reloaded", ["tokens": shared.adminAuth.tokenCount])
+                } catch {
+                    Log.error("admin_tokens_reload_failed", ["error": error, "kept": shared.adminAuth.tokenCount])
                 }
             }
             if let reloadModels {

@@ -19,12 +19,17 @@ final class IncidentFetch: @unchecked Sendable {
     static let maxKept = 1_000_000
 
     let admin: SocketAddress
+    /// The admin API's bearer token (`--admin-token`), "" when the API is open.
+    let token: String
     private let state = Mutex<(byID: [Int64: IncidentScore.Reported], lastIDs: Set<Int64>, gaps: Int, dropped: Int, stop: Bool)>(
         ([:], [], 0, 0, false))
     private let done = Semaphore()
     private var started = false  // set before the thread exists; read on the caller's thread
 
-    init(admin: SocketAddress) { self.admin = admin }
+    init(admin: SocketAddress, token: String = "") {
+        self.admin = admin
+        self.token = token
+    }
 
     /// Starts polling on a thread of its own until `finish`.
     func start() {
@@ -43,7 +48,7 @@ final class IncidentFetch: @unchecked Sendable {
         state.withLock { $0.stop = true }
         if started { done.wait() }
         try poll()
-        let nodes = try Self.json(admin, "/api/v1/nodes?limit=10000") as? [[String: Any]] ?? []
+        let nodes = try Self.json(admin, "/api/v1/nodes?limit=10000", token: token) as? [[String: Any]] ?? []
         var samples: [String: UInt64] = [:]
         for n in nodes {
             if let id = n["node"] as? String, let seq = (n["durable_seq"] as? NSNumber)?.uint64Value { samples[id] = seq }
@@ -58,7 +63,7 @@ final class IncidentFetch: @unchecked Sendable {
 
     /// One GET of the open and recent incidents, merged by id.
     private func poll() throws {
-        let answer = try Self.json(admin, "/api/v1/incidents?limit=1000") as? [String: Any] ?? [:]
+        let answer = try Self.json(admin, "/api/v1/incidents?limit=1000", token: token) as? [String: Any] ?? [:]
         let recent = answer["recent"] as? [[String: Any]] ?? []
         let listed = (answer["open"] as? [[String: Any]] ?? []) + recent
         let seq = { (value: Any?) -> UInt64? in
@@ -104,7 +109,7 @@ final class IncidentFetch: @unchecked Sendable {
     }
 
     /// GET `path` and parse the body as JSON (at most 64 MiB, 10 s).
-    static func json(_ address: SocketAddress, _ path: String) throws -> Any {
+    static func json(_ address: SocketAddress, _ path: String, token: String = "") throws -> Any {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
         defer { close(fd) }
@@ -118,7 +123,8 @@ final class IncidentFetch: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw Failure(description: "connect \(address): errno \(errno)") }
-        let request = Array("GET \(path) HTTP/1.0\r\nHost: \(address.host)\r\n\r\n".utf8)
+        let authorization = token.isEmpty ? "" : "Authorization: Bearer \(token)\r\n"
+        let request = Array("GET \(path) HTTP/1.0\r\nHost: \(address.host)\r\n\(authorization)\r\n".utf8)
         guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else {
             throw Failure(description: "send: errno \(errno)")
         }

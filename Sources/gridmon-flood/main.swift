@@ -88,6 +88,8 @@ struct Flood: ParsableCommand {
 
     @Option(help: "fleet: the server's admin address HOST:PORT; its /api/v1/incidents, polled every 2 s during the run and once after it, are scored against the injected incidents (per-kind incident recall, delay, false incidents per node-hour), printed after the report (with --json, a second JSON line). [GRIDMON_ADMIN]")
     var admin: String = environment("GRIDMON_ADMIN") ?? ""
+    @Option(help: "fleet: bearer token for the admin API, when the server has --admin-tokens-file (an every-tenant `*` token, or the fleet's tenant's). [GRIDMON_ADMIN_TOKEN]")
+    var adminToken: String = environment("GRIDMON_ADMIN_TOKEN") ?? ""
 
     @Flag(help: "No progress lines. [GRIDMON_QUIET=1]")
     var quiet: Bool = environment("GRIDMON_QUIET") == "1"
@@ -161,7 +163,7 @@ struct Flood: ParsableCommand {
                 line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
             }
         }
-        let collector = admin.isEmpty ? nil : SocketAddress(parsing: admin).map(IncidentFetch.init)
+        let collector = admin.isEmpty ? nil : SocketAddress(parsing: admin).map { IncidentFetch(admin: $0, token: adminToken) }
         collector?.start()
         let stats: FloodStats
         do { stats = try flood.run() } catch {

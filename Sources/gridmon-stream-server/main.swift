@@ -43,6 +43,9 @@ struct StreamServer: ParsableCommand {
     @Option(help: "File of `TOKEN TENANT` lines that authenticate agents; reloaded on SIGHUP. [GRIDMON_TOKENS_FILE]")
     var tokensFile: String = environment("GRIDMON_TOKENS_FILE") ?? ""
 
+    @Option(help: "File of `TOKEN SCOPE` lines (SCOPE a tenant, or * for all) that the admin API (/api/v1/*) requires as bearer tokens; reloaded on SIGHUP. Without it the API is open. [GRIDMON_ADMIN_TOKENS_FILE]")
+    var adminTokensFile: String = environment("GRIDMON_ADMIN_TOKENS_FILE") ?? ""
+
     @Flag(help: "Accept every agent without a token (demos only; logged loudly). [GRIDMON_INSECURE_NO_AUTH=1]")
     var insecureNoAuth: Bool = environment("GRIDMON_INSECURE_NO_AUTH") == "1"
 
@@ -285,9 +288,18 @@ struct StreamServer: ParsableCommand {
             if loaded.tokenCount == 0 { Log.warning("no_tokens", ["file": path, "note": "every agent will be refused"]) }
             return loaded
         }
+        let adminPath = adminTokensFile
+        let loadAdminTokens: (() throws -> AdminAuth)? = adminPath.isEmpty ? nil : {
+            try Self.checkPrivate(adminPath)
+            let loaded = try AdminAuth(parsing: try Files.readText(adminPath))
+            if loaded.tokenCount == 0 { Log.warning("no_admin_tokens", ["file": adminPath, "note": "every /api/v1 request will be refused"]) }
+            return loaded
+        }
         let authenticator: Authenticator
+        let adminAuth: AdminAuth
         do {
             authenticator = insecureNoAuth ? Authenticator(tokens: [:], insecure: true) : try loadTokens!()
+            adminAuth = try loadAdminTokens?() ?? .open
         } catch {
             Log.error("bad_config", ["error": error])
             throw ExitCode(64)
@@ -381,6 +393,8 @@ struct StreamServer: ParsableCommand {
         do {
             let server = Server(config: config, authenticator: authenticator, scorer: makeScorer, sink: sink)
             server.reloadTokens = insecureNoAuth ? nil : loadTokens
+            server.adminAuth = adminAuth
+            server.reloadAdminTokens = loadAdminTokens
             server.models = registry
             server.learner = learner
             server.detectors = bank

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import GridMonWire
 import Testing
 
@@ -56,5 +57,54 @@ import Testing
         #expect(nodes[0]["durable_seq"] as? Int == 3)
         #expect((nodes[0]["last_sample"] as? [String: Any])?["cpu"] as? Double == 42)
         #expect(nodes[0]["last_score"] as? Double == 0.5)
+    }
+
+    @Test func theAPINeedsABearerTokenScopedToItsTenantReloadedOnSIGHUP() throws {
+        let tokens = tempPath("tokens")
+        let adminTokens = tempPath("admin-tokens")
+        defer { unlink(tokens); unlink(adminTokens) }
+        try writeSecret("acme-agent acme\nbeta-agent beta\n", to: tokens)
+        try writeSecret("acme-reader acme\nops *\n", to: adminTokens)
+        let server = try ServerProcess(["--tokens-file", tokens, "--admin-tokens-file", adminTokens, "--scorer", "temporal"])
+        let admin = try #require(server.adminAddress)
+        #expect(server.logContains("api=\"2 bearer tokens\""))
+        let client = try TestClient(server.address)
+        _ = try client.hello(node: "a1", stream: 1, token: "acme-agent")
+        _ = try client.hello(node: "b1", stream: 2, token: "beta-agent")
+
+        func get(_ path: String, _ token: String?) throws -> (status: Int, body: String) {
+            try httpRequest(admin, "GET \(path) HTTP/1.1\r\nHost: x\r\n" + (token.map { "Authorization: Bearer \($0)\r\n" } ?? "") + "\r\n")
+        }
+        #expect(try get("/metrics", nil).status == 200 && get("/healthz", nil).status == 200)
+        #expect(try get("/api/v1/nodes", nil).status == 401)
+        #expect(try get("/api/v1/incidents", "nope").status == 401)
+        let acme = try get("/api/v1/nodes", "acme-reader")
+        #expect(acme.status == 200 && acme.body.contains("\"a1\"") && !acme.body.contains("\"b1\""))
+        #expect(try get("/api/v1/nodes?tenant=beta", "acme-reader").status == 403)
+        #expect(try get("/api/v1/incidents?tenant=beta", "acme-reader").status == 403)
+        #expect(try get("/api/v1/incidents", "acme-reader").status == 200)
+        let everyone = try get("/api/v1/nodes", "ops")
+        #expect(everyone.body.contains("\"a1\"") && everyone.body.contains("\"b1\""))
+        let metrics = try httpGet(admin, "/metrics").body
+        #expect(metric(metrics, "gridmon_protocol_violations_total{reason=\"admin_unauthenticated\"}") == 2)
+        #expect(metric(metrics, "gridmon_protocol_violations_total{reason=\"admin_forbidden\"}") == 2)
+
+        // SIGHUP re-reads the file: the revoked token is refused, the new one works.
+        try writeSecret("beta-reader beta\n", to: adminTokens)
+        kill(server.process.processIdentifier, SIGHUP)
+        #expect(server.logContains("event=admin_tokens_reloaded"))
+        #expect(try get("/api/v1/nodes", "acme-reader").status == 401)
+        let beta = try get("/api/v1/nodes", "beta-reader")
+        #expect(beta.status == 200 && beta.body.contains("\"b1\"") && !beta.body.contains("\"a1\""))
+    }
+
+    @Test func anAdminTokensFileOthersCanReadIsRefused() throws {
+        let adminTokens = tempPath("admin-tokens")
+        defer { unlink(adminTokens) }
+        try "ops *\n".write(toFile: adminTokens, atomically: true, encoding: .utf8)
+        chmod(adminTokens, 0o644)
+        let run = try runBinary("gridmon-stream-server", ["--insecure-no-auth", "--admin-tokens-file", adminTokens, "--listen", "127.0.0.1:0",
+                                                           "--data-dir", tempPath("data")], timeout: 20)
+        #expect(run.status == 64 && run.stderr.contains(adminTokens))
     }
 }

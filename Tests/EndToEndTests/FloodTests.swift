@@ -85,11 +85,16 @@ import Testing
     @Test func fleetModeScoresTheServersIncidentsAgainstTheInjectedOnes() throws {
         // The server lists only its last 10 closed incidents and the run opens ~16: the report
         // has them all because gridmon-flood polls during the run.
-        let server = try ServerProcess(["--insecure-no-auth", "--recent-incidents", "10"])
+        // The admin API is behind a bearer token here: gridmon-flood sends its --admin-token.
+        let adminTokens = tempPath("admin-tokens")
+        defer { unlink(adminTokens) }
+        try writeSecret("ops-token *\n", to: adminTokens)
+        let server = try ServerProcess(["--insecure-no-auth", "--recent-incidents", "10", "--admin-tokens-file", adminTokens])
         let admin = try #require(server.adminAddress)
         let result = try runBinary("gridmon-flood", [
             "--target", "\(server.address)", "--mode", "fleet", "--seed", "3", "--connections", "4", "--streams", "5",
             "--batch", "20", "--rate", "400", "--samples", "60000", "--json", "--quiet", "--admin", "\(admin)",
+            "--admin-token", "ops-token",
         ], timeout: 120)
         #expect(result.status == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n")
