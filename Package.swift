@@ -9,6 +9,8 @@
 //   GridMonForest  pure Swift: the Isolation Forest (fit, score), its model file, CSV, quality metrics
 //   GridMonStore   pure Swift: InfluxDB line protocol encoder, the outbox's record format
 //   CCurl, CZlib   system libraries: libcurl (the InfluxDB writer's HTTP), zlib (gzip bodies)
+//   COpenSSL       system library: OpenSSL 3 (libssl-dev), for TLS on the agent link
+//   GridMonTLS     the edge of TLS: contexts from certificate files, non-blocking sessions on a socket
 //   GridMonSink    the edge towards InfluxDB: line protocol over libcurl, v1 and v2 write APIs
 //   GridMonOutbox  the edge of storage: the durable outbox (segment files, group commit, recovery)
 //   GridMonWire    pure Swift core: message model, frame codec, protobuf-c bridge; no syscalls
@@ -69,6 +71,15 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "GridMonTLS",
+            dependencies: ["COpenSSL", "GridMonPosix"]
+        ),
+        .systemLibrary(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
@@ -86,7 +97,7 @@ let package = Package(
         ),
         .target(
             name: "GridMonServer",
-            dependencies: ["GridMonDetect", "GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore", "GridMonStore", "GridMonOutbox", "GridMonSink"]
+            dependencies: ["GridMonDetect", "GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore", "GridMonStore", "GridMonOutbox", "GridMonSink", "GridMonTLS"]
         ),
         .executableTarget(
             name: "gridmon-stream-server",
@@ -103,11 +114,11 @@ let package = Package(
         ),
         .target(
             name: "GridMonAgent",
-            dependencies: ["GridMonCore", "GridMonWire", "GridMonPosix", "CGridMonPosix"]
+            dependencies: ["GridMonCore", "GridMonWire", "GridMonPosix", "CGridMonPosix", "GridMonTLS"]
         ),
         .executableTarget(
             name: "gridmon-agent",
-            dependencies: ["GridMonAgent", "GridMonCore", "GridMonPosix", "GridMonWire", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["GridMonAgent", "GridMonCore", "GridMonPosix", "GridMonWire", "GridMonTLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "gridmon-train",

@@ -1,6 +1,7 @@
 import CGridMonPosix
 import Glibc
 import GridMonPosix
+import GridMonTLS
 import GridMonWire
 
 /// Settings of the agent.
@@ -29,6 +30,12 @@ public struct AgentConfig: Sendable {
     public var welcomeTimeoutNs: UInt64 = 10_000_000_000
     /// While connected to a server other than the first, return to the first after this.
     public var failbackNs: UInt64 = 300_000_000_000
+    /// TLS to every server (`--tls`); nil speaks plain TCP.
+    public var tls: TLSContext?
+    /// The name the server's certificate must carry; nil = the host of each `--server`.
+    public var tlsServerName: String?
+    /// Verification is off (said at start, at warn, and on every connection).
+    public var tlsInsecureSkipVerify = false
     /// Random per process: tells the server a reconnect of this agent from a second machine
     /// using the same node id.
     public var instanceID = String(UInt64.random(in: 1...UInt64.max), radix: 16)
@@ -56,6 +63,10 @@ public final class Agent: EventHandler {
     private let encoder = MessageEncoder()
     private let queue: any SampleQueue
     private var fd: Int32 = -1
+    /// The TLS session of this connection (with `config.tls`), made once TCP connects.
+    private var session: TLSSession?
+    /// What the TLS session needs from the socket before it can go on.
+    private var tlsNeed: TLSSession.Need?
     /// Bumped per connection attempt, so timers of an earlier one do nothing.
     private var generation = 0
     private var connected = false
@@ -108,7 +119,11 @@ public final class Agent: EventHandler {
         try reactor.register(signalFD, events: .readable, handler: SignalListener(fd: signalFD) { [unowned self] in self.beginShutdown() })
         Log.info("agent_started", ["node": config.nodeID, "servers": config.servers.map(\.description).joined(separator: ","),
                                    "interval_ms": config.intervalNs / 1_000_000, "collectors": sampler.collectorNames.joined(separator: ","),
-                                   "buffer": config.bufferDirectory ?? "memory", "buffered": queue.count, "next_seq": nextSeq])
+                                   "buffer": config.bufferDirectory ?? "memory", "buffered": queue.count, "next_seq": nextSeq,
+                                   "transport": config.tls == nil ? "plain TCP" : "TLS"])
+        if config.tlsInsecureSkipVerify {
+            Log.warning("tls_insecure_skip_verify", ["note": "servers are not verified: anyone on the path can read and change the data"])
+        }
         startRound()
         // A first read primes the rates, so the first sample sent already carries every gauge:
         // a server fixes a node's detector columns from its first sample (MetricLayout).
@@ -225,16 +240,75 @@ public final class Agent: EventHandler {
             }
             connected = true
             Log.info("connected", ["server": peer])
+            if let context = config.tls {
+                do {
+                    session = try TLSSession(context: context, fd: fd,
+                                             serverName: config.tlsServerName ?? config.servers[serverIndex].host)
+                } catch {
+                    Log.error("tls_failed", ["server": peer, "error": error])
+                    return abandon()
+                }
+            }
+        }
+        if let session, !session.isEstablished {
+            return handshake(session)
         }
         if !events.isDisjoint(with: [.readable, .hangup, .error]) { read() }
         if fd >= 0 && events.contains(.writable) { flush() }
+    }
+
+    /// Advances the TLS handshake; a failure names OpenSSL's reason (unknown CA, expired,
+    /// wrong name, a server that does not speak TLS) and counts as a failed attempt.
+    private func handshake(_ session: TLSSession) {
+        do {
+            if let need = try session.handshake() {
+                tlsNeed = need
+                try? reactor.modify(fd, events: need == .readable ? .readable : .writable)
+                return
+            }
+        } catch {
+            let plain = "\(error)".contains("wrong version number") || "\(error)".contains("packet length too long")
+            if plain {
+                Log.error("tls_handshake_failed", ["server": peer, "error": error,
+                                                   "hint": "the server answered without TLS: is its port plain TCP? (drop --tls, or start it with --tls-cert)"])
+            } else {
+                Log.error("tls_handshake_failed", ["server": peer, "error": error])
+            }
+            return abandon()
+        }
+        tlsNeed = nil
+        if config.tlsInsecureSkipVerify {
+            Log.warning("tls_established", ["server": peer, "version": session.version,
+                                            "note": "the server was NOT verified (--tls-insecure-skip-verify)"])
+        } else {
+            Log.info("tls_established", ["server": peer, "version": session.version, "resumed": session.resumed])
+        }
+        flush()
+    }
+
+    /// One read, through TLS when there is a session.
+    private func transportRead(_ buffer: UnsafeMutableRawBufferPointer) throws -> IOResult<Int> {
+        guard let session else { return try Socket.read(fd, into: buffer) }
+        switch try session.read(into: buffer) {
+        case .done(let count): tlsNeed = nil; return .done(count)
+        case .blocked(let need): tlsNeed = need == .writable ? .writable : nil; return .wouldBlock
+        }
+    }
+
+    /// One write, through TLS when there is a session.
+    private func transportWrite(_ bytes: UnsafeRawBufferPointer) throws -> IOResult<Int> {
+        guard let session else { return try Socket.write(fd, bytes) }
+        switch try session.write(bytes) {
+        case .done(let count): return .done(count)
+        case .blocked(let need): tlsNeed = need == .readable ? .readable : nil; return .wouldBlock
+        }
     }
 
     private func read() {
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         while fd >= 0 {
             let result: IOResult<Int>
-            do { result = try chunk.withUnsafeMutableBytes { try Socket.read(fd, into: $0) } } catch {
+            do { result = try chunk.withUnsafeMutableBytes { try transportRead($0) } } catch {
                 Log.warning("connection_lost", ["server": peer, "error": error])
                 return drop()
             }
@@ -316,7 +390,7 @@ public final class Agent: EventHandler {
         while fd >= 0 && outputOffset < output.count {
             let result: IOResult<Int>
             do {
-                result = try output.withUnsafeBytes { try Socket.write(fd, UnsafeRawBufferPointer(rebasing: $0[outputOffset...])) }
+                result = try output.withUnsafeBytes { try transportWrite(UnsafeRawBufferPointer(rebasing: $0[outputOffset...])) }
             } catch {
                 Log.warning("connection_lost", ["server": peer, "error": error])
                 return drop()
@@ -329,11 +403,15 @@ public final class Agent: EventHandler {
             output.removeAll(keepingCapacity: true)
             outputOffset = 0
         }
-        try? reactor.modify(fd, events: output.isEmpty && connected ? .readable : [.readable, .writable])
+        if let session, !session.isEstablished { return }  // the handshake sets the interest
+        try? reactor.modify(fd, events: output.isEmpty && connected && tlsNeed != .writable ? .readable : [.readable, .writable])
     }
 
     private func closeSocket() {
         guard fd >= 0 else { return }
+        if let session, session.isEstablished { session.close() }
+        session = nil
+        tlsNeed = nil
         reactor.unregister(fd)
         Socket.close(fd)
         fd = -1

@@ -2,6 +2,7 @@ import CGridMonPosix
 import Glibc
 import GridMonDetect
 import GridMonPosix
+import GridMonTLS
 import GridMonWire
 import Synchronization
 
@@ -65,10 +66,13 @@ final class ServerShared: Sendable {
     let limitLog = RateLimitedLog(intervalNs: 10_000_000_000)
     private let tokens: Mutex<Authenticator>
     private let adminTokens: Mutex<AdminAuth>
+    private let tlsContext: Mutex<TLSContext?>
 
     init(config: ServerConfig, sink: SampleSink, authenticator: Authenticator, stats: [ServerStats], mailboxes: [WorkerMailbox],
-         models: ModelRegistry?, learner: NodeLearner?, detectors: DetectorBank?, adminAuth: AdminAuth = .open) {
+         models: ModelRegistry?, learner: NodeLearner?, detectors: DetectorBank?, adminAuth: AdminAuth = .open,
+         tls: TLSContext? = nil) {
         self.config = config
+        self.tlsContext = Mutex(tls)
         self.adminTokens = Mutex(adminAuth)
         self.detectors = detectors
         self.nodes = NodeTable(capacity: config.maxNodes, perTenant: config.maxNodesPerTenant)
@@ -83,6 +87,13 @@ final class ServerShared: Sendable {
     var authenticator: Authenticator {
         get { tokens.withLock { $0 } }
         set { tokens.withLock { $0 = newValue } }
+    }
+
+    /// The agent port's TLS context (nil: plain TCP); replaced on SIGHUP, while sessions
+    /// already open keep the context they started with.
+    var tls: TLSContext? {
+        get { tlsContext.withLock { $0 } }
+        set { tlsContext.withLock { $0 = newValue } }
     }
 
     /// Who may read the admin API (reloaded on SIGHUP).
@@ -189,6 +200,10 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
     private let makeScorer: () -> Scorer
     /// Re-reads the tokens file on SIGHUP; nil when auth is off.
     public var reloadTokens: (() throws -> Authenticator)?
+    /// TLS on the agent port (`--tls-cert`/`--tls-key`); nil serves plain TCP.
+    public var tls: TLSContext?
+    /// Re-reads the certificate and key on SIGHUP; nil without TLS.
+    public var reloadTLS: (() throws -> TLSContext)?
     /// Who may read the admin API (`--admin-tokens-file`); open by default.
     public var adminAuth = AdminAuth.open
     /// Re-reads the admin tokens file on SIGHUP; nil when there is none.
@@ -249,7 +264,7 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             let shared = ServerShared(
                 config: config, sink: sink, authenticator: authenticator, stats: (0..<threads).map { _ in ServerStats() },
                 mailboxes: reactors.map { WorkerMailbox(reactor: $0.handle) }, models: models, learner: learner, detectors: detectors,
-                adminAuth: adminAuth)
+                adminAuth: adminAuth, tls: tls)
             running.withLock { $0 = shared }
             let startedNs = Clock.unixNanos()
             for (key, seq) in sink.restoredNodes { shared.nodes.restore(key, durableSeq: seq, nowNs: startedNs) }
@@ -272,6 +287,7 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             let signalFD = try syscallChecked("signalfd") { signalfd(-1, &mask, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
             try workers[0].reactor.register(signalFD, events: .readable, handler: SignalHandler(fd: signalFD, server: self, shared: shared))
             Log.info("listening", ["address": bound, "threads": threads, "max_connections": config.maxConnections,
+                                   "transport": tls == nil ? "plain TCP" : "TLS",
                                    "auth": authenticator.insecure ? "OFF (--insecure-no-auth)" : "\(authenticator.tokenCount) tokens"])
             if authenticator.insecure {
                 Log.warning("insecure_no_auth", ["note": "every Hello is accepted without a token; for demos only"])
@@ -311,6 +327,14 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
                     for mailbox in shared.mailboxes { mailbox.post(.tokensReloaded) }
                 } catch {
                     Log.error("tokens_reload_failed", ["error": error, "kept": shared.authenticator.tokenCount])
+                }
+            }
+            if let reloadTLS {
+                do {
+                    shared.tls = try reloadTLS()
+                    Log.info("tls_reloaded", ["note": "new connections use the new certificate; open ones keep theirs"])
+                } catch {
+                    Log.error("tls_reload_failed", ["error": error, "note": "the certificate in use is kept"])
                 }
             }
             if let reloadAdminTokens {

@@ -1,4 +1,6 @@
+import Glibc
 import GridMonPosix
+import GridMonTLS
 import GridMonWire
 
 /// One agent connection on a reactor: socket bytes → `FrameDecoder` → `ServerSession`, and
@@ -7,6 +9,9 @@ import GridMonWire
 /// Backpressure: while more than `ServerConfig.maxOutputBytes` wait to be written (a peer that does
 /// not read its acks), the connection stops reading, so it cannot make the server buffer
 /// without bound; keepalive then closes it if it stays silent.
+/// With TLS (`--tls-cert`), the same bytes run inside a `TLSSession`: the handshake first
+/// (bounded by the handshake timeout, as a Hello is), then reads and writes through it; what
+/// OpenSSL needs from the socket (readable, writable) becomes the reactor's interest.
 /// Threading: confined to its reactor's thread. Ownership: owns `fd` and closes it.
 final class ServerConnection: EventHandler {
     let fd: Int32
@@ -33,9 +38,18 @@ final class ServerConnection: EventHandler {
 
     /// Reads per readiness event before yielding to other connections (fairness).
     private static let readsPerEvent = 4
+    /// The TLS session, when the port speaks TLS.
+    private var tls: TLSSession?
+    /// Whether the first bytes were looked at (a plain GridMon agent on the TLS port is told
+    /// so in its own protocol, instead of a reset it cannot explain).
+    private var sniffed = false
+    /// What the TLS session last needed from the socket that the plain logic would not ask
+    /// for (a read that must write, during the handshake or a key update).
+    private var tlsNeed: TLSSession.Need?
 
-    init(fd: Int32, peer: SocketAddress, server: Worker, session: ServerSession, maxFrameBytes: Int) {
+    init(fd: Int32, peer: SocketAddress, server: Worker, session: ServerSession, maxFrameBytes: Int, tls: TLSSession? = nil) {
         self.fd = fd
+        self.tls = tls
         self.peer = peer
         self.server = server
         self.session = session
@@ -58,8 +72,68 @@ final class ServerConnection: EventHandler {
     var pendingOutput: Int { output.count - outputOffset }
 
     func handleEvents(_ events: IOEvents) {
-        if !events.isDisjoint(with: [.readable, .hangup, .error]) && watching.contains(.readable) { readAvailable() }
+        if let tls, !tls.isEstablished {
+            if !sniffed && events.contains(.readable) && sniffPlainAgent() { return }
+            return handshake(tls)
+        }
+        if !events.isDisjoint(with: [.readable, .hangup, .error]) && (watching.contains(.readable) || tlsNeed != nil) { readAvailable() }
         if !isClosed && events.contains(.writable) { flush() }
+    }
+
+    /// Peeks at the first byte: "G" (the GridMon preface) instead of a TLS record (0x16) is a
+    /// plain agent. It gets a plain `Error` naming the fix, and the connection closes.
+    private func sniffPlainAgent() -> Bool {
+        sniffed = true
+        var first: UInt8 = 0
+        guard recv(fd, &first, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 1, first == Preface.bytes[0] else { return false }
+        tls = nil
+        server.stats.violation("plain_on_tls_port")
+        server.shared.limitLog.note("plain_on_tls_port", ["peer": peer])
+        session.fail(.unavailable, "this port speaks TLS: start the agent with --tls", reason: "plain_on_tls_port")
+        sendOutgoing()
+        return true
+    }
+
+    /// Advances the TLS handshake; once done, reads what came with it and writes the preface.
+    private func handshake(_ tls: TLSSession) {
+        do {
+            if let need = try tls.handshake() {
+                tlsNeed = need
+                return updateInterest()
+            }
+        } catch {
+            server.stats.violation("tls_handshake_failed")
+            server.shared.limitLog.note("tls_handshake_failed", ["peer": peer, "error": error])
+            return close()
+        }
+        tlsNeed = nil
+        Log.debug("tls_established", ["peer": peer, "version": tls.version, "resumed": tls.resumed])
+        readAvailable()
+        if !isClosed { flush() }
+    }
+
+    /// One read from the socket, through TLS when there is a session.
+    private func transportRead() throws -> IOResult<Int> {
+        guard let tls else { return try Socket.read(fd, into: server.readBuffer) }
+        switch try tls.read(into: server.readBuffer) {
+        case .done(let count):
+            tlsNeed = nil
+            return .done(count)
+        case .blocked(let need):
+            tlsNeed = need == .writable ? .writable : nil
+            return .wouldBlock
+        }
+    }
+
+    /// One write to the socket, through TLS when there is a session.
+    private func transportWrite(_ bytes: UnsafeRawBufferPointer) throws -> IOResult<Int> {
+        guard let tls else { return try Socket.write(fd, bytes) }
+        switch try tls.write(bytes) {
+        case .done(let count): return .done(count)
+        case .blocked(let need):
+            tlsNeed = need == .readable ? .readable : nil
+            return .wouldBlock
+        }
     }
 
     /// Queues the session's messages and writes what the socket takes.
@@ -75,6 +149,7 @@ final class ServerConnection: EventHandler {
     func close() {
         guard !isClosed else { return }
         isClosed = true
+        if let tls, tls.isEstablished { tls.close() }
         leavePreAuth()
         session.closed(nowNs: Clock.unixNanos())
         server.connectionClosed(self)
@@ -86,7 +161,7 @@ final class ServerConnection: EventHandler {
         for _ in 0..<Self.readsPerEvent {
             let result: IOResult<Int>
             do {
-                result = try Socket.read(fd, into: server.readBuffer)
+                result = try transportRead()
             } catch {
                 Log.debug("read_failed", ["peer": peer, "error": error])
                 return close()
@@ -107,7 +182,9 @@ final class ServerConnection: EventHandler {
                 frameStartedNs = lastInputNs
             }
             if unauthenticated && !accountPreAuth() { break }
-            if session.closeReason != nil || count < server.readBuffer.count { break }
+            // A short read drained the socket; over TLS, decrypted bytes may wait in OpenSSL
+            // where no readiness event will announce them.
+            if session.closeReason != nil || (count < server.readBuffer.count && (tls?.pendingBytes ?? 0) == 0) { break }
         }
         session.flushAcks()
         sendOutgoing()
@@ -180,7 +257,7 @@ final class ServerConnection: EventHandler {
         while outputOffset < output.count {
             let result: IOResult<Int>
             do {
-                result = try output.withUnsafeBytes { try Socket.write(fd, UnsafeRawBufferPointer(rebasing: $0[outputOffset...])) }
+                result = try output.withUnsafeBytes { try transportWrite(UnsafeRawBufferPointer(rebasing: $0[outputOffset...])) }
             } catch {
                 Log.debug("write_failed", ["peer": peer, "error": error])
                 return close()
@@ -205,6 +282,15 @@ final class ServerConnection: EventHandler {
     func updateInterest() {
         guard !isClosed else { return }
         var wanted: IOEvents = []
+        if let tls, !tls.isEstablished {
+            wanted = tlsNeed == .writable ? .writable : .readable
+            if wanted != watching {
+                do { try server.reactor.modify(fd, events: wanted); watching = wanted } catch { close() }
+            }
+            return
+        }
+        if tlsNeed == .writable { wanted.insert(.writable) }
+        if tlsNeed == .readable { wanted.insert(.readable) }
         if pendingOutput > 0 { wanted.insert(.writable) }
         if session.closeReason == nil && pendingOutput <= server.maxOutputBytes && !server.readingPaused {
             wanted.insert(.readable)

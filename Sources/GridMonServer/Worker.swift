@@ -1,5 +1,6 @@
 import Glibc
 import GridMonPosix
+import GridMonTLS
 import GridMonWire
 import Synchronization
 
@@ -201,8 +202,17 @@ final class Worker: EventHandler {
                 owner: owner, config: shared.config.session, nodes: shared.nodes, authenticator: { shared.authenticator },
                 scorer: scorer, sink: shared.sink, stats: stats,
                 evictElsewhere: { [unowned self] previous, node in self.evict(previous, node) })
+            var tls: TLSSession?
+            if let context = shared.tls {
+                do { tls = try TLSSession(context: context, fd: fd) } catch {
+                    Log.warning("tls_session_failed", ["peer": peer, "error": error])
+                    shared.leaveUnauthenticated(peer.host)
+                    Socket.close(fd)
+                    continue
+                }
+            }
             let connection = ServerConnection(fd: fd, peer: peer, server: self, session: session,
-                                              maxFrameBytes: shared.config.session.maxFrameBytes)
+                                              maxFrameBytes: shared.config.session.maxFrameBytes, tls: tls)
             do {
                 try reactor.register(fd, events: .readable, handler: connection)
             } catch {

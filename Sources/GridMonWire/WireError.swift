@@ -40,7 +40,10 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .badPreface(let received):
-            let hint = Self.looksLikeHTTP(received) ? " (looks like an HTTP request: wrong port?)" : ""
+            // A TLS record (handshake 0x16 or alert 0x15, version 0x03 0x0n): one side speaks TLS.
+            let tls = received.count >= 2 && (received[0] == 0x16 || received[0] == 0x15) && received[1] == 0x03
+            let hint = Self.looksLikeHTTP(received) ? " (looks like an HTTP request: wrong port?)"
+                : tls ? " (a TLS record: the peer speaks TLS and this side does not; use TLS on both ends or on neither)" : ""
             return "bad connection preface: expected \"GRIDMON\\x01\", got \(Self.quote(received))\(hint)"
         case .unsupportedVersion(let version):
             return "unsupported protocol version \(version) in preface (this build speaks \(Preface.version))"

@@ -6,6 +6,7 @@ import ArgumentParser
 import GridMonAgent
 import GridMonCore
 import GridMonPosix
+import GridMonTLS
 import GridMonWire
 #if canImport(Glibc)
 import Glibc
@@ -74,6 +75,18 @@ struct AgentCommand: ParsableCommand {
     var failback: String?
     @Option(parsing: .unconditional, help: "Give up a connect after this, and a server that sent no Welcome after twice this. [GRIDMON_CONNECT_TIMEOUT] (default: 5s)")
     var connectTimeout: String?
+    @Flag(help: "Speak TLS to the servers, verifying them against the system's CAs or --tls-ca. [GRIDMON_TLS=true]")
+    var tls = false
+    @Option(help: "PEM file of the CAs that sign the servers' certificates. [GRIDMON_TLS_CA] (default: the system's store)")
+    var tlsCa: String?
+    @Option(help: "Name the server certificate must carry. [GRIDMON_TLS_SERVER_NAME] (default: each --server's host)")
+    var tlsServerName: String?
+    @Option(help: "PEM certificate for mutual TLS (with --tls-key). [GRIDMON_TLS_CERT]")
+    var tlsCert: String?
+    @Option(help: "PEM key of --tls-cert (mode 0600). [GRIDMON_TLS_KEY]")
+    var tlsKey: String?
+    @Flag(help: "Do not verify the server (anyone on the path can read and change the data); logged loudly. [GRIDMON_TLS_INSECURE_SKIP_VERIFY=true]")
+    var tlsInsecureSkipVerify = false
     @Option(help: "Log level: debug, info, warn, error. [GRIDMON_LOG_LEVEL] (default: info)")
     var logLevel: String?
     @Flag(help: "Take one sample (two reads one interval apart, for rates), print it as JSON and exit.")
@@ -156,8 +169,38 @@ struct AgentCommand: ParsableCommand {
         }
         config.connectTimeoutNs = UInt64(timeout * 1e9)
         config.welcomeTimeoutNs = 2 * config.connectTimeoutNs
+        let useTLS = try tls || parse(nil, "tls", "GRIDMON_TLS", default: false, "true or false", SettingValues.bool)
+        let skipVerify = try tlsInsecureSkipVerify
+            || parse(nil, "tls-insecure-skip-verify", "GRIDMON_TLS_INSECURE_SKIP_VERIFY", default: false, "true or false", SettingValues.bool)
+        let ca = value(tlsCa, "tls-ca", "GRIDMON_TLS_CA")
+        let certificate = value(tlsCert, "tls-cert", "GRIDMON_TLS_CERT")
+        let key = value(tlsKey, "tls-key", "GRIDMON_TLS_KEY")
+        config.tlsServerName = value(tlsServerName, "tls-server-name", "GRIDMON_TLS_SERVER_NAME")?.text
+        if !useTLS, let given = ca ?? certificate ?? key {
+            throw ValidationError("\(given.key) needs --tls (GRIDMON_TLS=true)")
+        }
+        guard (certificate == nil) == (key == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        if useTLS {
+            if let key { try checkPrivate(key.text, key.key) }
+            do {
+                config.tls = try TLSContext(client: TLSClientConfig(caPath: ca?.text, certificatePath: certificate?.text,
+                                                                    keyPath: key?.text, insecureSkipVerify: skipVerify))
+            } catch {
+                throw ValidationError("TLS: \(error)")
+            }
+            config.tlsInsecureSkipVerify = skipVerify
+        }
         let level = try parse(logLevel, "log-level", "GRIDMON_LOG_LEVEL", default: Log.Level.info, "debug, info, warn or error") { Log.Level(name: $0) }
         return (config, level)
+    }
+
+    /// Refuses a secret file group or others may read, as ssh refuses a private key.
+    func checkPrivate(_ path: String, _ key: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw ValidationError("\(key): cannot read '\(path)': \(SyscallError(call: "stat", errno: errno))") }
+        guard info.st_mode & 0o077 == 0 else {
+            throw ValidationError("\(key): permissions \(String(info.st_mode & 0o777, radix: 8)) for '\(path)' are too open; chmod 600 it")
+        }
     }
 
     func readToken() throws -> String {
@@ -165,12 +208,8 @@ struct AgentCommand: ParsableCommand {
         let inline = value(token, "token", "GRIDMON_TOKEN")
         guard let (path, key) = file else { return inline?.text ?? "" }
         guard inline == nil else { throw ValidationError("\(key) and \(inline!.key): give the token one way") }
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw ValidationError("\(key): cannot read '\(path)': \(SyscallError(call: "stat", errno: errno))") }
         // As ssh refuses a private key others can read: the token is the node's credential.
-        guard info.st_mode & 0o077 == 0 else {
-            throw ValidationError("\(key): permissions \(String(info.st_mode & 0o777, radix: 8)) for '\(path)' are too open; chmod 600 it")
-        }
+        try checkPrivate(path, key)
         let text: String
         do { text = try Files.readText(path, maxBytes: 4096) } catch { throw ValidationError("\(key): \(error)") }
         let tokenText = text.trimmingSpaces().split(separator: "\n").first.map(String.init)?.trimmingSpaces() ?? ""

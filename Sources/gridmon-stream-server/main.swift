@@ -9,6 +9,7 @@ import GridMonSink
 import GridMonStore
 import GridMonPosix
 import GridMonServer
+import GridMonTLS
 
 
 #if canImport(Glibc)
@@ -202,10 +203,25 @@ struct StreamServer: ParsableCommand {
     @Option(help: "static scorer: threshold on max(CPU, memory, disk)/100, 0...1. [GRIDMON_THRESHOLD]")
     var threshold: Double = environment("GRIDMON_THRESHOLD").flatMap { Double($0) } ?? 0.95
 
+    @Option(help: "PEM certificate chain: the agent port speaks TLS (with --tls-key); reloaded on SIGHUP. [GRIDMON_TLS_CERT]")
+    var tlsCert: String = environment("GRIDMON_TLS_CERT") ?? ""
+
+    @Option(help: "PEM private key of --tls-cert (mode 0600). [GRIDMON_TLS_KEY]")
+    var tlsKey: String = environment("GRIDMON_TLS_KEY") ?? ""
+
+    @Option(help: "PEM CA file: agents must present a certificate it signed (mutual TLS; the tenant still comes from the token). [GRIDMON_TLS_CLIENT_CA]")
+    var tlsClientCa: String = environment("GRIDMON_TLS_CLIENT_CA") ?? ""
+
+    @Option(help: "Lowest TLS version accepted: 1.2 or 1.3. [GRIDMON_TLS_MIN_VERSION]")
+    var tlsMinVersion: String = environment("GRIDMON_TLS_MIN_VERSION") ?? "1.2"
+
     @Option(help: "Log level: debug, info, warn, error. [GRIDMON_LOG_LEVEL]")
     var logLevel: String = environment("GRIDMON_LOG_LEVEL") ?? "info"
 
     func validate() throws {
+        guard tlsCert.isEmpty == tlsKey.isEmpty else { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard tlsClientCa.isEmpty || !tlsCert.isEmpty else { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
+        guard TLSVersion(rawValue: tlsMinVersion) != nil else { throw ValidationError("--tls-min-version: expected 1.2 or 1.3, got '\(tlsMinVersion)'") }
         guard SocketAddress(parsing: listen) != nil else { throw ValidationError("--listen: expected HOST:PORT with an IPv4 host, got '\(listen)'") }
         guard adminListen == "off" || SocketAddress(parsing: adminListen) != nil else {
             throw ValidationError("--admin-listen: expected HOST:PORT or 'off', got '\(adminListen)'")
@@ -295,11 +311,21 @@ struct StreamServer: ParsableCommand {
             if loaded.tokenCount == 0 { Log.warning("no_admin_tokens", ["file": adminPath, "note": "every /api/v1 request will be refused"]) }
             return loaded
         }
+        let tlsConfig = tlsCert.isEmpty ? nil : TLSServerConfig(
+            certificatePath: tlsCert, keyPath: tlsKey, clientCAPath: tlsClientCa.isEmpty ? nil : tlsClientCa,
+            minVersion: TLSVersion(rawValue: tlsMinVersion)!)
+        let keyPath = tlsKey
+        let loadTLS: (() throws -> TLSContext)? = tlsConfig.map { config in {
+            try Self.checkPrivate(keyPath)
+            return try TLSContext(server: config)
+        } }
         let authenticator: Authenticator
         let adminAuth: AdminAuth
+        let tls: TLSContext?
         do {
             authenticator = insecureNoAuth ? Authenticator(tokens: [:], insecure: true) : try loadTokens!()
             adminAuth = try loadAdminTokens?() ?? .open
+            tls = try loadTLS?()
         } catch {
             Log.error("bad_config", ["error": error])
             throw ExitCode(64)
@@ -395,6 +421,8 @@ struct StreamServer: ParsableCommand {
             server.reloadTokens = insecureNoAuth ? nil : loadTokens
             server.adminAuth = adminAuth
             server.reloadAdminTokens = loadAdminTokens
+            server.tls = tls
+            server.reloadTLS = loadTLS
             server.models = registry
             server.learner = learner
             server.detectors = bank

@@ -22,7 +22,7 @@ ensure_packages() {
 }
 
 # The packages every build needs: protobuf-c runtime + generator, libcurl.
-BUILD_PACKAGES=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libcurl4-openssl-dev zlib1g-dev pkg-config)
+BUILD_PACKAGES=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libcurl4-openssl-dev zlib1g-dev libssl-dev openssl pkg-config)
 
 ensure_pyvenv() {
   local dir

@@ -1,0 +1,162 @@
+import Foundation
+import Glibc
+import GridMonPosix
+import Testing
+
+/// Certificates for one test run, made with the `openssl` CLI in a temporary directory: a CA,
+/// a server certificate for localhost and 127.0.0.1, one already expired, one from another
+/// CA, and a client certificate for mutual TLS.
+final class TestCertificates {
+    let directory = tempPath("tls")
+    var ca: String { directory + "/ca.pem" }
+    var otherCA: String { directory + "/other-ca.pem" }
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=GridMon Test CA"])
+        try run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other-ca.key", "-out", "other-ca.pem", "-days", "2", "-subj", "/CN=Other CA"])
+        try "subjectAltName=DNS:localhost,IP:127.0.0.1\n".write(toFile: directory + "/san.ext", atomically: true, encoding: .utf8)
+        try issue("server", ca: "ca", days: "2", san: true)
+        try issue("expired", ca: "ca", days: "0", san: true)
+        try issue("foreign", ca: "other-ca", days: "2", san: true)
+        try issue("client", ca: "ca", days: "2", san: false)
+        usleep(1_100_000)  // "expired" is valid for the second it was made in
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+
+    func certificate(_ name: String) -> String { directory + "/\(name).pem" }
+    func key(_ name: String) -> String { directory + "/\(name).key" }
+
+    private func issue(_ name: String, ca: String, days: String, san: Bool) throws {
+        try run(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name == "client" ? "agent-7" : "localhost")"])
+        try run(["x509", "-req", "-in", "\(name).csr", "-CA", "\(ca).pem", "-CAkey", "\(ca).key", "-CAcreateserial", "-out", "\(name).pem",
+                 "-days", days] + (san ? ["-extfile", "san.ext"] : []))
+        chmod(key(name), 0o600)
+    }
+
+    private func run(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw HarnessError("openssl \(arguments.joined(separator: " ")) failed") }
+    }
+}
+
+/// TLS on the agent link, through the real binaries (issue #13).
+@Suite(.serialized) struct TLSTests {
+    private func tlsServer(_ certs: TestCertificates, _ name: String = "server", _ extra: [String] = []) throws -> ServerProcess {
+        try ServerProcess(["--insecure-no-auth", "--tls-cert", certs.certificate(name), "--tls-key", certs.key(name)] + extra)
+    }
+
+    @Test func anAgentStreamsOverTLSAndOpensslSClientTalksToThePort() throws {
+        let certs = try TestCertificates()
+        let server = try tlsServer(certs)
+        #expect(server.log.contains("transport=TLS"))
+        let agent = try AgentProcess(["--server", "localhost:\(server.address.port)", "--tls", "--tls-ca", certs.ca,
+                                      "--node-id", "tls-1", "--interval", "50ms"])
+        #expect(eventually { durableSeq(server, "tls-1") >= 10 }, "\(agent.log)")
+        #expect(agent.log.contains("event=tls_established") && agent.log.contains("version=TLSv1.3"))
+        #expect(agent.stop() == 0)
+        #expect(agent.events("agent_stopped").first?.contains("unacked=0") == true)
+
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        client.arguments = ["s_client", "-connect", "127.0.0.1:\(server.address.port)", "-CAfile", certs.ca, "-verify_return_error", "-brief"]
+        let output = Pipe()
+        client.standardInput = FileHandle.nullDevice
+        client.standardOutput = output
+        client.standardError = output
+        try client.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        client.waitUntilExit()
+        #expect(text.contains("Verification: OK") && text.contains("TLSv1.3"), "\(text)")
+    }
+
+    @Test func everyMismatchIsAClearErrorOnBothSidesAndTheServerKeepsServing() throws {
+        let certs = try TestCertificates()
+        let server = try tlsServer(certs)
+        let expired = try tlsServer(certs, "expired")
+        let plain = try ServerProcess()
+        let port = server.address.port
+        let cases: [(AgentProcess, String)] = [
+            // The system's store does not know the test CA.
+            (try AgentProcess(["--server", "127.0.0.1:\(port)", "--tls", "--node-id", "x1", "--interval", "100ms"]),
+             "unable to get local issuer certificate"),
+            (try AgentProcess(["--server", "127.0.0.1:\(port)", "--tls", "--tls-ca", certs.otherCA, "--node-id", "x2", "--interval", "100ms"]),
+             "unable to get local issuer certificate"),
+            (try AgentProcess(["--server", "127.0.0.1:\(port)", "--tls", "--tls-ca", certs.ca, "--tls-server-name", "db.example.net",
+                               "--node-id", "x3", "--interval", "100ms"]), "hostname mismatch"),
+            (try AgentProcess(["--server", "127.0.0.1:\(expired.address.port)", "--tls", "--tls-ca", certs.ca, "--node-id", "x4",
+                               "--interval", "100ms"]), "certificate has expired"),
+            (try AgentProcess(["--server", "127.0.0.1:\(port)", "--node-id", "x5", "--interval", "100ms"]),
+             "this port speaks TLS: start the agent with --tls"),
+            (try AgentProcess(["--server", "\(plain.address)", "--tls", "--tls-ca", certs.ca, "--node-id", "x6", "--interval", "100ms"]),
+             "the server answered without TLS"),
+        ]
+        for (agent, message) in cases {
+            #expect(agent.logContains(message), "\(message): \(agent.log.suffix(800))")
+            agent.stop()
+        }
+        #expect(server.logContains("tls_handshake_failed") && server.logContains("plain_on_tls_port"))
+        #expect(plain.logContains("a TLS record: the peer speaks TLS and this side does not"))
+        for node in ["x1", "x2", "x3", "x5"] { #expect(nodeInfo(server, node) == nil) }
+        // Nothing crashed: a good agent still streams.
+        let good = try AgentProcess(["--server", "127.0.0.1:\(port)", "--tls", "--tls-ca", certs.ca, "--node-id", "ok", "--interval", "50ms"])
+        #expect(eventually { durableSeq(server, "ok") >= 5 })
+        #expect(good.stop() == 0)
+        let metrics = try httpGet(try #require(server.adminAddress), "/metrics").body
+        #expect((metric(metrics, "gridmon_protocol_violations_total{reason=\"tls_handshake_failed\"}") ?? 0) >= 3)
+    }
+
+    @Test func mutualTLSRequiresAClientCertificateFromTheCA() throws {
+        let certs = try TestCertificates()
+        let server = try tlsServer(certs, "server", ["--tls-client-ca", certs.ca])
+        let port = server.address.port
+        let anonymous = try AgentProcess(["--server", "127.0.0.1:\(port)", "--tls", "--tls-ca", certs.ca, "--node-id", "anon", "--interval", "100ms"])
+        #expect(server.logContains("peer did not return a certificate"), "\(server.log.suffix(1000))")
+        anonymous.stop()
+        #expect(nodeInfo(server, "anon") == nil)
+        let foreign = try AgentProcess(["--server", "127.0.0.1:\(port)", "--tls", "--tls-ca", certs.ca, "--tls-cert", certs.certificate("foreign"),
+                                        "--tls-key", certs.key("foreign"), "--node-id", "foreign", "--interval", "100ms"])
+        #expect(server.logContains("certificate verify failed"))
+        foreign.stop()
+        let member = try AgentProcess(["--server", "127.0.0.1:\(port)", "--tls", "--tls-ca", certs.ca, "--tls-cert", certs.certificate("client"),
+                                       "--tls-key", certs.key("client"), "--node-id", "member", "--interval", "50ms"])
+        #expect(eventually { durableSeq(server, "member") >= 5 }, "\(member.log)")
+        #expect(member.stop() == 0)
+    }
+
+    @Test func sighupLoadsANewCertificateWithoutDroppingConnections() throws {
+        let certs = try TestCertificates()
+        let certificate = tempPath("cert.pem")
+        let key = tempPath("key.pem")
+        defer { unlink(certificate); unlink(key) }
+        try FileManager.default.copyItem(atPath: certs.certificate("server"), toPath: certificate)
+        try FileManager.default.copyItem(atPath: certs.key("server"), toPath: key)
+        chmod(key, 0o600)
+        let server = try ServerProcess(["--insecure-no-auth", "--tls-cert", certificate, "--tls-key", key])
+        let port = server.address.port
+        let old = try AgentProcess(["--server", "127.0.0.1:\(port)", "--tls", "--tls-ca", certs.ca, "--node-id", "old", "--interval", "50ms"])
+        #expect(eventually { durableSeq(server, "old") >= 5 })
+        // Rotate to a certificate from another CA.
+        unlink(certificate); unlink(key)
+        try FileManager.default.copyItem(atPath: certs.certificate("foreign"), toPath: certificate)
+        try FileManager.default.copyItem(atPath: certs.key("foreign"), toPath: key)
+        chmod(key, 0o600)
+        kill(server.process.processIdentifier, SIGHUP)
+        #expect(server.logContains("event=tls_reloaded"))
+        let rotated = try AgentProcess(["--server", "127.0.0.1:\(port)", "--tls", "--tls-ca", certs.otherCA, "--node-id", "new", "--interval", "50ms"])
+        #expect(eventually { durableSeq(server, "new") >= 5 }, "\(rotated.log)")
+        // The connection made before the reload streams on.
+        let before = durableSeq(server, "old")
+        #expect(eventually { durableSeq(server, "old") >= before + 10 })
+        #expect(old.events("connection_lost").isEmpty)
+        #expect(old.stop() == 0 && rotated.stop() == 0)
+    }
+}
