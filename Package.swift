@@ -106,11 +106,11 @@ let package = Package(
         ),
         .target(
             name: "GridMonFlood",
-            dependencies: ["GridMonCore", "GridMonWire", "GridMonPosix", "GridMonForest", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["GridMonCore", "GridMonWire", "GridMonPosix", "GridMonForest", "GridMonTLS", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .executableTarget(
             name: "gridmon-flood",
-            dependencies: ["GridMonFlood", "GridMonPosix", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["GridMonFlood", "GridMonPosix", "GridMonTLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(
             name: "GridMonAgent",

@@ -1,4 +1,5 @@
 import GridMonPosix
+import GridMonTLS
 import GridMonWire
 
 /// What one flood run does. Every run is bounded: by `totalSamples`, by `durationNs`, or both.
@@ -24,6 +25,9 @@ public struct FloodConfig: Sendable {
     /// New connections opened per 10 ms while ramping up (avoids SYN-queue overflow).
     public var connectsPerTick = 500
     public var seed: UInt64 = 1
+    /// TLS to the server (nil: plain TCP), and the name its certificate must carry.
+    public var tls: TLSContext?
+    public var tlsServerName: String?
 
     public init() {}
 }

@@ -1,4 +1,5 @@
 import GridMonPosix
+import GridMonTLS
 import GridMonWire
 
 /// One simulated node stream on a flood connection.
@@ -34,6 +35,9 @@ final class FloodConnection: EventHandler {
     private var nextStream = 0
     private var failures = 0
     private let readBufferSize = 64 * 1024
+    /// The TLS session (with `config.tls`).
+    private var session: TLSSession?
+    private var handshakeStartNs: UInt64 = 0
 
     /// Output kept queued before the pump waits for the socket (bounded memory per connection).
     private static let outputHighWater = 256 * 1024
@@ -75,9 +79,47 @@ final class FloodConnection: EventHandler {
             connected = true
             failures = 0
             run.stats.connectionsUp += 1
+            if let context = run.config.tls {
+                do {
+                    session = try TLSSession(context: context, fd: fd, serverName: run.config.tlsServerName ?? run.config.target.host)
+                    handshakeStartNs = Clock.monotonicNanos()
+                } catch {
+                    Log.warning("tls_failed", ["error": error])
+                    run.stats.error("tls")
+                    return drop()
+                }
+            }
+        }
+        if let session, !session.isEstablished {
+            do {
+                if let need = try session.handshake() {
+                    let wanted: IOEvents = need == .readable ? .readable : .writable
+                    if wanted != watching { try? run.reactor.modify(fd, events: wanted); watching = wanted }
+                    return
+                }
+            } catch {
+                Log.warning("tls_handshake_failed", ["error": error])
+                run.stats.error("tls")
+                return drop()
+            }
+            run.stats.tlsHandshake(Clock.monotonicNanos() - handshakeStartNs)
+            flush()
+            return
         }
         if !events.isDisjoint(with: [.readable, .hangup, .error]) { read() }
         if fd >= 0 && events.contains(.writable) { pump() }
+    }
+
+    private func transportRead(_ buffer: UnsafeMutableRawBufferPointer) throws -> IOResult<Int> {
+        guard let session else { return try Socket.read(fd, into: buffer) }
+        if case .done(let n) = try session.read(into: buffer) { return .done(n) }
+        return .wouldBlock
+    }
+
+    private func transportWrite(_ bytes: UnsafeRawBufferPointer) throws -> IOResult<Int> {
+        guard let session else { return try Socket.write(fd, bytes) }
+        if case .done(let n) = try session.write(bytes) { return .done(n) }
+        return .wouldBlock
     }
 
     /// Queues batches while streams have samples to send and the socket keeps up.
@@ -135,7 +177,7 @@ final class FloodConnection: EventHandler {
         var buffer = [UInt8](repeating: 0, count: readBufferSize)
         while fd >= 0 {
             let result: IOResult<Int>
-            do { result = try buffer.withUnsafeMutableBytes { try Socket.read(fd, into: $0) } } catch {
+            do { result = try buffer.withUnsafeMutableBytes { try transportRead($0) } } catch {
                 run.stats.error("read")
                 return drop()
             }
@@ -216,7 +258,7 @@ final class FloodConnection: EventHandler {
         while outputOffset < output.count && fd >= 0 {
             let result: IOResult<Int>
             do {
-                result = try output.withUnsafeBytes { try Socket.write(fd, UnsafeRawBufferPointer(rebasing: $0[outputOffset...])) }
+                result = try output.withUnsafeBytes { try transportWrite(UnsafeRawBufferPointer(rebasing: $0[outputOffset...])) }
             } catch {
                 run.stats.error("write")
                 return drop()
@@ -229,6 +271,7 @@ final class FloodConnection: EventHandler {
             output.removeAll(keepingCapacity: true)
             outputOffset = 0
         }
+        if let session, !session.isEstablished { return }
         let wanted: IOEvents = output.count > outputOffset || !connected ? [.readable, .writable] : [.readable]
         if fd >= 0 && wanted != watching {
             try? run.reactor.modify(fd, events: wanted)
@@ -257,6 +300,8 @@ final class FloodConnection: EventHandler {
     /// Closes without reconnecting (end of run).
     func close() {
         guard fd >= 0 else { return }
+        if let session, session.isEstablished { session.close() }
+        session = nil
         run.reactor.unregister(fd)
         Socket.close(fd)
         fd = -1

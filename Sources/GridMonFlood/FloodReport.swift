@@ -12,6 +12,8 @@ public struct FloodReport: Sendable {
     public var anomaliesReported: UInt64
     public var errors: [String: UInt64]
     public var detection: DetectionTally?
+    /// TLS handshakes and their mean client-side wall time in microseconds.
+    public var tls: (handshakes: UInt64, meanMicros: Double)?
 
     public init(stats: FloodStats, elapsedNs: UInt64) {
         samplesSent = stats.samplesSent
@@ -29,6 +31,9 @@ public struct FloodReport: Sendable {
         anomaliesReported = stats.anomaliesReported
         errors = stats.errors
         detection = stats.detection
+        if stats.tlsHandshakes > 0 {
+            tls = (stats.tlsHandshakes, Double(stats.tlsHandshakeNs) / Double(stats.tlsHandshakes) / 1e3)
+        }
     }
 
     public var text: String {
@@ -36,6 +41,9 @@ public struct FloodReport: Sendable {
         out += "elapsed           \(format(seconds)) s\nthroughput        \(format(samplesPerSecond)) samples/s (acked)\n"
         out += "ack latency       " + (latency.isEmpty ? "none recorded" : latency.map { "\($0.label) \(micros($0.micros))" }.joined(separator: "  ")) + "\n"
         out += "anomalies         \(anomaliesReported)\nreconnects        \(reconnects)\n"
+        if let tls {
+            out += "tls handshakes    \(tls.handshakes) (mean \(format(tls.meanMicros)) µs, connect to established)\n"
+        }
         out += "errors            " + (errors.isEmpty ? "none" : errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) + "\n"
         if let d = detection {
             out += "detection         precision \(format(d.precision))  recall \(format(d.recall))  F1 \(format(d.f1))  (samples: TP \(d.truePositives) FP \(d.falsePositives) FN \(d.falseNegatives))\n"
@@ -54,6 +62,9 @@ public struct FloodReport: Sendable {
             "\"reconnects\":\(reconnects)", "\"anomalies\":\(anomaliesReported)",
         ]
         fields.append("\"ack_latency_us\":{" + latency.map { "\"\($0.label)\":\($0.micros)" }.joined(separator: ",") + "}")
+        if let tls {
+            fields.append("\"tls\":{\"handshakes\":\(tls.handshakes),\"mean_us\":\(format(tls.meanMicros))}")
+        }
         fields.append("\"errors\":{" + errors.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}")
         if let d = detection {
             let types = d.byType.sorted { $0.key < $1.key }.map { kind, t in

@@ -16,10 +16,20 @@ public struct FloodStats: Sendable {
     /// Ack latency per sample in microseconds: send of its frame → ack covering it.
     public var latencyMicros = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
 
+    /// TLS handshakes completed and their summed wall time (ns, from the TCP connect to the
+    /// handshake's end, as the client saw it).
+    public var tlsHandshakes: UInt64 = 0
+    public var tlsHandshakeNs: UInt64 = 0
+
     /// Fleet mode: the verdicts scored against the simulator's labels.
     public var detection: DetectionTally?
 
     public init() {}
 
     public mutating func error(_ kind: String) { errors[kind, default: 0] += 1 }
+
+    mutating func tlsHandshake(_ ns: UInt64) {
+        tlsHandshakes += 1
+        tlsHandshakeNs += ns
+    }
 }

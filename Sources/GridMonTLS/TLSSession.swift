@@ -127,3 +127,4 @@ public final class TLSSession {
         }
     }
 }
+

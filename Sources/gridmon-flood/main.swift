@@ -7,6 +7,7 @@ import ArgumentParser
 import GridMonFlood
 import GridMonForest
 import GridMonPosix
+import GridMonTLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -91,6 +92,13 @@ struct Flood: ParsableCommand {
     @Option(help: "fleet: bearer token for the admin API, when the server has --admin-tokens-file (an every-tenant `*` token, or the fleet's tenant's). [GRIDMON_ADMIN_TOKEN]")
     var adminToken: String = environment("GRIDMON_ADMIN_TOKEN") ?? ""
 
+    @Flag(help: "Speak TLS to the server, verifying it against --tls-ca (or the system's CAs). [GRIDMON_TLS=1]")
+    var tls: Bool = environment("GRIDMON_TLS") == "1"
+    @Option(help: "PEM file of the CA that signed the server's certificate. [GRIDMON_TLS_CA]")
+    var tlsCa: String = environment("GRIDMON_TLS_CA") ?? ""
+    @Option(help: "Name the server's certificate must carry (default: the --target host). [GRIDMON_TLS_SERVER_NAME]")
+    var tlsServerName: String = environment("GRIDMON_TLS_SERVER_NAME") ?? ""
+
     @Flag(help: "No progress lines. [GRIDMON_QUIET=1]")
     var quiet: Bool = environment("GRIDMON_QUIET") == "1"
 
@@ -127,6 +135,13 @@ struct Flood: ParsableCommand {
         config.authToken = token
         config.nodePrefix = nodePrefix
         config.seed = seed
+        if tls {
+            do { config.tls = try TLSContext(client: TLSClientConfig(caPath: tlsCa.isEmpty ? nil : tlsCa)) } catch {
+                Log.error("bad_config", ["error": error])
+                throw ExitCode(64)
+            }
+            config.tlsServerName = tlsServerName.isEmpty ? nil : tlsServerName
+        }
 
         let flood: FloodRun
         var labelled: LabelledWorkload?

@@ -159,4 +159,34 @@ final class TestCertificates {
         #expect(old.events("connection_lost").isEmpty)
         #expect(old.stop() == 0 && rotated.stop() == 0)
     }
+
+    @Test func sessionsResumeAndTheFloodClientMeasuresTLS() throws {
+        let certs = try TestCertificates()
+        let server = try tlsServer(certs)
+        // openssl s_client saves the server's ticket, and the next connection resumes with it.
+        let session = tempPath("session.pem")
+        defer { unlink(session) }
+        func sClient(_ extra: [String]) throws -> String {
+            let client = Process()
+            client.executableURL = URL(fileURLWithPath: "/bin/sh")
+            client.arguments = ["-c", "(printf 'GRIDMON\\001'; sleep 1) | openssl s_client -connect 127.0.0.1:\(server.address.port) -CAfile \(certs.ca) "
+                                + extra.joined(separator: " ")]
+            let output = Pipe()
+            client.standardOutput = output
+            client.standardError = FileHandle.nullDevice
+            try client.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            client.waitUntilExit()
+            return text
+        }
+        #expect(try sClient(["-sess_out", session]).contains("New, TLSv1.3"))
+        #expect(try sClient(["-sess_in", session]).contains("Reused, TLSv1.3"))
+
+        let run = try runBinary("gridmon-flood", ["--target", "\(server.address)", "--tls", "--tls-ca", certs.ca, "--tls-server-name", "localhost",
+                                                  "--connections", "4", "--streams", "2", "--samples", "20000", "--batch", "64", "--json", "--quiet"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data((run.stdout.split(separator: "\n").first ?? "").utf8)) as? [String: Any])
+        #expect(report["samples_acked"] as? Int == 20000)
+        #expect((report["tls"] as? [String: Any])?["handshakes"] as? Int == 4)
+    }
 }
