@@ -11,4 +11,5 @@ static inline int gridmon_ssl_set_sni(SSL *s, const char *name) { return (int)SS
 static inline long gridmon_ssl_ctx_set_session_cache_mode(SSL_CTX *c, long m) { return SSL_CTX_set_session_cache_mode(c, m); }
 static inline int gridmon_tls1_2_version(void) { return TLS1_2_VERSION; }
 static inline int gridmon_tls1_3_version(void) { return TLS1_3_VERSION; }
+static inline long gridmon_ssl_ctx_set_read_ahead(SSL_CTX *c, int yes) { SSL_CTX_set_read_ahead(c, yes); return 1; }
 static inline long gridmon_ssl_mode_partial_write(void) { return SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER; }

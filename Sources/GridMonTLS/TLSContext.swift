@@ -1,4 +1,5 @@
 import COpenSSL
+import Glibc
 import GridMonPosix
 
 /// A TLS failure, with OpenSSL's own words (its error queue) after what GridMon was doing.
@@ -122,9 +123,14 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     private func common(_ minVersion: TLSVersion) throws(TLSError) {
+        // OpenSSL's socket BIO writes with write(2), not send(MSG_NOSIGNAL): a peer that hangs
+        // up mid-handshake raised SIGPIPE and killed the server (openssl s_time did it at once).
+        signal(SIGPIPE, SIG_IGN)
         guard gridmon_ssl_ctx_set_min_version(context, minVersion.openSSL) == 1 else { throw TLSError.fromQueue("min version") }
         // Writes may complete in parts and resume from a buffer that moved (Swift arrays do).
         _ = gridmon_ssl_ctx_set_mode(context, gridmon_ssl_mode_partial_write())
+        // Read whole socket buffers, not a record header then its body: half the read(2) calls.
+        _ = gridmon_ssl_ctx_set_read_ahead(context, 1)
     }
 
     deinit { SSL_CTX_free(context) }

@@ -76,6 +76,21 @@ final class TestCertificates {
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         client.waitUntilExit()
         #expect(text.contains("Verification: OK") && text.contains("TLSv1.3"), "\(text)")
+
+        // Clients that hang up right after (or during) the handshake, many times a second: the
+        // server once died of SIGPIPE on the first (OpenSSL writes with write(2)).
+        let timer = Process()
+        timer.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        timer.arguments = ["s_time", "-connect", "127.0.0.1:\(server.address.port)", "-CAfile", certs.ca, "-new", "-time", "1"]
+        timer.standardOutput = FileHandle.nullDevice
+        timer.standardError = FileHandle.nullDevice
+        try timer.run()
+        timer.waitUntilExit()
+        #expect(server.process.isRunning)
+        let after = try AgentProcess(["--server", "localhost:\(server.address.port)", "--tls", "--tls-ca", certs.ca,
+                                      "--node-id", "tls-2", "--interval", "50ms"])
+        #expect(eventually { durableSeq(server, "tls-2") >= 3 })
+        #expect(after.stop() == 0)
     }
 
     @Test func everyMismatchIsAClearErrorOnBothSidesAndTheServerKeepsServing() throws {
