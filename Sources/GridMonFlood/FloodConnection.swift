@@ -198,7 +198,9 @@ final class FloodConnection: EventHandler {
             } catch {
                 return drop()
             }
-            if count < readBufferSize { break }
+            // A short read drained the socket; over TLS, records OpenSSL read ahead raise no
+            // epoll event, so read on while it holds some.
+            if count < readBufferSize && !(session?.hasPending ?? false) { break }
         }
         pump()
     }

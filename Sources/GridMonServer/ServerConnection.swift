@@ -43,6 +43,8 @@ final class ServerConnection: EventHandler {
     /// Whether the first bytes were looked at (a plain GridMon agent on the TLS port is told
     /// so in its own protocol, instead of a reset it cannot explain).
     private var sniffed = false
+    /// A read is scheduled for the reactor's next turn (`readAgainIfTLSHoldsBytes`).
+    private var readScheduled = false
     /// What the TLS session last needed from the socket that the plain logic would not ask
     /// for (a read that must write, during the handshake or a key update).
     private var tlsNeed: TLSSession.Need?
@@ -184,12 +186,27 @@ final class ServerConnection: EventHandler {
             if unauthenticated && !accountPreAuth() { break }
             // A short read drained the socket; over TLS, decrypted bytes may wait in OpenSSL
             // where no readiness event will announce them.
-            if session.closeReason != nil || (count < server.readBuffer.count && (tls?.pendingBytes ?? 0) == 0) { break }
+            if session.closeReason != nil || (count < server.readBuffer.count && !(tls?.hasPending ?? false)) { break }
         }
+        readAgainIfTLSHoldsBytes()
         session.flushAcks()
         sendOutgoing()
         server.noteAwaitingAcks(self)
         server.checkSinkPressure()
+    }
+
+    /// Bytes OpenSSL already read from the socket raise no epoll event: when the read loop
+    /// yields (fairness) or reading resumes after backpressure with such bytes held, read
+    /// again from the reactor's next turn instead of stalling until the peer sends more.
+    private func readAgainIfTLSHoldsBytes() {
+        guard let tls, tls.isEstablished, tls.hasPending, !readScheduled, !isClosed,
+              session.closeReason == nil, watching.contains(.readable) else { return }
+        readScheduled = true
+        server.reactor.schedule(afterNanos: 0) { [weak self] in
+            guard let self, !self.isClosed else { return }
+            self.readScheduled = false
+            if self.watching.contains(.readable) { self.readAvailable() }
+        }
     }
 
     /// Whether the peer has authenticated: its first stream is open. Then it gets the full
@@ -306,7 +323,9 @@ final class ServerConnection: EventHandler {
             if wanted.contains(.readable) && !watching.contains(.readable) && frameStartedNs != nil {
                 frameStartedNs = Clock.monotonicNanos()
             }
+            let resumed = wanted.contains(.readable) && !watching.contains(.readable)
             watching = wanted
+            if resumed { readAgainIfTLSHoldsBytes() }
         } catch {
             close()
         }

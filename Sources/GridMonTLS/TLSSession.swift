@@ -83,8 +83,9 @@ public final class TLSSession {
         return .blocked(try blocked(result, "write"))
     }
 
-    /// Decrypted bytes OpenSSL holds that no socket readiness will announce.
-    public var pendingBytes: Int { Int(SSL_pending(ssl)) }
+    /// Whether OpenSSL holds bytes (decrypted, or records read ahead from the socket) that no
+    /// socket readiness will announce: the caller must read again without waiting for epoll.
+    public var hasPending: Bool { SSL_has_pending(ssl) == 1 }
 
     /// "TLSv1.3" etc.
     public var version: String { String(cString: SSL_get_version(ssl)) }

@@ -203,5 +203,12 @@ final class TestCertificates {
         let report = try #require(try JSONSerialization.jsonObject(with: Data((run.stdout.split(separator: "\n").first ?? "").utf8)) as? [String: Any])
         #expect(report["samples_acked"] as? Int == 20000)
         #expect((report["tls"] as? [String: Any])?["handshakes"] as? Int == 4)
+
+        // Many small frames on many connections: records OpenSSL read ahead raise no epoll
+        // event, and a connection whose reads yielded with some held once stalled for good.
+        let small = try runBinary("gridmon-flood", ["--target", "\(server.address)", "--tls", "--tls-ca", certs.ca, "--tls-server-name", "localhost",
+                                                    "--connections", "100", "--samples", "100000", "--batch", "1", "--json", "--quiet"])
+        let smallReport = try #require(try JSONSerialization.jsonObject(with: Data((small.stdout.split(separator: "\n").first ?? "").utf8)) as? [String: Any])
+        #expect(smallReport["samples_acked"] as? Int == 100_000, "\(small.stdout)")
     }
 }
