@@ -96,6 +96,9 @@ public final class TLSContext: @unchecked Sendable {
             guard SSL_CTX_load_verify_locations(context, ca, nil) == 1 else { throw TLSError.fromQueue("client CA \(ca)") }
             SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
         }
+        // Buffers of idle sessions go back to the allocator: 10,000 agents held 549 MB with
+        // them kept (148 MB in plain TCP), each mostly idle between samples.
+        _ = gridmon_ssl_ctx_set_mode(context, Int(SSL_MODE_RELEASE_BUFFERS))
         // Resumption (RFC 8446 §2.2): TLS 1.3 tickets, and the server-side cache for 1.2.
         _ = gridmon_ssl_ctx_set_session_cache_mode(context, Int(SSL_SESS_CACHE_SERVER))
     }
