@@ -61,7 +61,9 @@ struct AgentDurabilityTests {
         let times = try influx.timestamps("gridmon_default", host: "durable-1")
         #expect(times.count == produced)
         let widest = zip(times, times.dropFirst()).map { $1 - $0 }.max() ?? .max
-        #expect(widest < 1_000_000_000, "a gap of \(Double(widest) / 1e9) s: samples were lost")
+        // A restart leaves a gap of a process start and one interval (~0.3 s; 2 s under a busy CI);
+        // without the disk buffer the same run leaves one of 10 s.
+        #expect(widest < 2_000_000_000, "a gap of \(Double(widest) / 1e9) s: samples were lost")
         let during = times.filter { Double($0) / 1e9 > outage.timeIntervalSince1970 + 1 && Double($0) / 1e9 < outage.timeIntervalSince1970 + 19 }
         #expect(during.count >= 150)
         // The buffer's self-metrics rode along: the backlog is visible in the data.
@@ -95,6 +97,6 @@ struct AgentDurabilityTests {
         #expect(try influx.waitForCount("gridmon_default", produced, seconds: 60, where: "host = 'failover-1'") == produced)
         let times = try influx.timestamps("gridmon_default", host: "failover-1")
         let widest = zip(times, times.dropFirst()).map { $1 - $0 }.max() ?? .max
-        #expect(times.count == produced && widest < 1_000_000_000, "a gap of \(Double(widest) / 1e9) s: samples were lost")
+        #expect(times.count == produced && widest < 2_000_000_000, "a gap of \(Double(widest) / 1e9) s: samples were lost")
     }
 }
