@@ -32,6 +32,9 @@ public struct ServerConfig: Sendable {
     /// bounded by `MetricNames`), and an unauthenticated peer must not make the server hold
     /// a 4 MiB buffer (issue #10, defect 5).
     public var preAuthMaxFrameBytes = 64 * 1024
+    /// Mutual TLS names the tenant: a verified client certificate's subject CN is the tenant
+    /// of the streams its connection opens (`--tls-tenant-from-certificate`).
+    public var tlsTenantFromCertificate = false
     /// Bytes that all unauthenticated connections together may hold in half-read frames; a
     /// connection that would go past it is closed.
     public var preAuthBudgetBytes = 64 << 20
@@ -288,7 +291,9 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             try workers[0].reactor.register(signalFD, events: .readable, handler: SignalHandler(fd: signalFD, server: self, shared: shared))
             Log.info("listening", ["address": bound, "threads": threads, "max_connections": config.maxConnections,
                                    "transport": tls == nil ? "plain TCP" : "TLS",
-                                   "auth": authenticator.insecure ? "OFF (--insecure-no-auth)" : "\(authenticator.tokenCount) tokens"])
+                                   "auth": authenticator.insecure ? "OFF (--insecure-no-auth)"
+                                    : config.tlsTenantFromCertificate ? "client certificates name tenants; \(authenticator.tokenCount) tokens"
+                                    : "\(authenticator.tokenCount) tokens"])
             if authenticator.insecure {
                 Log.warning("insecure_no_auth", ["note": "every Hello is accepted without a token; for demos only"])
             }

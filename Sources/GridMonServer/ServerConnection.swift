@@ -109,6 +109,14 @@ final class ServerConnection: EventHandler {
             return close()
         }
         tlsNeed = nil
+        if server.shared.config.tlsTenantFromCertificate {
+            // Verified against --tls-client-ca during the handshake (required there).
+            guard let name = tls.peerCommonName, !name.isEmpty else {
+                session.fail(.unauthenticated, "the client certificate names no tenant (subject CN)", reason: "no_certificate_tenant")
+                return sendOutgoing()
+            }
+            session.certificateTenant = name
+        }
         Log.debug("tls_established", ["peer": peer, "version": tls.version, "resumed": tls.resumed])
         readAvailable()
         if !isClosed { flush() }

@@ -98,6 +98,10 @@ public final class ServerSession {
     public var onViolation: ((_ reason: String, _ detail: String?) -> Void)?
     /// The peer's address, for messages that name it (a node-id conflict).
     public var peer = ""
+    /// The tenant a verified client certificate names (mutual TLS with tenant from the
+    /// certificate): a Hello without a token gets this tenant; one with a token must name
+    /// the same tenant.
+    public var certificateTenant: String?
     /// Whether a stream was ever opened (the handshake timeout stops applying; the peer is
     /// authenticated and gets the full frame size).
     public var hasOpenedStream: Bool { streamsOpened > 0 }
@@ -261,10 +265,21 @@ public final class ServerSession {
         if let problem = MetricNames.labelsProblem(hello.labels) {
             return fail(.invalidArgument, "node \(hello.nodeID): \(problem)", reason: "bad_labels", streamID: hello.streamID)
         }
-        guard let tenant = authenticator().tenant(for: hello.authToken) else {
-            stats.authFailures.add()
-            return fail(.unauthenticated, "bad or missing auth token for node \(hello.nodeID)", reason: "unauthenticated",
-                        streamID: hello.streamID)
+        let tenant: String
+        if let certified = certificateTenant, hello.authToken.isEmpty {
+            tenant = certified
+        } else {
+            guard let named = authenticator().tenant(for: hello.authToken) else {
+                stats.authFailures.add()
+                return fail(.unauthenticated, "bad or missing auth token for node \(hello.nodeID)", reason: "unauthenticated",
+                            streamID: hello.streamID)
+            }
+            if let certified = certificateTenant, certified != named {
+                stats.authFailures.add()
+                return fail(.unauthenticated, "the token of node \(hello.nodeID) names another tenant than its client certificate (\(certified))",
+                            reason: "tenant_mismatch", streamID: hello.streamID)
+            }
+            tenant = named
         }
         guard streams.count < config.maxStreamsPerConnection else {
             violated("max_streams")

@@ -212,6 +212,9 @@ struct StreamServer: ParsableCommand {
     @Option(help: "PEM CA file: agents must present a certificate it signed (mutual TLS; the tenant still comes from the token). [GRIDMON_TLS_CLIENT_CA]")
     var tlsClientCa: String = environment("GRIDMON_TLS_CLIENT_CA") ?? ""
 
+    @Flag(help: "With --tls-client-ca: the client certificate's subject CN is the tenant (a Hello may then carry no token; one that does must name the same tenant). [GRIDMON_TLS_TENANT_FROM_CERTIFICATE=1]")
+    var tlsTenantFromCertificate: Bool = environment("GRIDMON_TLS_TENANT_FROM_CERTIFICATE") == "1"
+
     @Option(help: "Lowest TLS version accepted: 1.2 or 1.3. [GRIDMON_TLS_MIN_VERSION]")
     var tlsMinVersion: String = environment("GRIDMON_TLS_MIN_VERSION") ?? "1.2"
 
@@ -227,8 +230,11 @@ struct StreamServer: ParsableCommand {
             throw ValidationError("--admin-listen: expected HOST:PORT or 'off', got '\(adminListen)'")
         }
         guard Log.Level(name: logLevel) != nil else { throw ValidationError("--log-level: expected debug, info, warn or error") }
-        guard insecureNoAuth || !tokensFile.isEmpty else {
-            throw ValidationError("give --tokens-file FILE, or --insecure-no-auth to accept every agent (demos only)")
+        guard !tlsTenantFromCertificate || !tlsClientCa.isEmpty else {
+            throw ValidationError("--tls-tenant-from-certificate needs --tls-client-ca (the certificates it trusts)")
+        }
+        guard insecureNoAuth || !tokensFile.isEmpty || tlsTenantFromCertificate else {
+            throw ValidationError("give --tokens-file FILE, --tls-tenant-from-certificate, or --insecure-no-auth to accept every agent (demos only)")
         }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1 ... 256") }
         guard maxConnections > 0, maxStreams > 0 else { throw ValidationError("--max-connections and --max-streams must be positive") }
@@ -295,6 +301,7 @@ struct StreamServer: ParsableCommand {
         config.frameTimeoutMs = frameTimeoutMs
         config.maxUnauthenticatedPerIP = maxUnauthenticatedPerIp
         config.maxConnections = Self.fitDescriptorLimit(maxConnections)
+        config.tlsTenantFromCertificate = tlsTenantFromCertificate
         config.session.serverID = "gridmon-\(getpid())"
 
         let path = tokensFile
@@ -323,7 +330,8 @@ struct StreamServer: ParsableCommand {
         let adminAuth: AdminAuth
         let tls: TLSContext?
         do {
-            authenticator = insecureNoAuth ? Authenticator(tokens: [:], insecure: true) : try loadTokens!()
+            // Certificates alone (no tokens file): every token is refused, a certificate's tenant is not.
+            authenticator = insecureNoAuth ? Authenticator(tokens: [:], insecure: true) : try loadTokens?() ?? Authenticator(tokens: [:])
             adminAuth = try loadAdminTokens?() ?? .open
             tls = try loadTLS?()
         } catch {

@@ -20,6 +20,7 @@ final class TestCertificates {
         try issue("expired", ca: "ca", days: "0", san: true)
         try issue("foreign", ca: "other-ca", days: "2", san: true)
         try issue("client", ca: "ca", days: "2", san: false)
+        try issue("acme", ca: "ca", days: "2", san: false)
         usleep(1_100_000)  // "expired" is valid for the second it was made in
     }
 
@@ -29,7 +30,7 @@ final class TestCertificates {
     func key(_ name: String) -> String { directory + "/\(name).key" }
 
     private func issue(_ name: String, ca: String, days: String, san: Bool) throws {
-        try run(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name == "client" ? "agent-7" : "localhost")"])
+        try run(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name == "client" ? "agent-7" : name == "acme" ? "acme" : "localhost")"])
         try run(["x509", "-req", "-in", "\(name).csr", "-CA", "\(ca).pem", "-CAkey", "\(ca).key", "-CAcreateserial", "-out", "\(name).pem",
                  "-days", days] + (san ? ["-extfile", "san.ext"] : []))
         chmod(key(name), 0o600)
@@ -152,6 +153,34 @@ final class TestCertificates {
                                        "--tls-key", certs.key("client"), "--node-id", "member", "--interval", "50ms"])
         #expect(eventually { durableSeq(server, "member") >= 5 }, "\(member.log)")
         #expect(member.stop() == 0)
+    }
+
+    @Test func aClientCertificateCanNameTheTenantInsteadOfOrBesideAToken() throws {
+        let certs = try TestCertificates()
+        let tokens = tempPath("tokens")
+        defer { unlink(tokens) }
+        try writeSecret("acme-token acme\nbeta-token beta\n", to: tokens)
+        let server = try ServerProcess(["--tls-cert", certs.certificate("server"), "--tls-key", certs.key("server"),
+                                        "--tls-client-ca", certs.ca, "--tls-tenant-from-certificate", "--tokens-file", tokens])
+        #expect(server.log.contains("client certificates name tenants"))
+        let port = server.address.port
+        func agent(_ node: String, _ extra: [String]) throws -> AgentProcess {
+            try AgentProcess(["--server", "127.0.0.1:\(port)", "--tls", "--tls-ca", certs.ca, "--tls-cert", certs.certificate("acme"),
+                              "--tls-key", certs.key("acme"), "--node-id", node, "--interval", "50ms"] + extra)
+        }
+        // No token: the certificate's CN is the tenant.
+        let bare = try agent("cert-only", [])
+        #expect(eventually { durableSeq(server, "cert-only") >= 3 }, "\(bare.log)")
+        #expect(nodeInfo(server, "cert-only")?["tenant"] as? String == "acme")
+        #expect(bare.stop() == 0)
+        // A token that agrees is fine; one of another tenant is refused, naming why.
+        let agreeing = try agent("both", ["--token", "acme-token"])
+        #expect(eventually { durableSeq(server, "both") >= 3 })
+        #expect(agreeing.stop() == 0)
+        let other = try agent("mismatch", ["--token", "beta-token"])
+        #expect(other.logContains("names another tenant than its client certificate (acme)"))
+        other.stop()
+        #expect(nodeInfo(server, "mismatch") == nil)
     }
 
     @Test func sighupLoadsANewCertificateWithoutDroppingConnections() throws {

@@ -226,6 +226,28 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         guard case .welcome? = later.takeOutgoing().first else { Issue.record("no welcome"); return }
     }
 
+    @Test func aCertificateTenantStandsInForATokenAndMustAgreeWithOne() {
+        let f = SessionFixture()
+        let bare = f.session(1)
+        bare.certificateTenant = "beta"
+        bare.receive(.hello(Hello(nodeID: "n", streamID: 1)), nowNs: 0)
+        guard case .welcome? = bare.takeOutgoing().first else { Issue.record("no welcome"); return }
+        #expect(f.nodes[NodeKey(tenant: "beta", node: "n")] != nil)
+        let agreeing = f.session(2)
+        agreeing.certificateTenant = "acme"
+        agreeing.receive(.hello(Hello(nodeID: "m", authToken: "good", streamID: 1)), nowNs: 0)
+        guard case .welcome? = agreeing.takeOutgoing().first else { Issue.record("no welcome"); return }
+        let mismatch = f.session(3)
+        mismatch.certificateTenant = "beta"
+        mismatch.receive(.hello(Hello(nodeID: "o", authToken: "good", streamID: 1)), nowNs: 0)
+        guard case .error(let e)? = mismatch.takeOutgoing().last else { Issue.record("no error"); return }
+        #expect(e.code == .unauthenticated && mismatch.closeReason == "tenant_mismatch")
+        // Without a certificate an empty token is still refused.
+        let none = f.session(4)
+        none.receive(.hello(Hello(nodeID: "p", streamID: 1)), nowNs: 0)
+        #expect(none.closeReason == "unauthenticated")
+    }
+
     @Test func pingIsAnsweredAndServerOnlyMessagesAreViolations() {
         let f = SessionFixture()
         let s = f.session()
