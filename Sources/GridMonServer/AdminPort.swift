@@ -1,4 +1,5 @@
 import GridMonPosix
+import GridMonTLS
 
 /// The admin HTTP listener and its connections, on worker 0's reactor.
 ///
@@ -25,7 +26,15 @@ final class AdminPort: EventHandler {
                 Socket.close(fd)
                 continue
             }
-            let connection = AdminConnection(fd: fd, server: worker)
+            var tls: TLSSession?
+            if let context = worker.shared.adminTLS {
+                guard let session = try? TLSSession(context: context, fd: fd) else {
+                    Socket.close(fd)
+                    continue
+                }
+                tls = session
+            }
+            let connection = AdminConnection(fd: fd, server: worker, tls: tls)
             guard (try? worker.reactor.register(fd, events: .readable, handler: connection)) != nil else {
                 Socket.close(fd)
                 continue

@@ -70,12 +70,14 @@ final class ServerShared: Sendable {
     private let tokens: Mutex<Authenticator>
     private let adminTokens: Mutex<AdminAuth>
     private let tlsContext: Mutex<TLSContext?>
+    private let adminTLSContext: Mutex<TLSContext?>
 
     init(config: ServerConfig, sink: SampleSink, authenticator: Authenticator, stats: [ServerStats], mailboxes: [WorkerMailbox],
          models: ModelRegistry?, learner: NodeLearner?, detectors: DetectorBank?, adminAuth: AdminAuth = .open,
-         tls: TLSContext? = nil) {
+         tls: TLSContext? = nil, adminTLS: TLSContext? = nil) {
         self.config = config
         self.tlsContext = Mutex(tls)
+        self.adminTLSContext = Mutex(adminTLS)
         self.adminTokens = Mutex(adminAuth)
         self.detectors = detectors
         self.nodes = NodeTable(capacity: config.maxNodes, perTenant: config.maxNodesPerTenant)
@@ -97,6 +99,12 @@ final class ServerShared: Sendable {
     var tls: TLSContext? {
         get { tlsContext.withLock { $0 } }
         set { tlsContext.withLock { $0 = newValue } }
+    }
+
+    /// The admin port's TLS context (nil: plain HTTP); replaced on SIGHUP.
+    var adminTLS: TLSContext? {
+        get { adminTLSContext.withLock { $0 } }
+        set { adminTLSContext.withLock { $0 = newValue } }
     }
 
     /// Who may read the admin API (reloaded on SIGHUP).
@@ -207,6 +215,9 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
     public var tls: TLSContext?
     /// Re-reads the certificate and key on SIGHUP; nil without TLS.
     public var reloadTLS: (() throws -> TLSContext)?
+    /// TLS on the admin port (`--admin-tls`, the same certificate; no client certificates).
+    public var adminTLS: TLSContext?
+    public var reloadAdminTLS: (() throws -> TLSContext)?
     /// Who may read the admin API (`--admin-tokens-file`); open by default.
     public var adminAuth = AdminAuth.open
     /// Re-reads the admin tokens file on SIGHUP; nil when there is none.
@@ -267,7 +278,7 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             let shared = ServerShared(
                 config: config, sink: sink, authenticator: authenticator, stats: (0..<threads).map { _ in ServerStats() },
                 mailboxes: reactors.map { WorkerMailbox(reactor: $0.handle) }, models: models, learner: learner, detectors: detectors,
-                adminAuth: adminAuth, tls: tls)
+                adminAuth: adminAuth, tls: tls, adminTLS: adminTLS)
             running.withLock { $0 = shared }
             let startedNs = Clock.unixNanos()
             for (key, seq) in sink.restoredNodes { shared.nodes.restore(key, durableSeq: seq, nowNs: startedNs) }
@@ -281,7 +292,8 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
                 let adminListener = try Socket.listen(adminAddress, backlog: 128)
                 workers[0].admin = try AdminPort(worker: workers[0], listener: adminListener)
                 Log.info("admin_listening", ["address": try Socket.localAddress(adminListener),
-                                             "api": adminAuth.isOpen ? "open" : "\(adminAuth.tokenCount) bearer tokens"])
+                                             "api": adminAuth.isOpen ? "open" : "\(adminAuth.tokenCount) bearer tokens",
+                                             "transport": adminTLS == nil ? "HTTP" : "HTTPS"])
                 if adminAuth.isOpen && adminAddress.host != "127.0.0.1" {
                     Log.warning("admin_api_open", ["address": adminAddress,
                                                    "note": "anyone who reaches this address reads every tenant's nodes and incidents; set --admin-tokens-file"])
@@ -340,6 +352,11 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
                     Log.info("tls_reloaded", ["note": "new connections use the new certificate; open ones keep theirs"])
                 } catch {
                     Log.error("tls_reload_failed", ["error": error, "note": "the certificate in use is kept"])
+                }
+            }
+            if let reloadAdminTLS {
+                do { shared.adminTLS = try reloadAdminTLS() } catch {
+                    Log.error("admin_tls_reload_failed", ["error": error, "note": "the certificate in use is kept"])
                 }
             }
             if let reloadAdminTokens {

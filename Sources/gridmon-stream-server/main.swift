@@ -215,6 +215,9 @@ struct StreamServer: ParsableCommand {
     @Flag(help: "With --tls-client-ca: the client certificate's subject CN is the tenant (a Hello may then carry no token; one that does must name the same tenant). [GRIDMON_TLS_TENANT_FROM_CERTIFICATE=1]")
     var tlsTenantFromCertificate: Bool = environment("GRIDMON_TLS_TENANT_FROM_CERTIFICATE") == "1"
 
+    @Flag(help: "Serve the admin port over HTTPS with --tls-cert/--tls-key. [GRIDMON_ADMIN_TLS=1]")
+    var adminTls: Bool = environment("GRIDMON_ADMIN_TLS") == "1"
+
     @Option(help: "Lowest TLS version accepted: 1.2 or 1.3. [GRIDMON_TLS_MIN_VERSION]")
     var tlsMinVersion: String = environment("GRIDMON_TLS_MIN_VERSION") ?? "1.2"
 
@@ -230,6 +233,7 @@ struct StreamServer: ParsableCommand {
             throw ValidationError("--admin-listen: expected HOST:PORT or 'off', got '\(adminListen)'")
         }
         guard Log.Level(name: logLevel) != nil else { throw ValidationError("--log-level: expected debug, info, warn or error") }
+        guard !adminTls || !tlsCert.isEmpty else { throw ValidationError("--admin-tls needs --tls-cert and --tls-key") }
         guard !tlsTenantFromCertificate || !tlsClientCa.isEmpty else {
             throw ValidationError("--tls-tenant-from-certificate needs --tls-client-ca (the certificates it trusts)")
         }
@@ -326,14 +330,22 @@ struct StreamServer: ParsableCommand {
             try Self.checkPrivate(keyPath)
             return try TLSContext(server: config)
         } }
+        let loadAdminTLS: (() throws -> TLSContext)? = !adminTls ? nil : tlsConfig.map { config in {
+            var plain = config
+            plain.clientCAPath = nil  // scrapers and browsers: the bearer token is the admin API's credential
+            try Self.checkPrivate(keyPath)
+            return try TLSContext(server: plain)
+        } }
         let authenticator: Authenticator
         let adminAuth: AdminAuth
         let tls: TLSContext?
+        let adminTLS: TLSContext?
         do {
             // Certificates alone (no tokens file): every token is refused, a certificate's tenant is not.
             authenticator = insecureNoAuth ? Authenticator(tokens: [:], insecure: true) : try loadTokens?() ?? Authenticator(tokens: [:])
             adminAuth = try loadAdminTokens?() ?? .open
             tls = try loadTLS?()
+            adminTLS = try loadAdminTLS?()
         } catch {
             Log.error("bad_config", ["error": error])
             throw ExitCode(64)
@@ -431,6 +443,8 @@ struct StreamServer: ParsableCommand {
             server.reloadAdminTokens = loadAdminTokens
             server.tls = tls
             server.reloadTLS = loadTLS
+            server.adminTLS = adminTLS
+            server.reloadAdminTLS = loadAdminTLS
             server.models = registry
             server.learner = learner
             server.detectors = bank

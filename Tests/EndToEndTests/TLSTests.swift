@@ -183,6 +183,37 @@ final class TestCertificates {
         #expect(nodeInfo(server, "mismatch") == nil)
     }
 
+    @Test func theAdminPortServesHTTPSWithTheSameCertificate() throws {
+        let certs = try TestCertificates()
+        let adminTokens = tempPath("admin-tokens")
+        defer { unlink(adminTokens) }
+        try writeSecret("ops *\n", to: adminTokens)
+        let server = try tlsServer(certs, "server", ["--admin-tls", "--admin-tokens-file", adminTokens])
+        let admin = try #require(server.adminAddress)
+        #expect(server.log.contains("transport=HTTPS"))
+        func curl(_ arguments: [String]) throws -> (status: Int32, out: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            process.arguments = ["-sS", "--max-time", "10"] + arguments
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text)
+        }
+        let metrics = try curl(["--cacert", certs.ca, "https://localhost:\(admin.port)/metrics"])
+        #expect(metrics.status == 0 && metrics.out.contains("gridmon_connections_accepted_total"), "\(metrics.out)")
+        let nodes = try curl(["--cacert", certs.ca, "-H", "Authorization: Bearer ops", "-w", "%{http_code}", "https://localhost:\(admin.port)/api/v1/nodes"])
+        #expect(nodes.out.hasSuffix("200"), "\(nodes.out)")
+        let refused = try curl(["--cacert", certs.ca, "-o", "/dev/null", "-w", "%{http_code}", "https://localhost:\(admin.port)/api/v1/nodes"])
+        #expect(refused.out == "401")
+        // Plain HTTP to the HTTPS port gets no answer, and the port keeps serving.
+        #expect(try curl(["http://127.0.0.1:\(admin.port)/metrics"]).status != 0)
+        #expect(try curl(["--cacert", certs.ca, "https://localhost:\(admin.port)/healthz"]).out == "ok\n")
+    }
+
     @Test func sighupLoadsANewCertificateWithoutDroppingConnections() throws {
         let certs = try TestCertificates()
         let certificate = tempPath("cert.pem")
