@@ -31,11 +31,14 @@ public final class TLSSession {
     /// - Parameters:
     ///   - serverName: the client side sends it (SNI) and, unless verification is off,
     ///     requires the server certificate to name it (host name or IP address).
-    public init(context: TLSContext, fd: Int32, serverName: String? = nil) throws(TLSError) {
+    ///   - resuming: a session saved from an earlier connection to the same server (client
+    ///     side): the handshake resumes it when the server still holds its ticket key.
+    public init(context: TLSContext, fd: Int32, serverName: String? = nil, resuming: TLSSavedSession? = nil) throws(TLSError) {
         guard let ssl = SSL_new(context.context) else { throw TLSError.fromQueue("SSL_new") }
         self.ssl = ssl
         self.context = context
         guard SSL_set_fd(ssl, fd) == 1 else { throw TLSError.fromQueue("SSL_set_fd") }
+        if let resuming { _ = SSL_set_session(ssl, resuming.session) }
         if context.isServer {
             SSL_set_accept_state(ssl)
         } else {
@@ -103,6 +106,17 @@ public final class TLSSession {
         return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The session to resume on the next connection to this server (client side), if the
+    /// server granted one. TLS 1.3 tickets arrive after the handshake: ask late, before `close()`.
+    public func savedSession() -> TLSSavedSession? {
+        guard let session = SSL_get1_session(ssl) else { return nil }
+        guard SSL_SESSION_is_resumable(session) == 1 else {
+            SSL_SESSION_free(session)
+            return nil
+        }
+        return TLSSavedSession(session)
+    }
+
     /// Sends close_notify, best effort (the socket is closed next either way).
     public func close() {
         ERR_clear_error()
@@ -129,3 +143,9 @@ public final class TLSSession {
     }
 }
 
+/// A TLS session kept for resumption (RFC 8446 §2.2). Owns its OpenSSL reference.
+public final class TLSSavedSession {
+    let session: OpaquePointer
+    init(_ session: OpaquePointer) { self.session = session }
+    deinit { SSL_SESSION_free(session) }
+}

@@ -183,6 +183,21 @@ final class TestCertificates {
         #expect(nodeInfo(server, "mismatch") == nil)
     }
 
+    @Test func theAgentResumesItsSessionOnAReconnect() throws {
+        let certs = try TestCertificates()
+        let server = try tlsServer(certs)
+        // The first server is down: every --failback the agent leaves the second to try it, and
+        // comes back to the second by resuming its session.
+        let down = try freeLoopbackPort()
+        let agent = try AgentProcess(["--server", "127.0.0.1:\(down),localhost:\(server.address.port)", "--tls", "--tls-ca", certs.ca,
+                                      "--node-id", "resumer", "--interval", "50ms", "--failback", "1s"])
+        #expect(agent.logContains("resumed=true", timeout: 15), "\(agent.log.suffix(1500))")
+        #expect(agent.log.contains("resumed=false"))  // the first handshake was a full one
+        let before = durableSeq(server, "resumer")
+        #expect(eventually { durableSeq(server, "resumer") > before + 10 })
+        #expect(agent.stop() == 0)
+    }
+
     @Test func theAdminPortServesHTTPSWithTheSameCertificate() throws {
         let certs = try TestCertificates()
         let adminTokens = tempPath("admin-tokens")
