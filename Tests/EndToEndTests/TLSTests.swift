@@ -183,6 +183,24 @@ final class TestCertificates {
         #expect(nodeInfo(server, "mismatch") == nil)
     }
 
+    @Test func aStalledHandshakeIsClosedByTheHandshakeTimeout() throws {
+        let certs = try TestCertificates()
+        let server = try tlsServer(certs, "server", ["--handshake-timeout-ms", "300"])
+        // Half a ClientHello record header, then nothing: a slowloris on the TLS port.
+        let client = try TestClient(server.address, sendPreface: false)
+        try client.send([0x16, 0x03, 0x01])
+        // readRaw returns when the server closes, or after 5 s of silence.
+        var started = Date()
+        _ = try client.readRaw(timeout: 5000)
+        #expect(Date().timeIntervalSince(started) < 3)
+        // And one that never sends a byte.
+        let silent = try TestClient(server.address, sendPreface: false)
+        started = Date()
+        _ = try silent.readRaw(timeout: 5000)
+        #expect(Date().timeIntervalSince(started) < 3)
+        #expect(server.logContains("handshake_timeout"))
+    }
+
     @Test func theAgentResumesItsSessionOnAReconnect() throws {
         let certs = try TestCertificates()
         let server = try tlsServer(certs)
