@@ -183,6 +183,27 @@ final class TestCertificates {
         #expect(nodeInfo(server, "mismatch") == nil)
     }
 
+    @Test func theMinimumVersionIsEnforced() throws {
+        let certs = try TestCertificates()
+        let server = try tlsServer(certs, "server", ["--tls-min-version", "1.3"])
+        func handshake(_ version: String) throws -> String {
+            let client = Process()
+            client.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            client.arguments = ["s_client", "-connect", "127.0.0.1:\(server.address.port)", "-CAfile", certs.ca, version, "-brief"]
+            let output = Pipe()
+            client.standardInput = FileHandle.nullDevice
+            client.standardOutput = output
+            client.standardError = output
+            try client.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            client.waitUntilExit()
+            return text
+        }
+        #expect(try handshake("-tls1_3").contains("Protocol version: TLSv1.3"))
+        #expect(try !handshake("-tls1_2").contains("Protocol version"))
+        #expect(server.process.isRunning)
+    }
+
     @Test func aStalledHandshakeIsClosedByTheHandshakeTimeout() throws {
         let certs = try TestCertificates()
         let server = try tlsServer(certs, "server", ["--handshake-timeout-ms", "300"])
