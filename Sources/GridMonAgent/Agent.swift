@@ -359,6 +359,7 @@ public final class Agent: EventHandler {
             // A server that acknowledges works: from here a lost connection retries quickly.
             failures = 0
             ackedHere = true
+            restartWatchUntilNs = 0
             for verdict in ack.anomalies {
                 Log.warning("anomaly", ["node": config.nodeID, "seq": verdict.seq, "score": verdict.score])
             }
@@ -375,6 +376,11 @@ public final class Agent: EventHandler {
             }
         case .goodbye(let goodbye):
             Log.info("server_goodbye", ["server": peer, "reason": goodbye.reason])
+            // A clean restart: the server will be back shortly, so look for it often rather
+            // than on the growing backoff (agents took up to 26 s to return: issue #18, item 5).
+            // Only from a server that worked (acknowledged): one that says Goodbye right after
+            // Welcome, again and again, keeps the growing backoff.
+            if !stopping && ackedHere { restartWatchUntilNs = Clock.monotonicNanos() + Self.restartWatchNs }
         case .hello, .samples, .pong:
             break
         }
@@ -448,11 +454,22 @@ public final class Agent: EventHandler {
         if worked { scheduleReconnect() } else { connectNext() }
     }
 
+    /// After a server's Goodbye, how long the agent retries on a short fixed interval.
+    static let restartWatchNs: UInt64 = 60_000_000_000
+    /// Until when (monotonic ns) a Goodbye keeps the retries short; 0 = not watching.
+    private var restartWatchUntilNs: UInt64 = 0
+
     private func scheduleReconnect() {
         failures += 1
         // Capped exponential backoff with full jitter (AWS Architecture Blog, "Exponential
         // Backoff And Jitter"), so a restarted server is not hit by the whole fleet at once.
-        let cap = min(UInt64(30_000_000_000), UInt64(250_000_000) << UInt64(min(failures, 8)))
+        var cap = min(UInt64(30_000_000_000), UInt64(250_000_000) << UInt64(min(failures, 8)))
+        if Clock.monotonicNanos() < restartWatchUntilNs {
+            // The server said Goodbye: a restart. Every second (jittered) for a minute.
+            cap = min(cap, 1_000_000_000)
+        } else {
+            restartWatchUntilNs = 0
+        }
         let delay = UInt64.random(in: 0...cap, using: &random)
         Log.info("reconnecting", ["in_ms": delay / 1_000_000, "attempt": failures, "buffered": queue.count])
         reactor.schedule(afterNanos: delay) { [weak self] in self?.startRound() }

@@ -53,6 +53,26 @@ import Testing
         #expect(!agent.isRunning && agent.terminationStatus == 0)
     }
 
+    @Test func aCleanServerRestartIsFollowedWithinASecondNotOnTheGrowingBackoff() throws {
+        let port = try freeLoopbackPort()
+        let data = tempPath("server-data")
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        var server: ServerProcess? = try ServerProcess(listen: "127.0.0.1:\(port)", dataDir: data)
+        let agent = try AgentProcess(["--server", "127.0.0.1:\(port)", "--node-id", "restart-1", "--interval", "100ms"])
+        #expect(eventually { durableSeq(server!, "restart-1") >= 5 })
+        // SIGTERM: the server says Goodbye. It stays away 12 s (the backoff would have grown to
+        // 16-30 s between attempts by then), then returns on the same port.
+        #expect(server?.stop() == 0)
+        server = nil
+        #expect(agent.logContains("event=server_goodbye"))
+        usleep(12_000_000)
+        let back = try ServerProcess(listen: "127.0.0.1:\(port)", dataDir: data)
+        let returned = Date()
+        #expect(eventually(10) { durableSeq(back, "restart-1") > 0 && agent.events("welcomed").count >= 2 })
+        #expect(Date().timeIntervalSince(returned) < 2.5, "\(agent.log.suffix(1500))")
+        #expect(agent.stop() == 0)
+    }
+
     @Test func oncePrintsOneSampleAsJSONWithEveryInputAndTextfileGauges() throws {
         let dir = tempPath("textfile")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
