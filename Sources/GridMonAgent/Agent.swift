@@ -89,6 +89,10 @@ public final class Agent: EventHandler {
     private var peer = ""
     /// Whether the server on this connection acknowledged anything (it works, as a server).
     private var ackedHere = false
+    /// The largest frame payload the server takes (its Welcome says; gRPC's 4 MiB before).
+    private var serverFrameLimit = FrameFormat.defaultMaxFrameSize
+    /// Samples larger than a frame the server takes: skipped (`appendBatch`).
+    private var tooLarge: UInt64 = 0
     private var reportedDropped: UInt64
     private var lastDropReportNs: UInt64 = 0
     public private(set) var acked: UInt64 = 0
@@ -151,6 +155,7 @@ public final class Agent: EventHandler {
         // Self-metrics ride with the data, so a gap the buffer's bounds caused shows next to it.
         sample.add("agent_buffer_samples", Double(queue.count))
         sample.add("agent_buffer_dropped_total", Double(queue.dropped))
+        if tooLarge > 0 { sample.add("agent_samples_too_large_total", Double(tooLarge)) }
         queue.append(sample)
         nextSeq = min(nextSeq + 1, SampleBuffer.maxSeq)
         // A full buffer drops a sample per interval: said at once, then at most once a minute.
@@ -350,6 +355,7 @@ public final class Agent: EventHandler {
             }
             queue.resendAll()
             welcomed = true
+            serverFrameLimit = welcome.limits.map { Int($0.maxFrameBytes) }.flatMap { $0 > 0 ? $0 : nil } ?? FrameFormat.defaultMaxFrameSize
             Log.info("welcomed", ["server": peer, "server_id": welcome.serverID, "durable_seq": welcome.durableSeq, "resending": queue.count])
             if serverIndex > 0 { scheduleFailback() }
         case .ack(let ack):
@@ -391,9 +397,29 @@ public final class Agent: EventHandler {
         while output.count - outputOffset < 256 * 1024 {
             let batch = queue.takeUnsent(max: Self.maxBatch)
             if batch.isEmpty { break }
-            encoder.appendFrame(.samples(SampleBatch(streamID: 1, samples: batch)), to: &output)
+            appendBatch(batch[...])
         }
         flush()
+    }
+
+    /// Frames `samples`, halving the batch until each frame fits the server's frame limit
+    /// (Welcome's `max_frame_bytes`): a batch of large samples (a full textfile directory) once
+    /// made a frame the server refused, and the resend after reconnecting was refused again,
+    /// for ever. A single sample past the limit cannot be sent: it is skipped, counted and
+    /// logged (the acks of the samples after it retire it from the buffer).
+    private func appendBatch(_ samples: ArraySlice<Sample>) {
+        let added = encoder.appendFrame(.samples(SampleBatch(streamID: 1, samples: Array(samples))), to: &output)
+        guard added - FrameFormat.headerSize > serverFrameLimit else { return }
+        output.removeLast(added)
+        guard samples.count > 1 else {
+            tooLarge += 1
+            Log.error("sample_too_large", ["seq": samples.first?.seq ?? 0, "bytes": added - FrameFormat.headerSize,
+                                           "server_limit": serverFrameLimit, "skipped_total": tooLarge])
+            return
+        }
+        let middle = samples.startIndex + samples.count / 2
+        appendBatch(samples[..<middle])
+        appendBatch(samples[middle...])
     }
 
     private func flush() {

@@ -238,7 +238,7 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
         var chunkBytes = 8 << 20
         while out.count < limit && bytes < maxBytes && at.nextRecord <= durable {
             let asked = chunkBytes
-            let chunk = try SegmentFile.read(at.path, from: at.offset, maxBytes: asked)
+            let chunk = try Files.read(at.path, from: at.offset, maxBytes: asked)
             chunkBytes = 8 << 20
             var cursor = 0
             var progressed = false

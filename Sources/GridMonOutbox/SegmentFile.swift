@@ -74,25 +74,6 @@ final class SegmentFile {
         needsTruncate = false
     }
 
-    /// Up to `maxBytes` of the file at `path`, from byte `offset` (fewer at its end).
-    static func read(_ path: String, from offset: Int, maxBytes: Int) throws(SyscallError) -> [UInt8] {
-        let fd = try syscallChecked("open(\(path))") { open(path, O_RDONLY | O_CLOEXEC) }
-        defer { close(fd) }
-        var out = [UInt8](repeating: 0, count: maxBytes)
-        var filled = 0
-        while filled < maxBytes {
-            let n = out.withUnsafeMutableBytes { raw in pread(fd, raw.baseAddress! + filled, maxBytes - filled, off_t(offset + filled)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SyscallError(call: "pread(\(path))", errno: errno)
-            }
-            if n == 0 { break }
-            filled += n
-        }
-        out.removeLast(maxBytes - filled)
-        return out
-    }
-
     static func truncate(_ path: String, to length: Int) throws(SyscallError) {
         try syscallChecked("truncate(\(path))") { Glibc.truncate(path, off_t(length)) }
     }

@@ -23,6 +23,25 @@ public enum Files {
         }
     }
 
+    /// Up to `maxBytes` of the file at `path`, from byte `offset` (fewer at its end), by pread(2).
+    public static func read(_ path: String, from offset: Int, maxBytes: Int) throws(SyscallError) -> [UInt8] {
+        let fd = try syscallChecked("open(\(path))") { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var out = [UInt8](repeating: 0, count: maxBytes)
+        var filled = 0
+        while filled < maxBytes {
+            let n = out.withUnsafeMutableBytes { raw in pread(fd, raw.baseAddress! + filled, maxBytes - filled, off_t(offset + filled)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SyscallError(call: "pread(\(path))", errno: errno)
+            }
+            if n == 0 { break }
+            filled += n
+        }
+        out.removeLast(maxBytes - filled)
+        return out
+    }
+
     /// The file at `path` as UTF-8 text (invalid sequences repaired).
     public static func readText(_ path: String, maxBytes: Int = .max) throws(SyscallError) -> String {
         String(decoding: try read(path, maxBytes: maxBytes), as: UTF8.self)

@@ -133,23 +133,7 @@ enum AdminRoutes {
     }
 
     /// A JSON string literal (RFC 8259 §7 escapes).
-    static func json(_ string: String) -> String {
-        var out = "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    static func json(_ string: String) -> String { JSONText.quoted(string) }
 
     /// JSON has no NaN or infinity: those become null.
     static func number(_ value: Double) -> String {

@@ -68,6 +68,9 @@ public final class ServerSession {
         }
     }
 
+    /// Longest `Hello.instance_id` accepted.
+    public static let maxInstanceIDBytes = 128
+
     /// This connection, as the owner of the node streams it opens.
     public let owner: StreamOwner
     private let config: SessionConfig
@@ -261,6 +264,12 @@ public final class ServerSession {
         // mistake), so that every sample accepted later is one InfluxDB writes as sent.
         if let problem = MetricNames.nodeIDProblem(hello.nodeID) {
             return fail(.invalidArgument, problem, reason: "bad_node_id", streamID: hello.streamID)
+        }
+        // The instance id is kept with the node while its stream is open and quoted in
+        // conflict errors: bounded like every other byte a peer sends (agents send 16 hex).
+        guard hello.instanceID.utf8.count <= Self.maxInstanceIDBytes else {
+            return fail(.invalidArgument, "instance_id longer than \(Self.maxInstanceIDBytes) bytes", reason: "bad_instance_id",
+                        streamID: hello.streamID)
         }
         if let problem = MetricNames.labelsProblem(hello.labels) {
             return fail(.invalidArgument, "node \(hello.nodeID): \(problem)", reason: "bad_labels", streamID: hello.streamID)

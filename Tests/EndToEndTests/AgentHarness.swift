@@ -77,3 +77,19 @@ func eventually(_ seconds: Double = 15, _ condition: () -> Bool) -> Bool {
     }
     return condition()
 }
+
+/// Runs a system tool (openssl, curl, mount …) to completion, stdin empty; its exit status and
+/// its stdout and stderr together.
+func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, text)
+}

@@ -73,6 +73,34 @@ import Testing
         #expect(agent.stop() == 0)
     }
 
+    @Test func framesStayWithinTheServersLimitAndAnUnsendableSampleIsSkippedNotResentForever() throws {
+        let textfiles = tempPath("big-textfile")
+        try FileManager.default.createDirectory(atPath: textfiles, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: textfiles) }
+        let name = String(repeating: "n", count: 200)
+        // ~22 KB per sample: a backlog of them is far past a 64 KiB frame.
+        try (0..<100).map { "\(name)_\($0) \($0)" }.joined(separator: "\n").write(toFile: textfiles + "/app.prom", atomically: true, encoding: .utf8)
+        let port = try freeLoopbackPort()
+        let agent = try AgentProcess(["--server", "127.0.0.1:\(port)", "--node-id", "big", "--interval", "50ms",
+                                      "--textfile-dir", textfiles, "--collectors", "cpu,mem,textfile", "--connect-timeout", "1s"])
+        usleep(2_500_000)  // a backlog while the server is away
+        let server = try ServerProcess(["--insecure-no-auth", "--max-frame-bytes", "65536"], listen: "127.0.0.1:\(port)")
+        #expect(eventually(40) { durableSeq(server, "big") >= 60 }, "\(agent.log.suffix(1500))")
+        let metrics = try httpGet(try #require(server.adminAddress), "/metrics").body
+        #expect(metric(metrics, "gridmon_decode_errors_total{kind=\"oversize_frame\"}") == nil)
+        #expect(agent.events("welcomed").count == 1)  // never refused and reconnected
+
+        // Now one sample alone is larger than a frame: it is skipped and said, the rest flows.
+        try (0..<400).map { "\(name)_\($0) \($0)" }.joined(separator: "\n").write(toFile: textfiles + "/app.prom", atomically: true, encoding: .utf8)
+        #expect(agent.logContains("event=sample_too_large"))
+        try "small 1\n".write(toFile: textfiles + "/app.prom", atomically: true, encoding: .utf8)
+        let before = durableSeq(server, "big")
+        #expect(eventually { durableSeq(server, "big") > before + 5 })
+        #expect(agent.events("welcomed").count == 1)
+        #expect(agent.stop() == 0)
+        #expect(agent.events("agent_stopped").first?.contains("unacked=0") == true)
+    }
+
     @Test func oncePrintsOneSampleAsJSONWithEveryInputAndTextfileGauges() throws {
         let dir = tempPath("textfile")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -247,10 +275,10 @@ import Testing
     @Test func aFullBufferFilesystemDropsTheOldestAndKeepsTheNewest() throws {
         let mountPoint = tempPath("small-fs")
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let mounted = try runBinaryAt("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=512k", "tmpfs", mountPoint])
+        let mounted = try runTool("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=512k", "tmpfs", mountPoint]).status
         try #require(mounted == 0)
         defer {
-            _ = try? runBinaryAt("/usr/bin/umount", [mountPoint])
+            _ = try? runTool("/usr/bin/umount", [mountPoint])
             try? FileManager.default.removeItem(atPath: mountPoint)
         }
         let port = try freeLoopbackPort()
@@ -271,16 +299,4 @@ import Testing
         #expect((node["samples"] as? Int ?? 0) < (node["durable_seq"] as? Int ?? 0))
         #expect(agent.events("agent_stopped").first?.contains("unacked=0") == true)
     }
-}
-
-/// Runs a system tool to completion; its exit status.
-func runBinaryAt(_ path: String, _ arguments: [String]) throws -> Int32 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    return process.terminationStatus
 }

@@ -66,27 +66,13 @@ final class TestCertificates {
         #expect(agent.stop() == 0)
         #expect(agent.events("agent_stopped").first?.contains("unacked=0") == true)
 
-        let client = Process()
-        client.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        client.arguments = ["s_client", "-connect", "127.0.0.1:\(server.address.port)", "-CAfile", certs.ca, "-verify_return_error", "-brief"]
-        let output = Pipe()
-        client.standardInput = FileHandle.nullDevice
-        client.standardOutput = output
-        client.standardError = output
-        try client.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        client.waitUntilExit()
+        let text = try runTool("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(server.address.port)", "-CAfile", certs.ca,
+                                                    "-verify_return_error", "-brief"]).output
         #expect(text.contains("Verification: OK") && text.contains("TLSv1.3"), "\(text)")
 
         // Clients that hang up right after (or during) the handshake, many times a second: the
         // server once died of SIGPIPE on the first (OpenSSL writes with write(2)).
-        let timer = Process()
-        timer.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        timer.arguments = ["s_time", "-connect", "127.0.0.1:\(server.address.port)", "-CAfile", certs.ca, "-new", "-time", "1"]
-        timer.standardOutput = FileHandle.nullDevice
-        timer.standardError = FileHandle.nullDevice
-        try timer.run()
-        timer.waitUntilExit()
+        _ = try runTool("/usr/bin/openssl", ["s_time", "-connect", "127.0.0.1:\(server.address.port)", "-CAfile", certs.ca, "-new", "-time", "1"])
         #expect(server.process.isRunning)
         let after = try AgentProcess(["--server", "localhost:\(server.address.port)", "--tls", "--tls-ca", certs.ca,
                                       "--node-id", "tls-2", "--interval", "50ms"])
@@ -187,17 +173,7 @@ final class TestCertificates {
         let certs = try TestCertificates()
         let server = try tlsServer(certs, "server", ["--tls-min-version", "1.3"])
         func handshake(_ version: String) throws -> String {
-            let client = Process()
-            client.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            client.arguments = ["s_client", "-connect", "127.0.0.1:\(server.address.port)", "-CAfile", certs.ca, version, "-brief"]
-            let output = Pipe()
-            client.standardInput = FileHandle.nullDevice
-            client.standardOutput = output
-            client.standardError = output
-            try client.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            client.waitUntilExit()
-            return text
+            try runTool("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(server.address.port)", "-CAfile", certs.ca, version, "-brief"]).output
         }
         #expect(try handshake("-tls1_3").contains("Protocol version: TLSv1.3"))
         #expect(try !handshake("-tls1_2").contains("Protocol version"))
@@ -246,16 +222,8 @@ final class TestCertificates {
         let admin = try #require(server.adminAddress)
         #expect(server.log.contains("transport=HTTPS"))
         func curl(_ arguments: [String]) throws -> (status: Int32, out: String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-            process.arguments = ["-sS", "--max-time", "10"] + arguments
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return (process.terminationStatus, text)
+            let run = try runTool("/usr/bin/curl", ["-sS", "--max-time", "10"] + arguments)
+            return (run.status, run.output)
         }
         let metrics = try curl(["--cacert", certs.ca, "https://localhost:\(admin.port)/metrics"])
         #expect(metrics.status == 0 && metrics.out.contains("gridmon_connections_accepted_total"), "\(metrics.out)")
@@ -303,17 +271,9 @@ final class TestCertificates {
         let session = tempPath("session.pem")
         defer { unlink(session) }
         func sClient(_ extra: [String]) throws -> String {
-            let client = Process()
-            client.executableURL = URL(fileURLWithPath: "/bin/sh")
-            client.arguments = ["-c", "(printf 'GRIDMON\\001'; sleep 1) | openssl s_client -connect 127.0.0.1:\(server.address.port) -CAfile \(certs.ca) "
-                                + extra.joined(separator: " ")]
-            let output = Pipe()
-            client.standardOutput = output
-            client.standardError = FileHandle.nullDevice
-            try client.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            client.waitUntilExit()
-            return text
+            // The preface keeps the connection up a second, long enough for TLS 1.3's tickets.
+            try runTool("/bin/sh", ["-c", "(printf 'GRIDMON\\001'; sleep 1) | openssl s_client -connect 127.0.0.1:\(server.address.port) -CAfile \(certs.ca) "
+                                    + extra.joined(separator: " ")]).output
         }
         #expect(try sClient(["-sess_out", session]).contains("New, TLSv1.3"))
         #expect(try sClient(["-sess_in", session]).contains("Reused, TLSv1.3"))

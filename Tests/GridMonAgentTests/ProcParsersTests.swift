@@ -19,7 +19,7 @@ import GridMonWire
         #expect(a.total.percentBusy(since: b.total) == 0 && a.total.usage(since: b.total) == nil)  // counters went back
         #expect(ProcStat("intr 1 2 3\n") == nil)
         // Kernels before 2.6.11 have four modes only.
-        #expect(CPUTimes(procStat: "cpu 1 2 3 4\n")?.total == 10)
+        #expect(ProcStat("cpu 1 2 3 4\n")?.total.total == 10)
     }
 
     @Test func memoryAndSwapFromMeminfo() throws {
@@ -55,8 +55,8 @@ import GridMonWire
         #expect(all.map(\.name) == ["lo", "eth0", "veth1234567890ab"])
         #expect(all[1] == InterfaceCounters(name: "eth0", bytesRecv: 1000, packetsRecv: 10, errIn: 1, dropIn: 2,
                                             bytesSent: 2000, packetsSent: 20, errOut: 3, dropOut: 4))
-        let net = networkBytes(netDev: netDev)
-        #expect(net?.rx == 1500 && net?.tx == 2700)  // loopback is not network traffic
+        let net = networkTotals(all)
+        #expect(net.rx == 1500 && net.tx == 2700)  // loopback is not network traffic
     }
 
     @Test func wholeDisksWithoutPartitionDoubleCount() {
@@ -70,7 +70,7 @@ import GridMonWire
         let devices = deviceCounters(diskstats: diskstats)
         #expect(devices.map(\.name) == ["vda", "nvme0n1"])
         #expect(devices[0] == DeviceCounters(name: "vda", reads: 10, readBytes: 2000 * 512, writes: 5, writeBytes: 4000 * 512, ioTimeMs: 70))
-        let disk = diskBytes(diskstats: diskstats)
+        let disk = diskTotals(devices)
         #expect(disk.read == (2000 + 10) * 512 && disk.written == (4000 + 20) * 512)
         for name in ["sda", "vdb", "xvda", "nvme0n1", "mmcblk0"] { #expect(isWholeDisk(name), "\(name)") }
         for name in ["sda1", "nvme0n1p2", "mmcblk0p1", "loop3", "ram0", "dm-1", "sr0", "zram0"] { #expect(!isWholeDisk(name), "\(name)") }

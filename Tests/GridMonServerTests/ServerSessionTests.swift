@@ -224,6 +224,12 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         let later = f.session(4)
         later.receive(.hello(Hello(nodeID: "n", authToken: "good", streamID: 1, instanceID: "bbbb")), nowNs: 0)
         guard case .welcome? = later.takeOutgoing().first else { Issue.record("no welcome"); return }
+
+        // An instance id is bounded before it is kept.
+        let huge = f.session(5)
+        huge.receive(.hello(Hello(nodeID: "m", authToken: "good", streamID: 1,
+                                  instanceID: String(repeating: "x", count: ServerSession.maxInstanceIDBytes + 1))), nowNs: 0)
+        #expect(huge.closeReason == "bad_instance_id" && f.nodes[NodeKey(tenant: "acme", node: "m")] == nil)
     }
 
     @Test func aCertificateTenantStandsInForATokenAndMustAgreeWithOne() {

@@ -50,7 +50,7 @@ class Influx:
 
 
 class Server:
-    def __init__(self, bindir, cpu, store):
+    def __init__(self, bindir, cpu, store, extra_args=()):
         self.port = free_port()
         self.data = tempfile.mkdtemp(prefix="gridmon-bench-")
         self.influx = Influx() if store == "influx" else None
@@ -62,7 +62,7 @@ class Server:
              # every flood connection comes from 127.0.0.1: lift the per-address bound on connections
              # that have not sent Hello yet (a 10,000-connection storm is many at once)
              "--max-connections", "20000", "--max-unauthenticated-per-ip", "20000",
-             "--keepalive-ms", "0", "--data-dir", self.data] + extra,
+             "--keepalive-ms", "0", "--data-dir", self.data] + extra + list(extra_args),
             stderr=subprocess.DEVNULL)
         for _ in range(200):
             try:

@@ -8,7 +8,7 @@ around each run. Scenarios interleaved plain/TLS run by run; medians.
 import argparse, os, re, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from server_bench import cpu_seconds, flood, free_port, peak_rss_mb  # noqa: E402
+from server_bench import Server, cpu_seconds, flood, peak_rss_mb  # noqa: E402
 
 
 def make_certs(directory):
@@ -23,32 +23,13 @@ def make_certs(directory):
     os.chmod(os.path.join(directory, "server.key"), 0o600)
 
 
-class Server:
-    def __init__(self, bindir, cpu, certs=None):
-        self.port = free_port()
-        self.data = tempfile.mkdtemp(prefix="gridmon-tls-bench-")
-        tls = ["--tls-cert", f"{certs}/server.pem", "--tls-key", f"{certs}/server.key"] if certs else []
-        self.proc = subprocess.Popen(
-            ["taskset", "-c", str(cpu), f"{bindir}/gridmon-stream-server", "--insecure-no-auth", "--threads", "1",
-             "--listen", f"127.0.0.1:{self.port}", "--admin-listen", "off", "--log-level", "warn", "--store", "none",
-             "--max-connections", "20000", "--max-unauthenticated-per-ip", "20000", "--keepalive-ms", "0",
-             "--data-dir", self.data] + tls, stderr=subprocess.DEVNULL)
-        import socket
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.02)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-        shutil.rmtree(self.data, ignore_errors=True)
+def start_server(bindir, cpu, certs=None):
+    """The server with `--store none`, over TLS when `certs` is given."""
+    return Server(bindir, cpu, "none", ["--tls-cert", f"{certs}/server.pem", "--tls-key", f"{certs}/server.key"] if certs else [])
 
 
 def throughput(bindir, server_cpu, client_cpu, certs, batch, connections, samples):
-    server = Server(bindir, server_cpu, certs)
+    server = start_server(bindir, server_cpu, certs)
     try:
         before = cpu_seconds(server.proc.pid)
         tls = ["--tls", "--tls-ca", f"{certs}/ca.pem"] if certs else []
@@ -62,7 +43,7 @@ def throughput(bindir, server_cpu, client_cpu, certs, batch, connections, sample
 
 
 def handshakes(bindir, server_cpu, client_cpu, certs, reuse, seconds):
-    server = Server(bindir, server_cpu, certs)
+    server = start_server(bindir, server_cpu, certs)
     try:
         before = cpu_seconds(server.proc.pid)
         # s_time's -reuse is TLS 1.2 session-id reuse (it does not wait for TLS 1.3 tickets).
@@ -78,7 +59,7 @@ def handshakes(bindir, server_cpu, client_cpu, certs, reuse, seconds):
 
 
 def storm(bindir, server_cpu, client_cpu, certs, connections, seconds):
-    server = Server(bindir, server_cpu, certs)
+    server = start_server(bindir, server_cpu, certs)
     try:
         before = cpu_seconds(server.proc.pid)
         start = time.time()

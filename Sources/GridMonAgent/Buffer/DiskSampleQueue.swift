@@ -143,7 +143,7 @@ public final class DiskSampleQueue: SampleQueue {
                 cursor = (cursor.segment + 1, 0)
                 continue
             }
-            guard let bytes = try? Self.readRange(segment.path, from: cursor.offset, count: segment.bytes - cursor.offset) else {
+            guard let bytes = try? Files.read(segment.path, from: cursor.offset, maxBytes: segment.bytes - cursor.offset) else {
                 Log.error("buffer_read_failed", ["segment": segment.path, "note": "skipping the rest of it"])
                 cursor.offset = segment.bytes
                 continue
@@ -394,20 +394,5 @@ public final class DiskSampleQueue: SampleQueue {
         guard let names = try? Files.list(path) else { return }
         for name in names { unlink(path + "/" + name) }
         rmdir(path)
-    }
-
-    static func readRange(_ path: String, from offset: Int, count: Int) throws(SyscallError) -> [UInt8] {
-        let fd = try syscallChecked("open(\(path))") { open(path, O_RDONLY | O_CLOEXEC) }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw SyscallError(call: "pread(\(path))", errno: errno) }
-            if n == 0 { break }
-            done += n
-        }
-        return Array(bytes[..<done])
     }
 }

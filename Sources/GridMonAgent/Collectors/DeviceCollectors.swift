@@ -69,10 +69,9 @@ public final class DiskIOCollector: Collector {
         rates.begin(nowNs)
         defer { rates.end() }
         let all = deviceCounters(diskstats: text[...])
-        let totalRead = all.reduce(UInt64(0)) { $0 &+ $1.readBytes }
-        let totalWritten = all.reduce(UInt64(0)) { $0 &+ $1.writeBytes }
-        sample.diskReadBytesPerSec = rates.rate("", totalRead) ?? 0
-        sample.diskWriteBytesPerSec = rates.rate("/", totalWritten) ?? 0
+        let totals = diskTotals(all)
+        sample.diskReadBytesPerSec = rates.rate("", totals.read) ?? 0
+        sample.diskWriteBytesPerSec = rates.rate("/", totals.written) ?? 0
         for device in all.filter({ devices?.contains($0.name) ?? true }).prefix(maxInstances) {
             let d = "." + device.name
             sample.add("diskio_read_bytes_per_s" + d, rates.rate("rb" + d, device.readBytes))
@@ -102,8 +101,9 @@ public final class NetCollector: Collector {
         rates.begin(nowNs)
         defer { rates.end() }
         let all = interfaceCounters(netDev: text[...]).filter { $0.name != "lo" }
-        sample.netRxBytesPerSec = rates.rate("", all.reduce(UInt64(0)) { $0 &+ $1.bytesRecv }) ?? 0
-        sample.netTxBytesPerSec = rates.rate("/", all.reduce(UInt64(0)) { $0 &+ $1.bytesSent }) ?? 0
+        let totals = networkTotals(all)
+        sample.netRxBytesPerSec = rates.rate("", totals.rx) ?? 0
+        sample.netTxBytesPerSec = rates.rate("/", totals.tx) ?? 0
         let chosen = all.filter { interface in
             if let interfaces { return interfaces.contains(interface.name) }
             return files.sys("class/net/\(interface.name)/operstate").map { !$0.hasPrefix("down") } ?? true
@@ -120,23 +120,5 @@ public final class NetCollector: Collector {
             sample.add("net_drop_in_per_s" + i, rates.rate("di" + i, c.dropIn))
             sample.add("net_drop_out_per_s" + i, rates.rate("do" + i, c.dropOut))
         }
-    }
-}
-
-/// `processes`: `processes_running`, `processes_blocked` (waiting for I/O) from /proc/stat,
-/// `processes_total` (entries of /proc) and `processes_total_threads` (/proc/loadavg).
-public final class ProcessesCollector: Collector {
-    public let name = "processes"
-    public init() {}
-
-    public func collect(into sample: inout Sample, files: ProcFiles, nowNs: Int64) {
-        if let text = files.proc("stat"), let stat = ProcStat(text[...]) {
-            sample.add("processes_running", stat.procsRunning.map { Double($0) })
-            sample.add("processes_blocked", stat.procsBlocked.map { Double($0) })
-        }
-        if let names = try? Files.list(files.procRoot) {
-            sample.add("processes_total", Double(names.reduce(0) { $0 + ($1.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } ? 1 : 0) }))
-        }
-        if let text = files.proc("loadavg"), let load = LoadAverage(text[...]) { sample.add("processes_total_threads", Double(load.threads)) }
     }
 }

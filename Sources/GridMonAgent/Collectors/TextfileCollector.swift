@@ -56,5 +56,5 @@ public final class TextfileCollector: Collector {
 /// on the server) and the agent's own self-metrics, added after the collectors.
 enum MetricKeys {
     static let fixed = ["cpu", "memory", "disk", "load1", "net_rx", "net_tx", "disk_read", "disk_write",
-                        "agent_buffer_samples", "agent_buffer_dropped_total"]
+                        "agent_buffer_samples", "agent_buffer_dropped_total", "agent_samples_too_large_total"]
 }

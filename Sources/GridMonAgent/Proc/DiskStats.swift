@@ -26,8 +26,8 @@ public func deviceCounters(diskstats text: Substring) -> [DeviceCounters] {
 }
 
 /// Bytes read and written by whole disks (the fixed gauges).
-public func diskBytes(diskstats text: Substring) -> (read: UInt64, written: UInt64) {
-    deviceCounters(diskstats: text).reduce((0, 0)) { ($0.0 &+ $1.readBytes, $0.1 &+ $1.writeBytes) }
+public func diskTotals(_ devices: [DeviceCounters]) -> (read: UInt64, written: UInt64) {
+    devices.reduce((0, 0)) { ($0.0 &+ $1.readBytes, $0.1 &+ $1.writeBytes) }
 }
 
 /// sda, vda, xvda, nvme0n1, mmcblk0 — but not sda1, nvme0n1p1, loop0, ram0, dm-0, sr0.

@@ -40,11 +40,6 @@ public struct MemInfo: Equatable, Sendable {
     public var swapUsedPercent: Double { swapTotal == 0 ? 0 : 100 * Double(swapUsed) / Double(swapTotal) }
 }
 
-/// Memory in use, percent: (MemTotal − MemAvailable) / MemTotal, from /proc/meminfo.
-public func memoryPercent(meminfo text: Substring) -> Double? {
-    MemInfo(text)?.usedPercent
-}
-
 /// Pages swapped in and out since boot (`pswpin`, `pswpout` of /proc/vmstat).
 public func swapPages(vmstat text: Substring) -> (pagesIn: UInt64, pagesOut: UInt64)? {
     var pagesIn: UInt64?

@@ -32,10 +32,10 @@ public func interfaceCounters(netDev text: Substring) -> [InterfaceCounters] {
 }
 
 /// Bytes received and transmitted over all interfaces but loopback (the fixed gauges).
-public func networkBytes(netDev text: Substring) -> (rx: UInt64, tx: UInt64)? {
+public func networkTotals(_ interfaces: [InterfaceCounters]) -> (rx: UInt64, tx: UInt64) {
     var rx: UInt64 = 0
     var tx: UInt64 = 0
-    for counters in interfaceCounters(netDev: text) where counters.name != "lo" {
+    for counters in interfaces where counters.name != "lo" {
         rx &+= counters.bytesRecv
         tx &+= counters.bytesSent
     }

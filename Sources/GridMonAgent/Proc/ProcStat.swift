@@ -24,12 +24,6 @@ public struct CPUTimes: Equatable, Sendable {
         (user, nice, system, idle, iowait, irq, softirq, steal) = (at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7))
     }
 
-    /// The first (all-CPU) line of /proc/stat.
-    public init?(procStat text: Substring) {
-        guard let stat = ProcStat(text) else { return nil }
-        self = stat.total
-    }
-
     /// Every tick counted (wrapping: counters are the kernel's, a peer of no one).
     public var total: UInt64 { user &+ nice &+ system &+ idle &+ iowait &+ irq &+ softirq &+ steal }
     /// Ticks not idle: idle and iowait are the CPU waiting.

@@ -14,11 +14,6 @@ public struct LoadAverage: Equatable, Sendable {
     }
 }
 
-/// The 1-minute load average: the first field of /proc/loadavg.
-public func loadAverage1(loadavg text: Substring) -> Double? {
-    text.split(separator: " ").first.flatMap { Double($0) }
-}
-
 /// Seconds since boot: the first field of /proc/uptime.
 public func uptimeSeconds(uptime text: Substring) -> Double? {
     text.split(separator: " ").first.flatMap { Double($0.trimmingCharacters(in: "\n")) }

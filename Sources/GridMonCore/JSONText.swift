@@ -1,0 +1,22 @@
+/// JSON text for the few places that write it by hand (the admin port's node list, the
+/// agent's `--once`, which does not link Foundation). Pure.
+public enum JSONText {
+    /// A JSON string literal of `text` (RFC 8259 §7 escapes).
+    public static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
