@@ -5,7 +5,8 @@
 // Modules by role:
 //   CProtobufC     system library: the protobuf-c runtime (libprotobuf-c-dev)
 //   CGridMonProto  C: protobuf-c code generated from Proto/ by Tools/gen-proto (committed, never edited)
-//   GridMonCore    pure helpers shared by the cores: CRC-32C, a seedable RNG, flag/variable value parsers
+//   GridMonCore    pure helpers shared by the cores: CRC-32C, a seedable RNG, flag/variable value parsers,
+//                  a latency histogram
 //   GridMonForest  pure Swift: the Isolation Forest (fit, score), its model file, CSV, quality metrics
 //   GridMonStore   pure Swift: InfluxDB line protocol encoder, the outbox's record format
 //   CCurl, CZlib   system libraries: libcurl (the InfluxDB writer's HTTP), zlib (gzip bodies)
@@ -13,6 +14,7 @@
 //   GridMonTLS     the edge of TLS: contexts from certificate files, non-blocking sessions on a socket
 //   GridMonSink    the edge towards InfluxDB: line protocol over libcurl, v1 and v2 write APIs
 //   GridMonOutbox  the edge of storage: the durable outbox (segment files, group commit, recovery)
+//   GridMonShipper the outbox's delivery to InfluxDB: per-tenant lanes, batching, retries, the target probe
 //   GridMonWire    pure Swift core: message model, frame codec, protobuf-c bridge; no syscalls
 //   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers and accept4, which Glibc's module lacks
 //   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor
@@ -92,16 +94,20 @@ let package = Package(
             dependencies: ["GridMonStore", "GridMonPosix"]
         ),
         .target(
+            name: "GridMonShipper",
+            dependencies: ["GridMonCore", "GridMonOutbox", "GridMonPosix", "GridMonSink", "GridMonStore"]
+        ),
+        .target(
             name: "GridMonDetect",
             dependencies: ["GridMonCore", "GridMonForest", "GridMonStore", "GridMonWire", "GridMonPosix"]
         ),
         .target(
             name: "GridMonServer",
-            dependencies: ["GridMonDetect", "GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore", "GridMonStore", "GridMonOutbox", "GridMonSink", "GridMonTLS"]
+            dependencies: ["GridMonDetect", "GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore", "GridMonStore", "GridMonOutbox", "GridMonShipper", "GridMonSink", "GridMonTLS"]
         ),
         .executableTarget(
             name: "gridmon-stream-server",
-            dependencies: ["GridMonServer", "GridMonPosix", "GridMonForest", "GridMonStore", "GridMonSink", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridMonServer", "GridMonShipper", "GridMonPosix", "GridMonForest", "GridMonStore", "GridMonSink", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             exclude: ["Models"]
         ),
         .target(
@@ -165,6 +171,10 @@ let package = Package(
         .testTarget(
             name: "GridMonOutboxTests",
             dependencies: ["GridMonOutbox", "GridMonStore", "GridMonPosix"]
+        ),
+        .testTarget(
+            name: "GridMonShipperTests",
+            dependencies: ["GridMonShipper"]
         ),
         .testTarget(
             name: "GridMonSinkTests",

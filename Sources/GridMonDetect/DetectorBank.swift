@@ -138,7 +138,3 @@ public final class DetectorBank: @unchecked Sendable {  // mutable state is behi
         return TemporalDetector.fit(features: matrices, metrics: job.metrics, options: options, source: "node \(job.key) history")
     }
 }
-
-extension Atomic where Value == UInt64 {
-    func add(_ n: UInt64 = 1) { _ = wrappingAdd(n, ordering: .relaxed) }
-}

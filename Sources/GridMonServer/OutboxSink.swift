@@ -1,4 +1,6 @@
+import GridMonCore
 import GridMonOutbox
+import GridMonShipper
 import GridMonPosix
 import GridMonDetect
 import GridMonStore

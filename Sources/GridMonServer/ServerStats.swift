@@ -1,12 +1,5 @@
+import GridMonCore
 import Synchronization
-
-extension Atomic where Value == UInt64 {
-    /// Adds `n` with relaxed ordering: counters need no ordering with other memory.
-    @inline(__always)
-    public func add(_ n: UInt64 = 1) { _ = wrappingAdd(n, ordering: .relaxed) }
-    @inline(__always)
-    public var value: UInt64 { load(ordering: .relaxed) }
-}
 
 /// The server's self-metrics, exported on /metrics in Prometheus text format.
 ///

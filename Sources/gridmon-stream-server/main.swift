@@ -9,6 +9,7 @@ import GridMonSink
 import GridMonStore
 import GridMonPosix
 import GridMonServer
+import GridMonShipper
 import GridMonTLS
 
 

@@ -1,5 +1,5 @@
 import Testing
-@testable import GridMonServer
+@testable import GridMonShipper
 
 /// A record of `lines` lines `m,r=<number> v=<i>i <i>` (so a body shows which lines it holds).
 private func record(_ number: UInt64, lines: Int = 2) -> ShipperLane.Record {
