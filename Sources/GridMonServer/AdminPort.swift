@@ -46,7 +46,7 @@ final class AdminPort: EventHandler {
     func response(to request: HTTPRequestParser.Request) -> [UInt8] {
         let shared = worker.shared
         return AdminRoutes.respond(
-            to: request, metrics: shared.metricsText, ready: shared.sink.isReady && !worker.shuttingDown,
+            to: request, metrics: shared.metricsText, notReady: worker.shuttingDown ? "shutting down" : shared.sink.notReadyReason,
             nodes: shared.nodes, incidents: shared.detectors?.incidents, auth: shared.adminAuth,
             onRefused: { [worker] status in worker.stats.violation(status == 401 ? "admin_unauthenticated" : "admin_forbidden") },
             detail: { key in

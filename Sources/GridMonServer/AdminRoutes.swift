@@ -16,7 +16,7 @@ struct NodeDetail {
 ///
 /// - `GET /metrics`: Prometheus text format (version 0.0.4) of every counter.
 /// - `GET /healthz`: 200 while the process serves.
-/// - `GET /readyz`: 200 when the sink can write, else 503.
+/// - `GET /readyz`: 200 when the sink can take and deliver samples, else 503 with the reason.
 /// - `GET /api/v1/nodes`: JSON array, one object per node: id, tenant, labels, last seen,
 ///   durable seq, counts, last sample and last score; sorted by (tenant, node) and paged:
 ///   `limit` (default 1000, at most 10000), `after_tenant` and `after_node` (the last node of
@@ -32,7 +32,7 @@ enum AdminRoutes {
     static let defaultPage = 1000
     static let maxPage = 10_000
 
-    static func respond(to request: HTTPRequestParser.Request, metrics: () -> String, ready: Bool,
+    static func respond(to request: HTTPRequestParser.Request, metrics: () -> String, notReady: String?,
                         nodes: NodeTable, incidents: IncidentBook? = nil, auth: AdminAuth = .open,
                         onRefused: (Int) -> Void = { _ in },
                         detail: (NodeKey) -> NodeDetail = { _ in NodeDetail(model: "") }) -> [UInt8] {
@@ -55,8 +55,8 @@ enum AdminRoutes {
         case "/healthz":
             return httpResponse(status: 200, body: "ok\n", head: head)
         case "/readyz":
-            return ready ? httpResponse(status: 200, body: "ready\n", head: head)
-                : httpResponse(status: 503, body: "not ready: the sink cannot write\n", head: head)
+            return notReady.map { httpResponse(status: 503, body: "not ready: \($0)\n", head: head) }
+                ?? httpResponse(status: 200, body: "ready\n", head: head)
         case "/api/v1/nodes":
             guard let limit = query["limit"].map({ Int($0) }) ?? defaultPage, (1...maxPage).contains(limit) else {
                 return httpResponse(status: 400, body: "limit must be 1...\(maxPage)\n", head: head)

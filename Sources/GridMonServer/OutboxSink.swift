@@ -73,13 +73,18 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         if undecodable > 0 { Log.warning("outbox_undecodable_records", ["count": undecodable]) }
     }
 
-    public var isReady: Bool { ready.load(ordering: .relaxed) && (shipper?.isReady ?? true) }
-    public var queuedSamples: Int {
-        let waiting = uncommitted.load(ordering: .relaxed)
-        // Shipping to InfluxDB: a full outbox means "stop reading" until delivery frees room
-        // (or the oldest undelivered data goes, when the operator chose that).
-        return shipper != nil && !dropOldestWhenFull && outbox.totalBytes >= retentionBytes ? max(waiting, highWater) : waiting
+    public var notReadyReason: String? {
+        if !ready.load(ordering: .relaxed) { return "outbox commits are failing (a full disk or an I/O error); agents are not read" }
+        if isFullWithBackpressure { return "the outbox is full (--retention-bytes) of undelivered samples; agents are not read" }
+        return shipper?.notReadyReason
     }
+    public var queuedSamples: Int { uncommitted.load(ordering: .relaxed) }
+    /// While commits fail, samples read would only pile up in memory (57 k of them on a full
+    /// disk: issue #18, item 3), so the server stops reading as soon as one commit fails.
+    public var refusesSamples: Bool { !ready.load(ordering: .relaxed) || isFullWithBackpressure }
+    /// Shipping to InfluxDB: a full outbox means "stop reading" until delivery frees room (or
+    /// the oldest undelivered data goes, when the operator chose that).
+    private var isFullWithBackpressure: Bool { shipper != nil && !dropOldestWhenFull && outbox.totalBytes >= retentionBytes }
     /// Past this many samples waiting for fsync (a stalled disk), agents are not read.
     public var highWater: Int { 1_000_000 }
     public var lowWater: Int { 500_000 }
@@ -196,7 +201,7 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
             if pendingSamples > 0 { commitLatency.record(Double(Clock.monotonicNanos() - started) / 1e9) }
         } catch {
             commitFailures.add()
-            if ready.exchange(false, ordering: .relaxed) { Log.error("outbox_commit_failed", ["error": error, "note": "acks wait; retrying"]) }
+            if ready.exchange(false, ordering: .relaxed) { Log.error("outbox_commit_failed", ["error": error, "note": "acks wait and agents are not read until a commit succeeds; retrying"]) }
             return
         }
         if !ready.exchange(true, ordering: .relaxed) { Log.info("outbox_commit_recovered") }

@@ -28,14 +28,20 @@ public protocol SampleSink: AnyObject, Sendable {
     func appendIncidents(_ events: [IncidentEvent], record: NodeRecord, highestSeq: UInt64) -> UInt64?
     /// Every ticket at or below this is durable.
     var durableTicket: UInt64 { get }
-    /// False while the sink cannot write (reported by `/readyz`).
-    var isReady: Bool { get }
+    /// Why the sink cannot take or deliver samples now (reported by `/readyz` with a 503);
+    /// nil when ready.
+    var notReadyReason: String? { get }
     /// Samples accepted but not yet written: the queue between the server and the store.
     var queuedSamples: Int { get }
     /// At or above this many queued samples the server stops reading from agents
     /// (backpressure: agents buffer on their side); it resumes below `lowWater`.
     var highWater: Int { get }
     var lowWater: Int { get }
+    /// True while the sink wants no more samples whatever its queue: its writes fail (a full
+    /// disk) or its bounded store is full. The server stops reading agents until it is false
+    /// (and the queue is below `lowWater`); agents buffer meanwhile, which is what their
+    /// buffer is for.
+    var refusesSamples: Bool { get }
     /// Nodes the sink found in its durable store at start, with their durable seq.
     var restoredNodes: [NodeKey: UInt64] { get }
     /// Starts the sink's own thread; `onDurable` is called (from it) when tickets become durable.
@@ -48,6 +54,7 @@ public protocol SampleSink: AnyObject, Sendable {
 
 extension SampleSink {
     public func appendIncidents(_ events: [IncidentEvent], record: NodeRecord, highestSeq: UInt64) -> UInt64? { nil }
+    public var refusesSamples: Bool { false }
     public var restoredNodes: [NodeKey: UInt64] { [:] }
     public func start(onDurable: @escaping @Sendable (UInt64) -> Void) {}
     public func stop() {}
@@ -60,7 +67,7 @@ public final class CountingSink: SampleSink {
     private let counter = Atomic<UInt64>(0)
     public init() {}
     public var count: UInt64 { counter.value }
-    public var isReady: Bool { true }
+    public var notReadyReason: String? { nil }
     public var queuedSamples: Int { 0 }
     public var highWater: Int { Int.max }
     public var lowWater: Int { Int.max }

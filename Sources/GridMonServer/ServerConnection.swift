@@ -192,6 +192,10 @@ final class ServerConnection: EventHandler {
                 frameStartedNs = lastInputNs
             }
             if unauthenticated && !accountPreAuth() { break }
+            // Checked per read, not per event: a sink that refuses samples (failing commits)
+            // takes at most one more read buffer of them.
+            server.checkSinkPressure()
+            if server.readingPaused { break }
             // A short read drained the socket; over TLS, decrypted bytes may wait in OpenSSL
             // where no readiness event will announce them.
             if session.closeReason != nil || (count < server.readBuffer.count && !(tls?.hasPending ?? false)) { break }
@@ -200,7 +204,6 @@ final class ServerConnection: EventHandler {
         session.flushAcks()
         sendOutgoing()
         server.noteAwaitingAcks(self)
-        server.checkSinkPressure()
     }
 
     /// Bytes OpenSSL already read from the socket raise no epoll event: when the read loop

@@ -138,14 +138,19 @@ final class Worker: EventHandler {
 
     // MARK: - Backpressure
 
-    /// Called after each read: past the sink's high-water mark, stop reading every connection
-    /// of this worker (EPOLLIN off) until the queue drains below the low-water mark.
+    /// Called after each read: past the sink's high-water mark, or while the sink refuses
+    /// samples (its commits fail, its bounded store is full), stop reading every connection of
+    /// this worker (EPOLLIN off) until the queue drains below the low-water mark and the sink
+    /// takes samples again.
     func checkSinkPressure() {
         let sink = shared.sink
-        guard !readingPaused, sink.queuedSamples >= sink.highWater else { return }
+        guard !readingPaused else { return }
+        let refuses = sink.refusesSamples
+        guard refuses || sink.queuedSamples >= sink.highWater else { return }
         readingPaused = true
         stats.backpressurePauses.add()
-        shared.limitLog.note("sink_backpressure", ["queued": sink.queuedSamples, "high_water": sink.highWater])
+        shared.limitLog.note("sink_backpressure", ["queued": sink.queuedSamples, "high_water": sink.highWater,
+                                                   "reason": refuses ? (sink.notReadyReason ?? "sink full") : "queue above high water"])
         for connection in connections.values { connection.updateInterest() }
         scheduleResumeCheck()
     }
@@ -154,7 +159,7 @@ final class Worker: EventHandler {
         reactor.schedule(afterNanos: 5_000_000) { [weak self] in
             guard let self, self.readingPaused, !self.shuttingDown else { return }
             let sink = self.shared.sink
-            guard sink.queuedSamples < sink.lowWater else { return self.scheduleResumeCheck() }
+            guard sink.queuedSamples < sink.lowWater, !sink.refusesSamples else { return self.scheduleResumeCheck() }
             self.readingPaused = false
             for connection in self.connections.values { connection.updateInterest() }
         }

@@ -22,6 +22,12 @@ import Glibc
 /// (413) → halved; 429/503 → wait Retry-After; 401/403, 404 (unless `createContainers`),
 /// other 5xx and no answer → capped exponential backoff with jitter, the data kept.
 ///
+/// A probe (`GET /ping`, every `probeIntervalNs`, answered within the target's probe timeout)
+/// watches the target apart from the writes: a target that stops answering shows in
+/// `notReadyReason` within a couple of seconds (a write in flight only times out after 10 s,
+/// and with nothing to write no write ever fails), and one that answers again is written to
+/// at once instead of at the end of a backoff of up to 30 s (issue #18, item 5).
+///
 /// Progress is kept in `shipped.cursor`: the record below which everything is delivered
 /// (segments up to it are deleted), then each lane that is further ahead. A crash may resend
 /// a batch, which InfluxDB absorbs (same series and timestamp overwrite themselves).
@@ -42,8 +48,14 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
     /// A catch-up read stops once its lane holds this much.
     static let catchUpBytes = 4 << 20
 
+    /// How often the target is probed (a fixed interval, whatever the writes' backoff).
+    public static let probeIntervalNs: UInt64 = 1_000_000_000
+
     private let stopping = Atomic<Bool>(false)
     private let failingLanes = Atomic<Int>(0)
+    /// The last probe was answered (optimistic until the first one, sent at start).
+    private let answering = Atomic<Bool>(true)
+    public let probeFailures = Atomic<UInt64>(0)
     public let shippedLines = Atomic<UInt64>(0)
     public let posts = Atomic<UInt64>(0)
     public let failures = Atomic<UInt64>(0)
@@ -61,6 +73,9 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
     private var nextToRead: UInt64
     private var savedCursor = ""
     private var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: Clock.monotonicNanos()))
+    private var prober: InfluxWriter?
+    private var probeInFlight = false
+    private var nextProbeNs: UInt64 = 0
 
     /// - Parameters: a tenant's batch is posted when it has `batchLines` lines or
     ///   `flushIntervalNs` (±20 % jitter, so a fleet of servers does not write in lockstep)
@@ -81,8 +96,13 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         for (tenant, through) in ahead { lanes[tenant] = ShipperLane(tenant: tenant, deliveredThrough: through, intervalNs: flushIntervalNs) }
     }
 
-    /// False while some tenant's InfluxDB refuses or cannot be reached (reported by /readyz).
-    public var isReady: Bool { failingLanes.load(ordering: .relaxed) == 0 }
+    /// Why delivery is not working now (reported by /readyz), or nil: the target does not
+    /// answer its probe, or some tenant's writes fail (refused, not found, no answer).
+    public var notReadyReason: String? {
+        if !answering.load(ordering: .relaxed) { return "InfluxDB at \(target.baseURL) is not answering" }
+        let failing = failingLanes.load(ordering: .relaxed)
+        return failing == 0 ? nil : "writes to InfluxDB at \(target.baseURL) are failing for \(failing) tenant(s)"
+    }
 
     public func start() {
         guard thread == nil else { return }
@@ -107,6 +127,8 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
             + line("influx_dead_letter_lines_total", "counter", "Lines InfluxDB rejected, kept in dead-letter.lp.", deadLetterLines.value)
             + line("influx_shipped_record", "gauge", "Outbox record up to which everything is delivered.", cursorRecord.load(ordering: .relaxed))
             + line("influx_failing_tenants", "gauge", "Tenants whose database or bucket is failing (retried).", failingLanes.load(ordering: .relaxed))
+            + line("influx_up", "gauge", "1 when InfluxDB answered the last probe (GET /ping every second), else 0.", answering.load(ordering: .relaxed) ? 1 : 0)
+            + line("influx_probe_failures_total", "counter", "Probes of InfluxDB that got no answer.", probeFailures.value)
             + writeLatency.prometheusText(name: "gridmon_influx_write_seconds", help: "Duration of each write request to InfluxDB, answer included.")
     }
 
@@ -117,6 +139,12 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         while !stopping.load(ordering: .acquiring) {
             let readMore = readAhead()
             let now = Clock.monotonicNanos()
+            if !probeInFlight && now >= nextProbeNs {
+                let writer = prober ?? InfluxWriter(target: target)
+                prober = writer
+                probeInFlight = true
+                multi.startProbe(writer)
+            }
             catchUp(nowNs: now)
             for tenant in Array(lanes.keys) {
                 while let (delivery, body) = lanes[tenant]!.nextRequest(nowNs: now, batchLines: batchLines, concurrency: concurrency) {
@@ -130,7 +158,9 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
             // Wait for InfluxDB's answers, but no longer than the next batch timer needs.
             let wait: Int32 = readMore ? 0 : 20
             let done = multi.poll(timeoutMs: wait)
-            for (writer, outcome) in done { handle(outcome, writer: writer) }
+            for (writer, outcome) in done {
+                if writer === prober { probed(outcome) } else { handle(outcome, writer: writer) }
+            }
             if multi.inFlight == 0 && done.isEmpty && !readMore { pause(20_000_000) }
             advanceCursor()
         }
@@ -242,6 +272,32 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
             _ = isFailing ? failingLanes.wrappingAdd(1, ordering: .relaxed) : failingLanes.wrappingSubtract(1, ordering: .relaxed)
             if !isFailing { Log.info("influx_writes_recovered", ["target": target.baseURL, "tenant": tenant]) }
         }
+    }
+
+    /// The probe's answer: any HTTP status means the target answers. A change is logged once;
+    /// a target answering again cuts every failing lane's backoff short.
+    private func probed(_ outcome: WriteOutcome) {
+        let now = Clock.monotonicNanos()
+        probeInFlight = false
+        nextProbeNs = now + Self.probeIntervalNs
+        let up: Bool
+        if case .failed(let why) = outcome {
+            up = false
+            probeFailures.add()
+            if answering.exchange(false, ordering: .relaxed) {
+                Log.error("influx_not_answering", ["target": target.baseURL, "error": why,
+                                                   "note": "data kept in the outbox; probing every second"])
+            }
+        } else {
+            up = true
+        }
+        guard up, !answering.exchange(true, ordering: .relaxed) else { return }
+        var resumed = 0
+        for tenant in Array(lanes.keys) where lanes[tenant]!.isFailing {
+            lanes[tenant]!.resume(nowNs: now)
+            resumed += 1
+        }
+        Log.info("influx_answering_again", ["target": target.baseURL, "resumed_tenants": resumed])
     }
 
     private func failed(_ tenant: String, _ delivery: UInt64, _ event: String, _ why: String, now: UInt64) {

@@ -215,6 +215,12 @@ struct ShipperLane {
     /// Send `delivery`'s piece again at once (the missing database was just created).
     mutating func retryNow(_ delivery: UInt64) { _ = sent(delivery) }
 
+    /// The target answers again (the shipper's probe): the backoff's wait is cut short, so the
+    /// next request goes now rather than up to 30 s later (issue #18, item 5). The failure
+    /// count stays until a write succeeds, so a target that answers /ping but still refuses
+    /// writes keeps backing off.
+    mutating func resume(nowNs: UInt64) { notBeforeNs = min(notBeforeNs, nowNs) }
+
     /// Marks `delivery`'s request as answered; its index.
     private mutating func sent(_ delivery: UInt64) -> Int? {
         guard let index = deliveries.firstIndex(where: { $0.first == delivery }) else { return nil }

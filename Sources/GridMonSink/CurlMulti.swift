@@ -27,6 +27,13 @@ public final class CurlMulti {
         curl_multi_add_handle(multi, writer.handle)
     }
 
+    /// Starts a liveness probe on `writer` (which must be idle; see `InfluxWriter.beginProbe`).
+    public func startProbe(_ writer: InfluxWriter) {
+        writer.beginProbe()
+        running[writer.handle] = writer
+        curl_multi_add_handle(multi, writer.handle)
+    }
+
     /// Moves the transfers on, waiting up to `timeoutMs` for network activity when nothing
     /// finished yet, and returns the requests that finished, with their outcomes.
     public func poll(timeoutMs: Int32) -> [(InfluxWriter, WriteOutcome)] {

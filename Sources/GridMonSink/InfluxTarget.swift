@@ -14,6 +14,8 @@ public struct InfluxTarget: Sendable {
     public var totalTimeoutMs = 10_000
     /// Send bodies gzip-compressed (`Content-Encoding: gzip`).
     public var gzip = false
+    /// A liveness probe (`GET /ping`) not answered within this is "not answering".
+    public var probeTimeoutMs = 2_000
 
     public init(baseURL: String, api: API) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
@@ -41,6 +43,10 @@ public struct InfluxTarget: Sendable {
             return "\(baseURL)/api/v2/write?org=\(org.percentEncoded)&bucket=\(container.percentEncoded)&precision=ns"
         }
     }
+
+    /// The liveness probe's URL: `/ping` (InfluxDB 1.x and 2.x answer 204). Any HTTP answer
+    /// counts as answering, so servers without `/ping` (a proxy, another engine) probe fine.
+    public var pingURL: String { baseURL + "/ping" }
 
     /// The v1 URL that creates `tenant`'s database (`CREATE DATABASE`; InfluxDB reads `q`
     /// from the URL of a POST too). Nil for v2: buckets are made by their owners.

@@ -98,6 +98,19 @@ public final class InfluxWriter {
         prepare(url: target.writeURL(tenant: tenant), body: compressed ?? lines)
     }
 
+    /// Sets up a liveness probe, `GET /ping` within `target.probeTimeoutMs`; run it like a
+    /// write. Any HTTP answer (`finish` gives anything but `.failed`) means the target answers.
+    func beginProbe() {
+        body = []
+        response.body.removeAll(keepingCapacity: true)
+        response.retryAfter = nil
+        _ = gridmon_curl_set_slist(handle, CURLOPT_HTTPHEADER, headers)
+        _ = gridmon_curl_set_long(handle, CURLOPT_HTTPGET, 1)  // again each time: `finish` clearing POSTFIELDS makes it a POST
+        _ = gridmon_curl_set_long(handle, CURLOPT_TIMEOUT_MS, target.probeTimeoutMs)
+        _ = gridmon_curl_set_string(handle, CURLOPT_URL, target.pingURL)
+        startedNs = Clock.monotonicNanos()
+    }
+
     private func prepare(url: String, body: [UInt8]) {
         self.body = body
         response.body.removeAll(keepingCapacity: true)

@@ -10,7 +10,7 @@ import Testing
 final class GateSink: SampleSink {
     let queued = Atomic<Int>(0)
     let appended = Atomic<Int>(0)
-    var isReady: Bool { true }
+    var notReadyReason: String? { nil }
     var queuedSamples: Int { queued.load(ordering: .relaxed) }
     var highWater: Int { 1000 }
     var lowWater: Int { 500 }

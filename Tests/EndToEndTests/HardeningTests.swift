@@ -152,9 +152,26 @@ import Testing
                 if ready != 503 { usleep(100_000) }
             }
             #expect(ready == 503)
-            // Space returns: every sample read so far is acked.
+            #expect(try httpGet(admin, "/readyz").body.contains("outbox commits are failing"))
+            // Issue #18, item 3: while commits fail the server stops reading, so what the agent
+            // goes on sending waits in its own buffer (here: the socket), not in server memory.
+            // Before the fix the server read on to a million samples (57 k held in one run).
+            let queuedAtStall = metric(try httpGet(admin, "/metrics").body, "gridmon_sink_queue_samples") ?? -1
+            var more = 0
+            while more < 20_000, (try? client.send(batch(1, (sent + 1)...(sent + 500)))) != nil {
+                sent += 500
+                more += 500
+            }
+            usleep(500_000)
+            let metrics = try httpGet(admin, "/metrics").body
+            let queued = metric(metrics, "gridmon_sink_queue_samples") ?? -1
+            print("full disk: \(Int(queuedAtStall)) samples held when acks stalled, \(Int(queued)) after \(more) more were sent")
+            #expect(queued >= 0 && queued <= queuedAtStall + 2_000, "the server read on while its commits failed")
+            #expect((metric(metrics, "gridmon_backpressure_pauses_total") ?? 0) >= 1)
+            #expect(server.logContains("agents are not read until a commit succeeds"))
+            // Space returns: every sample sent is read and acked.
             unlink(filler)
-            acked = try max(acked, ackedThrough(client, sent, timeout: 15_000))
+            acked = try max(acked, ackedThrough(client, sent, timeout: 30_000))
             #expect(acked == sent)
             #expect(server.stop(signal: SIGKILL) == SIGKILL)
         }

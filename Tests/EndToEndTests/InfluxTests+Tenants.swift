@@ -110,11 +110,17 @@ extension InfluxTests {
         let client = try TestClient(server.address)
         _ = try client.hello(node: "full", stream: 1)
         // ~250 bytes of line protocol per sample: 30,000 samples are ~7 MiB, over three times the limit.
+        let admin = try #require(server.adminAddress)
+        var largest = 0.0
         for chunk: UInt64 in 0..<30 {
             try client.send(batch(1, chunk * 1000 + 1...chunk * 1000 + 1000))
             try ackedThrough(client, 1, chunk * 1000 + 1000)  // acked: never blocked
+            largest = max(largest, metric(try httpGet(admin, "/metrics").body, "gridmon_outbox_bytes") ?? 0)
         }
-        let admin = try #require(server.adminAddress)
+        // A limit is a limit (issue #18, item 2): over it by at most one group commit's records
+        // (here 1,000 samples, ~250 kB).
+        print("drop-oldest: largest outbox \(Int(largest)) bytes against a 2,097,152-byte limit")
+        #expect(largest <= 2_097_152 + 300_000)
         let dropped = metric(try httpGet(admin, "/metrics").body, "gridmon_outbox_dropped_undelivered_bytes_total") ?? 0
         #expect(dropped > 3_000_000)
         #expect(server.logContains("event=outbox_full_dropped_oldest"))
@@ -151,6 +157,12 @@ extension InfluxTests {
         }
         #expect(acked >= 5000 && acked < 30_000)
         let admin = try #require(server.adminAddress)
+        // Reading stops at the limit: over it by at most the frame that crossed it (5,000
+        // samples, ~1.25 MB of lines; a frame's samples are stored together).
+        let held = metric(try httpGet(admin, "/metrics").body, "gridmon_outbox_bytes") ?? .infinity
+        print("backpressure: outbox \(Int(held)) bytes against a 2,097,152-byte limit")
+        #expect(held <= 2_097_152 + 1_400_000)
+        #expect(try httpGet(admin, "/readyz").body.contains("the outbox is full"))
         #expect(metric(try httpGet(admin, "/metrics").body, "gridmon_outbox_dropped_undelivered_bytes_total") == 0)
         // InfluxDB comes back: the outbox drains, the server reads again, every sample lands once.
         let influx = try InfluxProcess(port: port)

@@ -13,7 +13,7 @@ import Testing
 
     private func answer(_ path: String, token: String? = nil, auth: AdminAuth, nodes: NodeTable) throws -> (status: Int, text: String) {
         var refused: [Int] = []
-        let bytes = AdminRoutes.respond(to: try request(path, token: token), metrics: { "gridmon_up 1\n" }, ready: true,
+        let bytes = AdminRoutes.respond(to: try request(path, token: token), metrics: { "gridmon_up 1\n" }, notReady: nil,
                                         nodes: nodes, auth: auth, onRefused: { refused.append($0) })
         let text = String(decoding: bytes, as: UTF8.self)
         let status = Int(text.split(separator: " ")[1])!

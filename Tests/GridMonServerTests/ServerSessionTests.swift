@@ -8,7 +8,7 @@ import Glibc
 /// A sink that records what it was given.
 final class RecordingSink: SampleSink, @unchecked Sendable {  // used from one thread only
     var appended: [ScoredSample] = []
-    var isReady = true
+    var notReadyReason: String?
     var queuedSamples: Int { 0 }
     var highWater: Int { .max }
     var lowWater: Int { .max }

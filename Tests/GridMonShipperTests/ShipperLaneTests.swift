@@ -151,4 +151,22 @@ private let second: UInt64 = 1_000_000_000
         _ = lane.nextRequest(nowNs: UInt64.max / 2, batchLines: 10)
         #expect(lane.pieceWritten(delivery) == 2 && lane.failuresInARow == 0)
     }
+
+    @Test func aTargetAnsweringAgainCutsTheBackoffShortButKeepsTheFailureCount() throws {
+        var lane = ShipperLane(tenant: "t", intervalNs: 0)
+        lane.offer(record(1), failingBytes: 1 << 20)
+        var delivery: UInt64 = 0
+        for _ in 0..<8 {
+            let request = lane.nextRequest(nowNs: UInt64.max / 2, batchLines: 10)
+            delivery = try #require(request).delivery
+            _ = lane.failed(delivery, nowNs: 100 * second, jitter: 1, failingBytes: 1 << 20)
+        }
+        // 30 s of backoff from t = 100 s: nothing at t = 101 s, until the probe says the target is back.
+        #expect(lane.nextRequest(nowNs: 101 * second, batchLines: 10) == nil)
+        lane.resume(nowNs: 101 * second)
+        let retried = lane.nextRequest(nowNs: 101 * second, batchLines: 10)
+        #expect(retried?.delivery == delivery)
+        #expect(lane.isFailing && lane.failuresInARow == 8)  // one request at a time until a write succeeds
+        #expect(lane.pieceWritten(delivery) == 2 && !lane.isFailing)
+    }
 }
