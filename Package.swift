@@ -18,6 +18,7 @@
 //   GridMonWire    pure Swift core: message model, frame codec, protobuf-c bridge; no syscalls
 //   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers and accept4, which Glibc's module lacks
 //   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor
+//   GridMonNotify  incidents to people: alerts (flapping folded), a durable queue, Alertmanager, webhooks, Slack
 //   GridMonDetect  live detection: each node's temporal detector, its history and refits, incidents
 //   GridMonServer  the server's protocol logic (sessions, nodes, auth, scoring hook, stats) and its epoll edge
 //   GridMonAgent   the agent: /proc and textfile parsers, the buffer's record format (pure); collectors,
@@ -102,8 +103,12 @@ let package = Package(
             dependencies: ["GridMonCore", "GridMonForest", "GridMonStore", "GridMonWire", "GridMonPosix"]
         ),
         .target(
+            name: "GridMonNotify",
+            dependencies: ["GridMonCore", "GridMonDetect", "GridMonOutbox", "GridMonPosix", "CCurl", "COpenSSL"]
+        ),
+        .target(
             name: "GridMonServer",
-            dependencies: ["GridMonDetect", "GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore", "GridMonStore", "GridMonOutbox", "GridMonShipper", "GridMonSink", "GridMonTLS"]
+            dependencies: ["GridMonDetect", "GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore", "GridMonStore", "GridMonOutbox", "GridMonShipper", "GridMonSink", "GridMonTLS", "GridMonNotify"]
         ),
         .executableTarget(
             name: "gridmon-stream-server",
@@ -171,6 +176,10 @@ let package = Package(
         .testTarget(
             name: "GridMonOutboxTests",
             dependencies: ["GridMonOutbox", "GridMonStore", "GridMonPosix"]
+        ),
+        .testTarget(
+            name: "GridMonNotifyTests",
+            dependencies: ["GridMonNotify", "GridMonDetect", "GridMonCore"]
         ),
         .testTarget(
             name: "GridMonShipperTests",

@@ -72,6 +72,19 @@ public struct Incident: Sendable, Equatable, Codable {
     /// The metrics that drove it, most to least (at most three).
     public var drivers: [IncidentDriver]
 
+    public init(id: UInt64, tenant: String, node: String, startNs: Int64, endNs: Int64?, openedNs: Int64, peakScore: Double,
+                flagged: Int, drivers: [IncidentDriver]) {
+        self.id = id
+        self.tenant = tenant
+        self.node = node
+        self.startNs = startNs
+        self.endNs = endNs
+        self.openedNs = openedNs
+        self.peakScore = peakScore
+        self.flagged = flagged
+        self.drivers = drivers
+    }
+
     public var isOpen: Bool { endNs == nil }
     public var key: NodeKey { NodeKey(tenant: tenant, node: node) }
     /// The drivers in one line, for logs and the demo.

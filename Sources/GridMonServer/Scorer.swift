@@ -1,5 +1,6 @@
 import GridMonCore
 import GridMonDetect
+import GridMonNotify
 import GridMonForest
 import GridMonPosix
 import GridMonWire
@@ -45,15 +46,18 @@ public final class UtilizationScorer: Scorer {
 /// logged once when it opens and once when it closes (issue #11).
 public final class DetectorScorer: Scorer {
     private let bank: DetectorBank
+    private let notifier: Notifier?
     private var events: [IncidentEvent] = []
 
-    public init(bank: DetectorBank) {
+    public init(bank: DetectorBank, notifier: Notifier? = nil) {
         self.bank = bank
+        self.notifier = notifier
     }
 
     public func score(_ samples: [Sample], key: NodeKey, into verdicts: inout Judgement) {
         events = bank.judge(samples, key: key, into: &verdicts)
         for event in events { Self.log(event) }
+        notifier?.submit(events)
     }
 
     public func takeEvents() -> [IncidentEvent] {

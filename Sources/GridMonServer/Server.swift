@@ -1,6 +1,7 @@
 import CGridMonPosix
 import Glibc
 import GridMonDetect
+import GridMonNotify
 import GridMonPosix
 import GridMonTLS
 import GridMonWire
@@ -56,6 +57,8 @@ final class ServerShared: Sendable {
     let learner: NodeLearner?
     /// Live per-node detection (`--scorer temporal`); nil for the other scorers.
     let detectors: DetectorBank?
+    /// Delivers incidents to Alertmanager and webhooks; nil when no receiver is configured.
+    let notifier: Notifier?
     let nodes: NodeTable
     let sink: SampleSink
     let nodesForgotten = Atomic<UInt64>(0)
@@ -73,13 +76,14 @@ final class ServerShared: Sendable {
     private let adminTLSContext: Mutex<TLSContext?>
 
     init(config: ServerConfig, sink: SampleSink, authenticator: Authenticator, stats: [ServerStats], mailboxes: [WorkerMailbox],
-         models: ModelRegistry?, learner: NodeLearner?, detectors: DetectorBank?, adminAuth: AdminAuth = .open,
+         models: ModelRegistry?, learner: NodeLearner?, detectors: DetectorBank?, notifier: Notifier? = nil, adminAuth: AdminAuth = .open,
          tls: TLSContext? = nil, adminTLS: TLSContext? = nil) {
         self.config = config
         self.tlsContext = Mutex(tls)
         self.adminTLSContext = Mutex(adminTLS)
         self.adminTokens = Mutex(adminAuth)
         self.detectors = detectors
+        self.notifier = notifier
         self.nodes = NodeTable(capacity: config.maxNodes, perTenant: config.maxNodesPerTenant)
         self.models = models
         self.learner = learner
@@ -170,6 +174,7 @@ final class ServerShared: Sendable {
             text += "# HELP gridmon_node_model_skipped_total Per-node fits skipped (queue full or model limit).\n# TYPE gridmon_node_model_skipped_total counter\ngridmon_node_model_skipped_total \(learner.skipped.value)\n"
         }
         if let detectors { text += Self.detectionMetrics(detectors) }
+        if let notifier { text += notifier.metricsText }
         return text
     }
 
@@ -230,6 +235,9 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
     public var learner: NodeLearner?
     /// Live per-node detectors (`--scorer temporal`); their trainer starts and stops with the server.
     public var detectors: DetectorBank?
+    /// Incidents to people (`--alertmanager-url`, `--webhook-url`, `--slack-url`); started
+    /// with the server, stopped (its queue committed) after it.
+    public var notifier: Notifier?
     private let running = Mutex<ServerShared?>(nil)
 
     /// Starts a graceful shutdown from any thread, as SIGTERM does.
@@ -278,7 +286,7 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             let shared = ServerShared(
                 config: config, sink: sink, authenticator: authenticator, stats: (0..<threads).map { _ in ServerStats() },
                 mailboxes: reactors.map { WorkerMailbox(reactor: $0.handle) }, models: models, learner: learner, detectors: detectors,
-                adminAuth: adminAuth, tls: tls, adminTLS: adminTLS)
+                notifier: notifier, adminAuth: adminAuth, tls: tls, adminTLS: adminTLS)
             running.withLock { $0 = shared }
             let startedNs = Clock.unixNanos()
             for (key, seq) in sink.restoredNodes { shared.nodes.restore(key, durableSeq: seq, nowNs: startedNs) }
@@ -311,6 +319,7 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             }
             learner?.start()
             detectors?.start()
+            notifier?.start()
             // Worker 0 runs here; the others on threads of their own.
             var threadsStarted: [PosixThread] = []
             for worker in workers.dropFirst() {
@@ -324,6 +333,7 @@ public final class Server: @unchecked Sendable {  // shutdown() may come from an
             for thread in threadsStarted { thread.join() }
             learner?.stop()
             detectors?.stop()
+            notifier?.stop()
             sink.stop()
             Socket.close(signalFD)
             let total = shared.stats.reduce(0) { $0 + $1.samplesAccepted.value }

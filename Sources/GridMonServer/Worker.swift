@@ -1,4 +1,5 @@
 import Glibc
+import GridMonNotify
 import GridMonPosix
 import GridMonTLS
 import GridMonWire
@@ -317,6 +318,7 @@ final class Worker: EventHandler {
         shared.models?.forget(gone)
         shared.learner?.forget(gone)
         shared.detectors?.forget(gone)
+        shared.notifier?.forget(gone)
         shared.nodesForgotten.add(UInt64(gone.count))
         Log.info("nodes_forgotten", ["count": gone.count, "idle_seconds": after / 1_000_000_000])
     }

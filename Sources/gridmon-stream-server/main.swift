@@ -4,6 +4,7 @@
 // (EX_USAGE); 69 cannot listen or start (EX_UNAVAILABLE).
 import ArgumentParser
 import GridMonDetect
+import GridMonNotify
 import GridMonForest
 import GridMonSink
 import GridMonStore
@@ -288,6 +289,9 @@ struct StreamServer: ParsableCommand {
         guard scorer != "temporal" || tenantModels.isEmpty else { throw ValidationError("--tenant-models needs --scorer forest") }
     }
 
+    @OptionGroup(title: "Notifications (Alertmanager, webhooks, Slack)")
+    var notify: NotifyOptions
+
     func run() throws {
         Log.setLevel(Log.Level(name: logLevel)!)
         var config = ServerConfig()
@@ -351,57 +355,6 @@ struct StreamServer: ParsableCommand {
             Log.error("bad_config", ["error": error])
             throw ExitCode(64)
         }
-        var registry: ModelRegistry?
-        var learner: NodeLearner?
-        var bank: DetectorBank?
-        let makeScorer: () -> Scorer
-        if scorer == "temporal" {
-            let prior: Detector?
-            do { prior = try loadPrior() } catch {
-                Log.error("bad_config", ["error": error])
-                throw ExitCode(64)
-            }
-            var options = LiveDetectorOptions()
-            options.warmup = nodeWarmup
-            options.refitEvery = nodeRefit
-            options.reservoir = nodeReservoir
-            options.maxMetrics = nodeMaxMetrics
-            options.incidents = incidentRules
-            options.detector.threshold = nodeThreshold
-            options.detector.trees = nodeTrees
-            options.detector.topK = nodeTopK
-            options.detector.rangeScale = nodeRangeScale > 0 ? nodeRangeScale : nil
-            let detectors = DetectorBank(options: options, prior: prior, maxNodes: nodeModelsMax,
-                                         incidents: IncidentBook(maxRecent: recentIncidents),
-                                         firstID: UInt64(max(0, Clock.unixNanos() / 1000)))
-            bank = detectors
-            makeScorer = { DetectorScorer(bank: detectors) }
-            Log.info("detection", ["scorer": "temporal", "learning": nodeWarmup > 0 ? "\(nodeWarmup) samples" : "off",
-                                   "while_learning": model.isEmpty ? "not judged" : "judged by \(model)",
-                                   "incident": "\(incidentOpenAfter) of \(incidentWindow) flagged opens, \(incidentCloseAfter) quiet closes"])
-        } else if scorer == "forest" {
-            let (fallback, tenants): (IsolationForest, [String: IsolationForest])
-            do { (fallback, tenants) = try loadModels() } catch {
-                Log.error("bad_config", ["error": error])
-                throw ExitCode(64)
-            }
-            let models = ModelRegistry(default: fallback, tenants: tenants, maxNodeModels: nodeModelsMax)
-            registry = models
-            if nodeWarmup > 0 {
-                var options = NodeLearner.Options()
-                options.warmup = nodeWarmup
-                options.refitEvery = nodeRefit
-                options.reservoirSize = nodeReservoir
-                learner = NodeLearner(options: options, registry: models)
-            }
-            let nodeLearner = learner
-            makeScorer = { ForestScorer(registry: models, learner: nodeLearner) }
-            Log.info("models_loaded", ["default": model.isEmpty ? "built-in" : model, "tenant_models": tenants.count,
-                                       "per_node": nodeWarmup > 0 ? "after \(nodeWarmup) samples" : "off"])
-        } else {
-            let threshold = self.threshold
-            makeScorer = { UtilizationScorer(threshold: threshold) }
-        }
         let sink: SampleSink
         if store == "outbox" {
             do {
@@ -437,6 +390,74 @@ struct StreamServer: ParsableCommand {
         } else {
             sink = CountingSink()
         }
+        // Notifications (issue #14): their queue lives in the data directory, whose lock the
+        // outbox sink holds by now.
+        var notifier: Notifier?
+        do {
+            if let options = try notify.options(adminListen: adminListen) {
+                guard store == "outbox" else { throw ConfigError(description: "notifications need --store outbox (their queue lives in --data-dir)") }
+                guard scorer == "temporal" else { throw ConfigError(description: "notifications need --scorer temporal (incidents come from it)") }
+                InfluxWriter.globalInit()
+                notifier = try Notifier(directory: dataDir + "/notifications", options: options)
+                Log.info("notifications", ["receivers": options.receivers.map { "\($0.kind.rawValue)\($0.tenant.map { " (\($0))" } ?? "")" }.joined(separator: ", "),
+                                           "resolve_hold_s": Double(options.resolveHoldNs) / 1e9, "signed": options.webhookSecret != nil])
+            }
+        } catch {
+            Log.error("bad_config", ["error": error])
+            throw ExitCode(64)
+        }
+        var registry: ModelRegistry?
+        var learner: NodeLearner?
+        var bank: DetectorBank?
+        let makeScorer: () -> Scorer
+        if scorer == "temporal" {
+            let prior: Detector?
+            do { prior = try loadPrior() } catch {
+                Log.error("bad_config", ["error": error])
+                throw ExitCode(64)
+            }
+            var options = LiveDetectorOptions()
+            options.warmup = nodeWarmup
+            options.refitEvery = nodeRefit
+            options.reservoir = nodeReservoir
+            options.maxMetrics = nodeMaxMetrics
+            options.incidents = incidentRules
+            options.detector.threshold = nodeThreshold
+            options.detector.trees = nodeTrees
+            options.detector.topK = nodeTopK
+            options.detector.rangeScale = nodeRangeScale > 0 ? nodeRangeScale : nil
+            let detectors = DetectorBank(options: options, prior: prior, maxNodes: nodeModelsMax,
+                                         incidents: IncidentBook(maxRecent: recentIncidents),
+                                         firstID: UInt64(max(0, Clock.unixNanos() / 1000)))
+            bank = detectors
+            let alerts = notifier
+            makeScorer = { DetectorScorer(bank: detectors, notifier: alerts) }
+            Log.info("detection", ["scorer": "temporal", "learning": nodeWarmup > 0 ? "\(nodeWarmup) samples" : "off",
+                                   "while_learning": model.isEmpty ? "not judged" : "judged by \(model)",
+                                   "incident": "\(incidentOpenAfter) of \(incidentWindow) flagged opens, \(incidentCloseAfter) quiet closes"])
+        } else if scorer == "forest" {
+            let (fallback, tenants): (IsolationForest, [String: IsolationForest])
+            do { (fallback, tenants) = try loadModels() } catch {
+                Log.error("bad_config", ["error": error])
+                throw ExitCode(64)
+            }
+            let models = ModelRegistry(default: fallback, tenants: tenants, maxNodeModels: nodeModelsMax)
+            registry = models
+            if nodeWarmup > 0 {
+                var options = NodeLearner.Options()
+                options.warmup = nodeWarmup
+                options.refitEvery = nodeRefit
+                options.reservoirSize = nodeReservoir
+                learner = NodeLearner(options: options, registry: models)
+            }
+            let nodeLearner = learner
+            makeScorer = { ForestScorer(registry: models, learner: nodeLearner) }
+            Log.info("models_loaded", ["default": model.isEmpty ? "built-in" : model, "tenant_models": tenants.count,
+                                       "per_node": nodeWarmup > 0 ? "after \(nodeWarmup) samples" : "off"])
+        } else {
+            let threshold = self.threshold
+            makeScorer = { UtilizationScorer(threshold: threshold) }
+        }
         do {
             let server = Server(config: config, authenticator: authenticator, scorer: makeScorer, sink: sink)
             server.reloadTokens = insecureNoAuth ? nil : loadTokens
@@ -449,6 +470,7 @@ struct StreamServer: ParsableCommand {
             server.models = registry
             server.learner = learner
             server.detectors = bank
+            server.notifier = notifier
             if let bank {
                 server.reloadModels = { bank.replacePrior(try self.loadPrior()) }
             }
