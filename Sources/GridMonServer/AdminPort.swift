@@ -49,6 +49,7 @@ final class AdminPort: EventHandler {
             to: request, metrics: shared.metricsText, notReady: worker.shuttingDown ? "shutting down" : shared.sink.notReadyReason,
             nodes: shared.nodes, incidents: shared.detectors?.incidents, auth: shared.adminAuth,
             onRefused: { [worker] status in worker.stats.violation(status == 401 ? "admin_unauthenticated" : "admin_forbidden") },
+            nowNs: Clock.unixNanos(),
             detail: { key in
                 if let models = shared.models { return NodeDetail(model: models.kind(node: key.node, tenant: key.tenant).rawValue) }
                 guard let bank = shared.detectors else { return NodeDetail(model: "static") }

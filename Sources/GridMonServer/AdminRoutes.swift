@@ -25,6 +25,8 @@ struct NodeDetail {
 ///   With live detection each node says `detector` (`learning`, `active`, `off`), how many
 ///   metrics it models and the bytes its detector holds.
 /// - `GET /api/v1/incidents`: open incidents and the most recent closed ones (`IncidentRoutes`).
+/// - `GET /api/v1/fleet`: nodes with state and score trail, and incidents (`FleetRoutes`).
+/// - `GET /`: the fleet view, one self-contained HTML page reading `/api/v1/fleet` (`FleetPage`).
 ///
 /// With `--admin-tokens-file` every `/api/v1/` path needs a bearer token (`AdminAuth`): 401
 /// without a known one, and a tenant's token sees its tenant only (403 for another's).
@@ -34,7 +36,7 @@ enum AdminRoutes {
 
     static func respond(to request: HTTPRequestParser.Request, metrics: () -> String, notReady: String?,
                         nodes: NodeTable, incidents: IncidentBook? = nil, auth: AdminAuth = .open,
-                        onRefused: (Int) -> Void = { _ in },
+                        onRefused: (Int) -> Void = { _ in }, nowNs: Int64 = 0,
                         detail: (NodeKey) -> NodeDetail = { _ in NodeDetail(model: "") }) -> [UInt8] {
         let head = request.method == "HEAD"
         guard request.method == "GET" || head else { return httpResponse(status: 405, body: "only GET and HEAD\n") }
@@ -50,6 +52,11 @@ enum AdminRoutes {
             }
         }
         switch request.path {
+        case "/", "/index.html":
+            return httpResponse(status: 200, contentType: "text/html; charset=utf-8", body: FleetPage.html, head: head,
+                                headers: [("Content-Security-Policy", FleetPage.contentSecurityPolicy), ("Cache-Control", "no-cache")])
+        case "/api/v1/fleet":
+            return FleetRoutes.respond(query, nodes: nodes, incidents: incidents, nowNs: nowNs, head: head) { detail($0).detector }
         case "/metrics":
             return httpResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics(), head: head)
         case "/healthz":
@@ -68,7 +75,7 @@ enum AdminRoutes {
             guard let incidents else { return httpResponse(status: 404, body: "incidents need --scorer temporal\n", head: head) }
             return IncidentRoutes.respond(query, book: incidents, head: head)
         default:
-            return httpResponse(status: 404, body: "not found; try /metrics, /healthz, /readyz, /api/v1/nodes, /api/v1/incidents\n", head: head)
+            return httpResponse(status: 404, body: "not found; try /, /metrics, /healthz, /readyz, /api/v1/nodes, /api/v1/incidents, /api/v1/fleet\n", head: head)
         }
     }
 

@@ -15,6 +15,8 @@ public struct NodeState: Sendable {
     public var lastSeenNs: Int64 = 0
     public var lastSample: Sample?
     public var lastScore: Double = 0
+    /// The highest score per 5 s over the last 5 minutes (the fleet view's sparkline).
+    public var trail = ScoreTrail()
     public var samples: UInt64 = 0
     public var anomalies: UInt64 = 0
     public var duplicates: UInt64 = 0

@@ -411,6 +411,8 @@ public final class ServerSession {
         let highest = stream.highestSeq
         let seen = stream.lastSeenNs
         let lastScore = fresh.isEmpty ? 0 : judgement.scores[fresh.count - 1]
+        var peak = 0.0
+        for i in 0..<fresh.count where judgement.scores[i] > peak { peak = judgement.scores[i] }
         let owned = stream.record.update(ifOwnedBy: owner) { state in
             state.acceptedSeq = max(state.acceptedSeq, highest)
             state.lastSeenNs = seen
@@ -420,6 +422,7 @@ public final class ServerSession {
             if let last = fresh.last {
                 state.lastSample = last
                 state.lastScore = lastScore
+                state.trail.add(peak, nowNs: seen)
             }
         }
         guard owned else { return false }
