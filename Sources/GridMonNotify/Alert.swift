@@ -37,6 +37,10 @@ public struct Alert: Sendable, Equatable, Codable {
     /// because the drivers may change by the close and a changed label set would be another
     /// alert to Alertmanager (the firing one would never resolve).
     public var metricLabel: String
+    /// When the server took in the sample that opened its first incident (its own clock, not
+    /// the sample's time, which an agent's clock or a replay sets): what the notification delay
+    /// is measured from.
+    public var raisedNs: Int64?
 
     public var key: NodeKey { NodeKey(tenant: tenant, node: node) }
     /// The drivers in one line.
@@ -44,7 +48,7 @@ public struct Alert: Sendable, Equatable, Codable {
     /// `"<id>-firing"`: one notification's idempotency key.
     public var dedupKey: String { "\(id)-\(event.rawValue)" }
 
-    public init(firing incident: Incident, severity: String) {
+    public init(firing incident: Incident, severity: String, raisedNs: Int64? = nil) {
         event = .firing
         id = incident.id
         tenant = incident.tenant
@@ -57,6 +61,7 @@ public struct Alert: Sendable, Equatable, Codable {
         drivers = incident.drivers
         self.severity = severity
         metricLabel = incident.drivers.first?.metric ?? "none"
+        self.raisedNs = raisedNs
     }
 
     /// The same alert, resolved at `endNs`.

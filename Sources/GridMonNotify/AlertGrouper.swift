@@ -46,7 +46,7 @@ public struct AlertGrouper: Sendable {
                 folded += 1
                 return []
             }
-            let alert = Alert(firing: incident, severity: incident.peakScore >= Self.criticalScore ? "critical" : "warning")
+            let alert = Alert(firing: incident, severity: incident.peakScore >= Self.criticalScore ? "critical" : "warning", raisedNs: nowNs)
             firing[key] = alert
             closedFlagged[key] = 0
             return [alert]

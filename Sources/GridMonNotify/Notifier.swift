@@ -45,11 +45,12 @@ public final class Notifier: @unchecked Sendable {  // the grouper is the notifi
     private let directory: String
     private var grouper: AlertGrouper
     private let deliveries: [ReceiverDelivery]
-    private let inbox = Mutex<(events: [IncidentEvent], forgotten: [NodeKey])>(([], []))
+    /// Events with the time they were submitted (the server's clock as the sample arrived).
+    private let inbox = Mutex<(events: [(IncidentEvent, Int64)], forgotten: [NodeKey])>(([], []))
     private let firingSnapshot = FiringAlerts()
     private let stopping = Atomic<Bool>(false)
     private var thread: PosixThread?
-    private let delay = LatencyHistogram(bounds: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900])
+    private let delay = LatencyHistogram(bounds: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300])
     let queued = Atomic<UInt64>(0)
     /// The grouper's folded incidents, published for /metrics.
     private let folds = Atomic<UInt64>(0)
@@ -85,9 +86,10 @@ public final class Notifier: @unchecked Sendable {  // the grouper is the notifi
     /// Hands incident events over (from a reactor thread); never blocks on I/O.
     public func submit(_ events: [IncidentEvent]) {
         guard !events.isEmpty else { return }
+        let now = Clock.unixNanos()
         let accepted = inbox.withLock { box -> Bool in
             guard box.events.count + events.count <= Self.maxInbox else { return false }
-            box.events += events
+            box.events += events.map { ($0, now) }
             return true
         }
         if !accepted { inboxDropped.add(UInt64(events.count)) }
@@ -132,7 +134,7 @@ public final class Notifier: @unchecked Sendable {  // the grouper is the notifi
         }
         let now = Clock.unixNanos()
         var alerts: [Alert] = []
-        for event in events { alerts += grouper.receive(event, nowNs: now) }
+        for (event, submitted) in events { alerts += grouper.receive(event, nowNs: submitted) }
         for key in forgotten { alerts += grouper.forget(key, nowNs: now) }
         alerts += grouper.tick(nowNs: now)
         folds.store(grouper.folded, ordering: .relaxed)
@@ -180,7 +182,7 @@ public final class Notifier: @unchecked Sendable {  // the grouper is the notifi
             for d in deliveries { out += "gridmon_notifications_\(name){receiver=\"\(d.name)\",kind=\"\(d.config.kind.rawValue)\"} \(value(d))\n" }
         }
         out += delay.prometheusText(name: "gridmon_notification_delay_seconds",
-                                    help: "From an alert's first anomalous sample (its sample time) to a receiver accepting the firing notification.")
+                                    help: "From the server taking in the sample that opened an alert's incident to a receiver accepting the firing notification.")
         return out
     }
 }

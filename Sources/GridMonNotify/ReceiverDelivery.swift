@@ -81,7 +81,9 @@ final class ReceiverDelivery: @unchecked Sendable {  // mutable state is its thr
             case 200..<300:
                 if resend { stats.resends.add(); break }
                 let sentAt = Clock.unixNanos()
-                for alert in alerts where alert.event == .firing { delay.record(Double(max(0, sentAt - alert.startNs)) / 1e9) }
+                for alert in alerts where alert.event == .firing {
+                    if let raised = alert.raisedNs { delay.record(Double(max(0, sentAt - raised)) / 1e9) }
+                }
                 stats.sent.add(UInt64(alerts.count))
                 cursor = batch.last!.number
                 queue.delivered(config.id, through: cursor)

@@ -24,7 +24,7 @@ struct FleetViewTests {
         process.standardOutput = output
         let errorPath = tempPath("chromium-stderr")
         FileManager.default.createFile(atPath: errorPath, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: errorPath)
+        process.standardError = FileHandle(forWritingAtPath: errorPath) ?? FileHandle.nullDevice
         try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
@@ -61,13 +61,7 @@ struct FleetViewTests {
         #expect(before.contains("2 nodes") && !before.contains(">incident<"))
 
         // Trouble on web-1: the open incident and its drivers are on the page.
-        let trouble = (701...730 as ClosedRange<UInt64>).map { seq -> Sample in
-            var s = IncidentTests.healthy(seq)
-            s.cpuPercent = 99
-            s.memoryPercent = 40 + Double(seq - 700) * 1.5
-            s.netRxBytesPerSec *= 50
-            return s
-        }
+        let trouble = (701...730).map(IncidentTests.troubled)
         _ = try IncidentTests.send(client, trouble)
         #expect(server.logContains("event=incident_opened"))
         let during = try chromium("http://\(admin)/#token=fleet-token")

@@ -21,6 +21,16 @@ import Testing
         return s
     }
 
+    /// A troubled sample after 700 healthy ones: CPU pinned, memory climbing 1.5 % a sample,
+    /// received traffic 50x.
+    static func troubled(_ seq: UInt64) -> Sample {
+        var s = healthy(seq)
+        s.cpuPercent = 99
+        s.memoryPercent = 40 + Double(seq - 700) * 1.5
+        s.netRxBytesPerSec *= 50
+        return s
+    }
+
     /// Sends `samples` in frames of 10 and returns the acks up to the last seq.
     static func send(_ client: TestClient, _ samples: [Sample]) throws -> [Ack] {
         var acks: [Ack] = []
@@ -66,13 +76,7 @@ import Testing
         #expect(!server.logContains("event=incident_opened", timeout: 0.1), "a healthy node opened an incident")
 
         // Trouble: CPU pinned, memory climbing, traffic 50x, for 30 samples; then healthy again.
-        let trouble = (701...730 as ClosedRange<UInt64>).map { seq -> Sample in
-            var s = Self.healthy(seq)
-            s.cpuPercent = 99
-            s.memoryPercent = 40 + Double(seq - 700) * 1.5
-            s.netRxBytesPerSec *= 50
-            return s
-        }
+        let trouble = (701...730).map(Self.troubled)
         let flagged = try Self.send(client, trouble).flatMap(\.anomalies)
         #expect(flagged.count >= 20, "\(flagged.count) of 30 trouble samples flagged")
         #expect(server.logContains("event=incident_opened"))

@@ -15,13 +15,7 @@ struct NotificationTests {
         _ = try IncidentTests.send(client, (1...400).map(IncidentTests.healthy))
         #expect(eventually(30) { ((try? IncidentTests.json(server, "/api/v1/nodes") as? [[String: Any]])??.first?["detector"] as? String) == "active" })
         _ = try IncidentTests.send(client, (401...700).map(IncidentTests.healthy))
-        let trouble = (701...730 as ClosedRange<UInt64>).map { seq -> Sample in
-            var s = IncidentTests.healthy(seq)
-            s.cpuPercent = 99
-            s.memoryPercent = 40 + Double(seq - 700) * 1.5
-            s.netRxBytesPerSec *= 50
-            return s
-        }
+        let trouble = (701...730).map(IncidentTests.troubled)
         _ = try IncidentTests.send(client, trouble)
         #expect(server.logContains("event=incident_opened"))
         return client
