@@ -23,7 +23,7 @@ struct FleetViewTests {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
         let errorPath = tempPath("chromium-stderr")
-        FileManager.default.createFile(atPath: errorPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: errorPath) ?? FileHandle.nullDevice
         try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
