@@ -117,6 +117,33 @@ struct NotificationTests {
         #expect(receiver.ids.count == 2)
     }
 
+    @Test func theFleetSimulatorsIncidentsReachAlertmanagerAndTheClosedOnesResolve() throws {
+        let alertmanager = try AlertmanagerProcess()
+        let server = try ServerProcess(["--insecure-no-auth", "--notify-resolve-hold", "0s",
+                                        "--alertmanager-url", "http://127.0.0.1:\(alertmanager.port)"])
+        // Two simulated nodes, 2,400 samples each at 300/s (paced, so each node's detector is fit
+        // in the background after its 300-sample warm-up): a healthy first window, then an incident
+        // injected in every 600-sample window (--incident-rate 1).
+        let run = try runBinary("gridmon-flood", ["--target", "\(server.address)", "--mode", "fleet", "--connections", "1",
+                                                  "--streams", "2", "--samples", "4800", "--batch", "10", "--rate", "300", "--incident-rate", "1",
+                                                  "--seed", "3", "--quiet"], timeout: 120)
+        #expect(run.status == 0, "\(run.stderr)")
+        let incidents = try #require(try IncidentTests.json(server, "/api/v1/incidents") as? [String: Any])
+        let open = Set(((incidents["open"] as? [[String: Any]]) ?? []).compactMap { ($0["id"] as? Int).map(String.init) })
+        let closed = Set(((incidents["recent"] as? [[String: Any]]) ?? []).compactMap { ($0["id"] as? Int).map(String.init) })
+        #expect(!closed.isEmpty, "no incident closed during the run")
+        // Alertmanager ends up with exactly the incidents still open: the others resolved.
+        var listed = Set<String>()
+        #expect(eventually(20) {
+            listed = Set(((try? alertmanager.alerts()) ?? []).compactMap { ($0["labels"] as? [String: String])?["incident"] })
+            return listed == open
+        }, "Alertmanager lists \(listed), open: \(open)")
+        #expect(listed.isDisjoint(with: closed))
+        let sent = metric(try httpGet(try #require(server.adminAddress), "/metrics").body,
+                          "gridmon_notifications_sent_total{receiver=\"alertmanager-1\",kind=\"alertmanager\"}") ?? 0
+        #expect(Int(sent) == open.count + 2 * closed.count, "\(sent) notifications for \(open.count) open and \(closed.count) closed incidents")
+    }
+
     @Test func badNotificationFlagsAreRefusedNamingTheFlag() throws {
         let result = try runBinary("gridmon-stream-server", ["--insecure-no-auth", "--webhook-url", "ftp://x", "--data-dir", tempPath("nf")], timeout: 20)
         #expect(result.status == 64)
