@@ -246,6 +246,35 @@ func runBinary(_ name: String, _ arguments: [String], timeout: TimeInterval = 60
     return (process.terminationStatus, try String(contentsOf: outURL, encoding: .utf8), try String(contentsOf: errURL, encoding: .utf8))
 }
 
+/// A loopback port held by a bound socket that does not listen: connections to it are
+/// refused, and no other test's server can take it (a port that was merely free a moment ago
+/// was once taken by another suite's influxd, which then accepted writes meant for a target
+/// that was down). `release()` frees it for the server that comes up there.
+final class ReservedPort {
+    let port: UInt16
+    private var fd: Int32
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        let named = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        guard bound == 0, named == 0 else { close(fd); throw HarnessError("cannot reserve a port") }
+        port = UInt16(bigEndian: address.sin_port)
+        self.fd = fd
+    }
+
+    func release() {
+        if fd >= 0 { close(fd); fd = -1 }
+    }
+
+    deinit { release() }
+}
+
 /// A loopback port that was free a moment ago (for a server that must come back on the same port).
 func freeLoopbackPort() throws -> UInt16 {
     let fd = try Socket.listen(SocketAddress(host: "127.0.0.1", port: 0))

@@ -19,7 +19,8 @@ extension InfluxTests {
     }
 
     @Test func aServerStartedWhileInfluxDBIsDownSaysNotReadyBeforeAnyWrite() throws {
-        let port = try freeLoopbackPort()  // nothing listens there
+        let reserved = try ReservedPort()
+        let port = reserved.port  // nothing listens there
         let server = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(port)"])
         // No sample is sent, so no write ever fails: only the probe can know.
         let answer = try readyz(server, becomes: 503, within: 10)
@@ -57,7 +58,8 @@ extension InfluxTests {
     }
 
     @Test func afterALongOutageDeliveryResumesAsSoonAsInfluxDBAnswers() throws {
-        let port = try freeLoopbackPort()
+        let reserved = try ReservedPort()
+        let port = reserved.port
         let server = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(port)", "--influx-create",
                                         "--influx-flush-ms", "200"])
         let client = try TestClient(server.address)
@@ -73,6 +75,7 @@ extension InfluxTests {
         }
         let failures = metric(try httpGet(try #require(server.adminAddress), "/metrics").body, "gridmon_influx_failures_total") ?? 0
         #expect(failures >= 5, "the writes did not back off as expected (\(failures) failures)")
+        reserved.release()
         let influx = try InfluxProcess(port: port)  // returns once influxd answers /ping
         let back = Date()
         #expect(try influx.waitForCount("gridmon_default", Int(sent), seconds: 60) == Int(sent))

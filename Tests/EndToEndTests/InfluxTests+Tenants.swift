@@ -67,7 +67,8 @@ extension InfluxTests {
     }
 
     @Test func aTornOutboxTailIsCutAndEveryAckedSampleStillLandsOnce() throws {
-        let port = try freeLoopbackPort()
+        let reserved = try ReservedPort()
+        let port = reserved.port
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-torn-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         let args = ["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(port)", "--influx-create"]
@@ -86,6 +87,7 @@ extension InfluxTests {
         handle.write(Data([0x00, 0x20, 0x00, 0x00, 9, 9, 9, 9, 1, 2, 3]))
         handle.closeFile()
 
+        reserved.release()
         let influx = try InfluxProcess(port: port)
         let server = try ServerProcess(args, dataDir: dataDir)
         #expect(server.logContains("truncated_bytes=11"))
@@ -103,7 +105,8 @@ extension InfluxTests {
 /// What a full outbox does while InfluxDB is away: backpressure by default, or drop-oldest.
 extension InfluxTests {
     @Test func dropOldestDeletesTheOldestUndeliveredSegmentsCountedAndTheRestLands() throws {
-        let port = try freeLoopbackPort()
+        let reserved = try ReservedPort()
+        let port = reserved.port
         let server = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(port)", "--influx-create",
                                         "--segment-bytes", "1048576", "--retention-bytes", "2097152",
                                         "--outbox-full-policy", "drop-oldest", "--scorer", "forest"])
@@ -124,6 +127,7 @@ extension InfluxTests {
         let dropped = metric(try httpGet(admin, "/metrics").body, "gridmon_outbox_dropped_undelivered_bytes_total") ?? 0
         #expect(dropped > 3_000_000)
         #expect(server.logContains("event=outbox_full_dropped_oldest"))
+        reserved.release()
         let influx = try InfluxProcess(port: port)
         // The newest samples land (the last 2-3 MiB, seq > ~18,000), and what the shipper still
         // held in memory (a 5,000-line batch and 1 MiB, seq < ~9,500); the middle is gone.
@@ -142,7 +146,8 @@ extension InfluxTests {
     }
 
     @Test func byDefaultAFullOutboxStopsReadingAgentsAndLosesNothing() throws {
-        let port = try freeLoopbackPort()
+        let reserved = try ReservedPort()
+        let port = reserved.port
         let server = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(port)", "--influx-create",
                                         "--segment-bytes", "1048576", "--retention-bytes", "2097152"])
         let client = try TestClient(server.address)
@@ -165,6 +170,7 @@ extension InfluxTests {
         #expect(try httpGet(admin, "/readyz").body.contains("the outbox is full"))
         #expect(metric(try httpGet(admin, "/metrics").body, "gridmon_outbox_dropped_undelivered_bytes_total") == 0)
         // InfluxDB comes back: the outbox drains, the server reads again, every sample lands once.
+        reserved.release()
         let influx = try InfluxProcess(port: port)
         while acked < 30_000, let message = try client.receive(timeout: 30_000) {
             if case .ack(let ack) = message { acked = max(acked, ack.durableSeq) }

@@ -40,7 +40,8 @@ struct InfluxTests {
     }
 
     @Test func samplesAckedWhileInfluxDBIsDownArriveWhenItIsBack() throws {
-        let port = try freeLoopbackPort()
+        let reserved = try ReservedPort()
+        let port = reserved.port
         let server = try ServerProcess(["--insecure-no-auth", "--influx-url", "http://127.0.0.1:\(port)", "--influx-create"])
         let client = try TestClient(server.address)
         _ = try client.hello(node: "db-1", stream: 1)
@@ -53,6 +54,7 @@ struct InfluxTests {
             if ready == 200 { usleep(100_000) }
         }
         #expect(ready == 503)  // the sink cannot write: not ready
+        reserved.release()
         let influx = try InfluxProcess(port: port)
         #expect(try influx.waitForCount("gridmon_default", 200, seconds: 60) == 200)
         for _ in 0..<100 where ready != 200 {

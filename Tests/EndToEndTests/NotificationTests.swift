@@ -72,7 +72,8 @@ struct NotificationTests {
     }
 
     @Test func aReceiverThatIsDownForAWhileGetsEverythingOnceAndInOrder() throws {
-        let port = try freeLoopbackPort()  // nobody listens yet
+        let reserved = try ReservedPort()
+        let port = reserved.port  // nobody listens yet
         let server = try ServerProcess(["--insecure-no-auth", "--incident-close-after", "20", "--notify-resolve-hold", "0s",
                                         "--webhook-url", "http://127.0.0.1:\(port)/hook"])
         let client = try openIncident(server)
@@ -81,6 +82,7 @@ struct NotificationTests {
         #expect(eventually(15) { (metric((try? httpGet(admin, "/metrics").body) ?? "", "gridmon_notifications_failures_total{receiver=\"webhook-1\",kind=\"webhook\"}") ?? 0) >= 2 })
         #expect(metric(try httpGet(admin, "/metrics").body, "gridmon_notifications_pending{receiver=\"webhook-1\",kind=\"webhook\"}") == 2)
         #expect(try httpGet(admin, "/readyz").status == 200)  // a down receiver is not ingest
+        reserved.release()
         let receiver = try WebhookReceiver(port: port)
         #expect(eventually(70) { receiver.ids.count >= 2 })
         usleep(1_000_000)

@@ -3,7 +3,8 @@ import Glibc
 import GridMonPosix
 
 /// A webhook receiver the test owns: Python's http.server on a loopback port, recording every
-/// POST (path, headers, body, and whether its GridMon signature checks out) as JSON lines.
+/// POST to `/hook` (path, body, and whether its GridMon signature checks out) as JSON lines;
+/// any other path gets 404.
 final class WebhookReceiver {
     let port: UInt16
     let logPath: String
@@ -16,6 +17,10 @@ final class WebhookReceiver {
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path != "/hook":
+                    # Only the webhook's path: another test's server that picked this free
+                    # port (a shipper expecting InfluxDB) must not see its writes succeed.
+                    self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers(); return
                 ts = self.headers.get("X-GridMon-Timestamp", "")
                 sig = self.headers.get("X-GridMon-Signature", "")
                 want = "sha256=" + hmac.new(secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
