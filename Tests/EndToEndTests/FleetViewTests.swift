@@ -22,13 +22,13 @@ struct FleetViewTests {
         let output = Pipe()
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
-        let errorPath = tempPath("chromium-stderr")
-        _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: errorPath) ?? FileHandle.nullDevice
+        // Not a FileHandle of a file we open: Foundation's Process may close a passed handle's
+        // descriptor, and a second close would hit whatever another test opened in between.
+        process.standardError = FileHandle.nullDevice
         try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        #expect(process.terminationStatus == 0 && (screenshot != nil || !text.isEmpty), "chromium exited \(process.terminationStatus): \((try? String(contentsOfFile: errorPath, encoding: .utf8))?.split(separator: "\n").filter { !$0.contains("dbus") }.suffix(8).joined(separator: "\n") ?? "")")
+        #expect(process.terminationStatus == 0 && (screenshot != nil || !text.isEmpty), "chromium exited \(process.terminationStatus) with \(text.count) bytes")
         return text
     }
 
