@@ -76,10 +76,14 @@ final class AlertQueue: @unchecked Sendable {  // mutable state behind `state`; 
     func after(_ cursor: UInt64, limit: Int) -> [(number: UInt64, alert: Alert)] {
         let durable = outbox.durableRecord
         return state.withLock { s in
-            guard let start = s.records.firstIndex(where: { $0.number > cursor }) else { return [] }
-            var out: [(number: UInt64, alert: Alert)] = []
-            for entry in s.records[start...] where entry.number <= durable && out.count < limit { out.append(entry) }
-            return out
+            // Records are in increasing order: binary search for the first after the cursor
+            // (a failing receiver can leave tens of thousands queued).
+            var low = 0, high = s.records.count
+            while low < high {
+                let middle = (low + high) / 2
+                if s.records[middle].number > cursor { high = middle } else { low = middle + 1 }
+            }
+            return Array(s.records[low...].prefix { $0.number <= durable }.prefix(limit))
         }
     }
 

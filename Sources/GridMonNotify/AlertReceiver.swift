@@ -50,7 +50,7 @@ public struct ReceiverConfig: Sendable, Equatable {
     }
 
     /// Scheme and host only (what logs show; the path of a webhook URL may be a secret).
-    var safeName: String {
+    public var safeName: String {
         guard let scheme = url.range(of: "://") else { return kind.rawValue }
         let rest = url[scheme.upperBound...]
         return kind.rawValue + " " + url[..<scheme.upperBound] + (rest.split(separator: "/").first.map(String.init) ?? "")

@@ -60,15 +60,22 @@ final class ReceiverDelivery: @unchecked Sendable {  // mutable state is its thr
         while !stopping.load(ordering: .acquiring) {
             let now = Clock.monotonicNanos()
             guard now >= notBeforeNs else { sleep(); continue }
-            let batch = queue.after(cursor, limit: config.kind == .alertmanager ? 64 : 1)
+            var batch = queue.after(cursor, limit: 64)
+            if config.kind != .alertmanager {
+                // Other tenants' notifications are passed over (one cursor save for all of
+                // them); a webhook gets one notification per request.
+                let skipped = batch.prefix { !mine($0.alert) }.count
+                if skipped > 0 && skipped == batch.count {
+                    cursor = batch.last!.number
+                    queue.delivered(config.id, through: cursor)
+                    continue
+                }
+                batch = Array(batch.dropFirst(skipped).prefix(1))  // delivered, it moves the cursor past the skipped too
+            }
             let alerts = batch.map(\.alert).filter(mine)
             var body: [UInt8]?
             var resend = false
-            if !batch.isEmpty && alerts.isEmpty {
-                cursor = batch.last!.number  // other tenants' notifications
-                queue.delivered(config.id, through: cursor)
-                continue
-            } else if !alerts.isEmpty {
+            if !alerts.isEmpty {
                 body = payload(alerts)
             } else if config.kind == .alertmanager && now - lastResendNs >= resendNs {
                 lastResendNs = now
@@ -92,7 +99,7 @@ final class ReceiverDelivery: @unchecked Sendable {  // mutable state is its thr
                 if config.kind == .alertmanager { lastResendNs = now }
             case 400..<500 where answer.status != 408 && answer.status != 429:
                 stats.rejected.add(UInt64(resend ? 0 : alerts.count))
-                Log.error("notification_rejected", ["receiver": name, "status": answer.status, "answer": answer.text.prefix(200),
+                Log.error("notification_rejected", ["receiver": name, "target": config.safeName, "status": answer.status, "answer": answer.text.prefix(200),
                                                     "note": "the receiver refuses this payload; passed over"])
                 if !resend {
                     cursor = batch.last!.number
@@ -105,7 +112,7 @@ final class ReceiverDelivery: @unchecked Sendable {  // mutable state is its thr
                 let wait = cap * (0.5 + 0.5 * rng.nextUnit())
                 notBeforeNs = Clock.monotonicNanos() + UInt64(wait * 1e9)
                 if failuresInARow == 1 || failuresInARow % 10 == 0 {
-                    Log.error("notification_failed", ["receiver": name, "status": answer.status, "error": answer.text.prefix(200),
+                    Log.error("notification_failed", ["receiver": name, "target": config.safeName, "status": answer.status, "error": answer.text.prefix(200),
                                                       "failures_in_a_row": failuresInARow, "retry_in_s": (wait * 10).rounded() / 10,
                                                       "note": "kept in the queue; retrying"])
                 }

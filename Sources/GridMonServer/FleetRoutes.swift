@@ -38,7 +38,7 @@ enum FleetRoutes {
     }
 
     /// States by urgency: the order nodes are listed in.
-    static let order = ["incident": 0, "silent": 1, "learning": 2, "healthy": 3]
+    static let names = ["incident", "silent", "learning", "healthy"]
 
     static func respond(_ query: [String: String], nodes: NodeTable, incidents: IncidentBook?, nowNs: Int64, head: Bool,
                         detector: (NodeKey) -> String?) -> [UInt8] {
@@ -48,22 +48,25 @@ enum FleetRoutes {
         let tenant = query["tenant"]
         let (open, recent) = incidents?.list(tenant: tenant, limit: 20) ?? ([], [])
         let troubled = Set(open.map(\.key))
+        // Every node is ranked (the states are counted over all), but only the `limit` shown
+        // are turned into answers with their trails: this runs on a reactor thread.
         var states: [String: Int] = [:]
-        var list: [Node] = []
+        var ranked: [(rank: Int, key: NodeKey, state: NodeState)] = []
         for key in nodes.keys(tenant: tenant) {
             guard let state = nodes[key] else { continue }
-            let name = troubled.contains(key) ? "incident"
-                : nowNs - state.lastSeenNs > silentAfterNs ? "silent"
-                : detector(key) == "learning" ? "learning" : "healthy"
-            states[name, default: 0] += 1
-            let sample = state.lastSample
-            list.append(Node(node: key.node, tenant: key.tenant, state: name, cpu: finite(sample?.cpuPercent),
-                             memory: finite(sample?.memoryPercent), disk: finite(sample?.diskPercent),
-                             score: state.lastScore.isFinite ? state.lastScore : 0,
-                             lastSeenSecondsAgo: Double(max(0, nowNs - state.lastSeenNs)) / 1e9, trail: state.trail.scores(nowNs: nowNs)))
+            let rank = troubled.contains(key) ? 0 : nowNs - state.lastSeenNs > silentAfterNs ? 1 : detector(key) == "learning" ? 2 : 3
+            states[names[rank], default: 0] += 1
+            ranked.append((rank, key, state))
         }
-        list.sort { (order[$0.state] ?? 9, $0.tenant, $0.node) < (order[$1.state] ?? 9, $1.tenant, $1.node) }
-        let answer = Answer(generatedNs: nowNs, totalNodes: list.count, states: states, nodes: Array(list.prefix(limit)),
+        ranked.sort { ($0.rank, $0.key) < ($1.rank, $1.key) }
+        let shown = ranked.prefix(limit).map { rank, key, state in
+            let sample = state.lastSample
+            return Node(node: key.node, tenant: key.tenant, state: names[rank], cpu: finite(sample?.cpuPercent),
+                        memory: finite(sample?.memoryPercent), disk: finite(sample?.diskPercent),
+                        score: state.lastScore.isFinite ? state.lastScore : 0,
+                        lastSeenSecondsAgo: Double(max(0, nowNs - state.lastSeenNs)) / 1e9, trail: state.trail.scores(nowNs: nowNs))
+        }
+        let answer = Answer(generatedNs: nowNs, totalNodes: ranked.count, states: states, nodes: shown,
                             open: open.map(IncidentRoutes.View.init), recent: recent.map(IncidentRoutes.View.init))
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase

@@ -99,9 +99,9 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
     /// Why delivery is not working now (reported by /readyz), or nil: the target does not
     /// answer its probe, or some tenant's writes fail (refused, not found, no answer).
     public var notReadyReason: String? {
-        if !answering.load(ordering: .relaxed) { return "InfluxDB at \(target.baseURL) is not answering" }
+        if !answering.load(ordering: .relaxed) { return "InfluxDB at \(target.displayURL) is not answering" }
         let failing = failingLanes.load(ordering: .relaxed)
-        return failing == 0 ? nil : "writes to InfluxDB at \(target.baseURL) are failing for \(failing) tenant(s)"
+        return failing == 0 ? nil : "writes to InfluxDB at \(target.displayURL) are failing for \(failing) tenant(s)"
     }
 
     public func start() {
@@ -270,7 +270,7 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         let isFailing = lanes[tenant]!.isFailing
         if wasFailing != isFailing {
             _ = isFailing ? failingLanes.wrappingAdd(1, ordering: .relaxed) : failingLanes.wrappingSubtract(1, ordering: .relaxed)
-            if !isFailing { Log.info("influx_writes_recovered", ["target": target.baseURL, "tenant": tenant]) }
+            if !isFailing { Log.info("influx_writes_recovered", ["target": target.displayURL, "tenant": tenant]) }
         }
     }
 
@@ -285,7 +285,7 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
             up = false
             probeFailures.add()
             if answering.exchange(false, ordering: .relaxed) {
-                Log.error("influx_not_answering", ["target": target.baseURL, "error": why,
+                Log.error("influx_not_answering", ["target": target.displayURL, "error": why,
                                                    "note": "data kept in the outbox; probing every second"])
             }
         } else {
@@ -297,7 +297,7 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
             lanes[tenant]!.resume(nowNs: now)
             resumed += 1
         }
-        Log.info("influx_answering_again", ["target": target.baseURL, "resumed_tenants": resumed])
+        Log.info("influx_answering_again", ["target": target.displayURL, "resumed_tenants": resumed])
     }
 
     private func failed(_ tenant: String, _ delivery: UInt64, _ event: String, _ why: String, now: UInt64) {
@@ -305,7 +305,7 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         let delay = lanes[tenant]!.failed(delivery, nowNs: now, jitter: rng.nextUnit(), failingBytes: Self.failingBytes)
         let inARow = lanes[tenant]!.failuresInARow
         if inARow == 1 || inARow % 20 == 0 {
-            Log.error(event, ["target": target.baseURL, "tenant": tenant, "error": why, "failures_in_a_row": inARow,
+            Log.error(event, ["target": target.displayURL, "tenant": tenant, "error": why, "failures_in_a_row": inARow,
                               "retry_in_s": delay, "note": "data kept in the outbox; retrying"])
         }
     }

@@ -44,6 +44,16 @@ public struct InfluxTarget: Sendable {
         }
     }
 
+    /// The base URL without any `user:password@` (what `/readyz`, open to probes, and the
+    /// logs show).
+    public var displayURL: String {
+        let parts = baseURL.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)  // scheme:, "", authority, path
+        guard parts.count >= 3, parts[1].isEmpty, let at = parts[2].lastIndex(of: "@") else { return baseURL }
+        var shown = parts
+        shown[2] = parts[2][parts[2].index(after: at)...]
+        return shown.joined(separator: "/")
+    }
+
     /// The liveness probe's URL: `/ping` (InfluxDB 1.x and 2.x answer 204). Any HTTP answer
     /// counts as answering, so servers without `/ping` (a proxy, another engine) probe fine.
     public var pingURL: String { baseURL + "/ping" }

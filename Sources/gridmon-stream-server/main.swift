@@ -399,7 +399,7 @@ struct StreamServer: ParsableCommand {
                 guard scorer == "temporal" else { throw ConfigError(description: "notifications need --scorer temporal (incidents come from it)") }
                 InfluxWriter.globalInit()
                 notifier = try Notifier(directory: dataDir + "/notifications", options: options)
-                Log.info("notifications", ["receivers": options.receivers.map { "\($0.kind.rawValue)\($0.tenant.map { " (\($0))" } ?? "")" }.joined(separator: ", "),
+                Log.info("notifications", ["receivers": options.receivers.map { "\($0.safeName)\($0.tenant.map { " (\($0))" } ?? "")" }.joined(separator: ", "),
                                            "resolve_hold_s": Double(options.resolveHoldNs) / 1e9, "signed": options.webhookSecret != nil])
             }
         } catch {

@@ -146,6 +146,22 @@ struct NotificationTests {
         #expect(Int(sent) == open.count + 2 * closed.count, "\(sent) notifications for \(open.count) open and \(closed.count) closed incidents")
     }
 
+    @Test func aTenantsWebhookGetsItsTenantsAlertsAndNoOtherTenants() throws {
+        let mine = try WebhookReceiver()
+        let theirs = try WebhookReceiver()
+        let server = try ServerProcess(["--insecure-no-auth", "--notify-resolve-hold", "0s",  // agents without a token: tenant "default"
+                                        "--webhook-url", "default=http://127.0.0.1:\(mine.port)/hook",
+                                        "--webhook-url", "other=http://127.0.0.1:\(theirs.port)/hook"])
+        _ = try openIncident(server)
+        #expect(eventually(15) { mine.ids.count == 1 })
+        let admin = try #require(server.adminAddress)
+        // The other tenant's receiver passed the notification over: nothing pending, nothing sent.
+        #expect(eventually(5) { metric((try? httpGet(admin, "/metrics").body) ?? "", "gridmon_notifications_pending{receiver=\"webhook-2\",kind=\"webhook\"}") == 0 })
+        usleep(500_000)
+        #expect(theirs.posts.isEmpty)
+        #expect((mine.posts.first?.payload["alert"] as? [String: Any])?["tenant"] as? String == "default")
+    }
+
     @Test func badNotificationFlagsAreRefusedNamingTheFlag() throws {
         let result = try runBinary("gridmon-stream-server", ["--insecure-no-auth", "--webhook-url", "ftp://x", "--data-dir", tempPath("nf")], timeout: 20)
         #expect(result.status == 64)

@@ -9,6 +9,13 @@ import Testing
         #expect(target.createURL(tenant: "a b") == "http://127.0.0.1:8086/query?q=CREATE%20DATABASE%20%22gridmon_a%20b%22&u=u&p=p%26w%3Dd")
     }
 
+    @Test func theDisplayedURLLeavesCredentialsOut() {
+        let api = InfluxTarget.API.v1(database: "d", retentionPolicy: "", username: "", password: "")
+        #expect(InfluxTarget(baseURL: "https://ops:s3cret@influx.example:8086/prefix", api: api).displayURL == "https://influx.example:8086/prefix")
+        #expect(InfluxTarget(baseURL: "http://127.0.0.1:8086", api: api).displayURL == "http://127.0.0.1:8086")
+        #expect(InfluxTarget(baseURL: "http://host/path@x", api: api).displayURL == "http://host/path@x")
+    }
+
     @Test func v2URLsNameOrgAndBucketAndCannotCreateBuckets() {
         let target = InfluxTarget(baseURL: "https://influx.example:8086", api: .v2(org: "my org", bucket: "b_{tenant}", token: "t"))
         #expect(target.writeURL(tenant: "ü") == "https://influx.example:8086/api/v2/write?org=my%20org&bucket=b_%C3%BC&precision=ns")
