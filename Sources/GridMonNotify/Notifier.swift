@@ -44,6 +44,8 @@ public final class Notifier: @unchecked Sendable {  // the grouper is the notifi
     private let queue: AlertQueue
     private let directory: String
     private var grouper: AlertGrouper
+    /// The queue's last commit failed (the notifier thread's own).
+    private var queueFailing = false
     private let deliveries: [ReceiverDelivery]
     /// Events with the time they were submitted (the server's clock as the sample arrived).
     private let inbox = Mutex<(events: [(IncidentEvent, Int64)], forgotten: [NodeKey])>(([], []))
@@ -72,7 +74,13 @@ public final class Notifier: @unchecked Sendable {  // the grouper is the notifi
                                          fleetURL: options.fleetURL, resendNs: options.alertmanagerResendNs, delay: delay))
         }
         deliveries = made
-        let left = (try? Files.read(directory + "/firing.json", maxBytes: 64 << 20)).flatMap { try? JSONDecoder().decode([Alert].self, from: Data($0)) } ?? []
+        var left: [Alert] = []
+        if access(directory + "/firing.json", F_OK) == 0 {
+            do { left = try JSONDecoder().decode([Alert].self, from: Data(try Files.read(directory + "/firing.json", maxBytes: 256 << 20))) } catch {
+                Log.error("notification_state_unreadable", ["file": directory + "/firing.json", "error": error,
+                                                            "note": "alerts that were firing will not be resolved"])
+            }
+        }
         if !left.isEmpty {
             let now = Clock.unixNanos()
             let resolved = left.map { $0.resolved(endNs: max(now, $0.startNs), reason: "the server restarted and the node's detector learns again") }
@@ -140,8 +148,14 @@ public final class Notifier: @unchecked Sendable {  // the grouper is the notifi
         folds.store(grouper.folded, ordering: .relaxed)
         do {
             if alerts.isEmpty { try queue.retryCommit() } else { try queue.append(alerts) }
+            if queueFailing {
+                queueFailing = false
+                Log.info("notification_queue_write_recovered")
+            }
         } catch {
-            Log.error("notification_queue_write_failed", ["error": error, "note": "kept in memory; retrying"])
+            // Said once, not every 20 ms turn while the disk stays full.
+            if !queueFailing { Log.error("notification_queue_write_failed", ["error": error, "note": "kept in memory; retrying"]) }
+            queueFailing = true
         }
         queued.add(UInt64(alerts.count))
         guard !alerts.isEmpty || !events.isEmpty else { return }
