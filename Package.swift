@@ -17,7 +17,8 @@
 //   GridMonShipper the outbox's delivery to InfluxDB: per-tenant lanes, batching, retries, the target probe
 //   GridMonWire    pure Swift core: message model, frame codec, protobuf-c bridge; no syscalls
 //   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers and accept4, which Glibc's module lacks
-//   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor
+//   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor, logs, process metrics
+//   GridMonConfig  where settings come from: flag > GRIDMON_… variable > TOML file (TOMLKit) > default
 //   GridMonNotify  incidents to people: alerts (flapping folded), a durable queue, Alertmanager, webhooks, Slack
 //   GridMonDetect  live detection: each node's temporal detector, its history and refits, incidents
 //   GridMonServer  the server's protocol logic (sessions, nodes, auth, scoring hook, stats) and its epoll edge
@@ -42,6 +43,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -66,7 +68,7 @@ let package = Package(
         .target(name: "CGridMonPosix"),
         .target(
             name: "GridMonPosix",
-            dependencies: ["CGridMonPosix"]
+            dependencies: ["CGridMonPosix", "GridMonCore"]
         ),
         .systemLibrary(
             name: "CCurl",
@@ -110,9 +112,13 @@ let package = Package(
             name: "GridMonServer",
             dependencies: ["GridMonDetect", "GridMonWire", "GridMonPosix", "GridMonForest", "GridMonCore", "GridMonStore", "GridMonOutbox", "GridMonShipper", "GridMonSink", "GridMonTLS", "GridMonNotify"]
         ),
+        .target(
+            name: "GridMonConfig",
+            dependencies: ["GridMonCore", .product(name: "TOMLKit", package: "TOMLKit")]
+        ),
         .executableTarget(
             name: "gridmon-stream-server",
-            dependencies: ["GridMonServer", "GridMonShipper", "GridMonPosix", "GridMonForest", "GridMonStore", "GridMonSink", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GridMonConfig", "GridMonServer", "GridMonShipper", "GridMonPosix", "GridMonForest", "GridMonStore", "GridMonSink", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             exclude: ["Models"]
         ),
         .target(
@@ -121,7 +127,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "gridmon-flood",
-            dependencies: ["GridMonFlood", "GridMonPosix", "GridMonTLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["GridMonCore", "GridMonFlood", "GridMonPosix", "GridMonTLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(
             name: "GridMonAgent",
@@ -129,15 +135,15 @@ let package = Package(
         ),
         .executableTarget(
             name: "gridmon-agent",
-            dependencies: ["GridMonAgent", "GridMonCore", "GridMonPosix", "GridMonWire", "GridMonTLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["GridMonConfig", "GridMonAgent", "GridMonCore", "GridMonPosix", "GridMonWire", "GridMonTLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "gridmon-train",
-            dependencies: ["GridMonForest", "GridMonPosix", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["GridMonCore", "GridMonForest", "GridMonPosix", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "gridmon-bench",
-            dependencies: ["GridMonWire", "CGridMonProto", "GridMonForest", "GridMonPosix"]
+            dependencies: ["GridMonCore", "GridMonWire", "CGridMonProto", "GridMonForest", "GridMonPosix"]
         ),
         .testTarget(
             name: "GridMonCoreTests",
@@ -188,6 +194,10 @@ let package = Package(
         .testTarget(
             name: "GridMonSinkTests",
             dependencies: ["GridMonSink"]
+        ),
+        .testTarget(
+            name: "GridMonConfigTests",
+            dependencies: ["GridMonConfig"]
         ),
         .testTarget(
             name: "GridMonPosixTests",

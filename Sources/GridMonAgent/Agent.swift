@@ -1,5 +1,6 @@
 import CGridMonPosix
 import Glibc
+import GridMonCore
 import GridMonPosix
 import GridMonTLS
 import GridMonWire
@@ -54,7 +55,7 @@ public struct AgentConfig: Sendable {
 /// (bounded) for the outstanding acks, says Goodbye, syncs the buffer and returns.
 /// Threading: one thread (`run()`).
 public final class Agent: EventHandler {
-    static let version = "gridmon-agent/0.2.0"
+    static let version = "gridmon-agent/" + BuildInfo.version
     static let maxBatch = 512
 
     public let config: AgentConfig

@@ -1,3 +1,4 @@
+import GridMonCore
 import GridMonPosix
 import GridMonTLS
 import GridMonWire
@@ -58,7 +59,7 @@ final class FloodConnection: EventHandler {
             outputOffset = 0
             for i in streams.indices {
                 streams[i].welcomed = false
-                run.encoder.appendFrame(.hello(Hello(nodeID: streams[i].node, agentVersion: "gridmon-flood/0.1",
+                run.encoder.appendFrame(.hello(Hello(nodeID: streams[i].node, agentVersion: "gridmon-flood/" + BuildInfo.version,
                                                      authToken: run.config.authToken, streamID: streams[i].id)), to: &output)
             }
             watching = [.readable, .writable]

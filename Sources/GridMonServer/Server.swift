@@ -1,5 +1,6 @@
 import CGridMonPosix
 import Glibc
+import GridMonCore
 import GridMonDetect
 import GridMonNotify
 import GridMonPosix
@@ -175,7 +176,10 @@ final class ServerShared: Sendable {
         }
         if let detectors { text += Self.detectionMetrics(detectors) }
         if let notifier { text += notifier.metricsText }
-        return text
+        text += "# HELP gridmon_build_info The running build: version, Swift compiler, wire and outbox format versions.\n"
+            + "# TYPE gridmon_build_info gauge\ngridmon_build_info{version=\"\(BuildInfo.version)\",swift=\"\(BuildInfo.swiftVersion)\","
+            + "wire=\"\(BuildInfo.wireVersion)\",outbox=\"\(BuildInfo.outboxVersion)\"} 1\n"
+        return text + ProcessMetrics.prometheusText()
     }
 
     /// The live detectors' and incidents' counters (issue #11).

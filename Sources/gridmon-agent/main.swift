@@ -4,6 +4,7 @@
 // 64 bad flags or variables (EX_USAGE); 69 cannot start (EX_UNAVAILABLE).
 import ArgumentParser
 import GridMonAgent
+import GridMonConfig
 import GridMonCore
 import GridMonPosix
 import GridMonTLS
@@ -31,11 +32,13 @@ struct AgentCommand: ParsableCommand {
             past --buffer-max-bytes or --buffer-max-age the oldest are dropped, counted, logged
             and sent as the gauge agent_buffer_dropped_total.
 
-            Every option has the GRIDMON_… environment variable shown; a bad value in either is
-            an error naming it. Durations take ms/s/m/h/d, sizes KiB/MiB/GiB. Logs on stderr;
+            Every option has the GRIDMON_… environment variable shown, and a key in the TOML
+            file of --config; flag wins over variable, variable over file, and a bad value in
+            any is an error naming it. Durations take ms/s/m/h/d, sizes KiB/MiB/GiB. Logs on stderr;
             anomaly verdicts are logged as event=anomaly. Exit codes: 0 clean shutdown, 64 bad
             flags or variables, 69 cannot start.
-            """)
+            """,
+        version: BuildInfo.versionLine("gridmon-agent"))
 
     @Option(help: "Server HOST:PORT or [IPV6]:PORT; repeat or comma-separate for failover, first preferred. [GRIDMON_SERVER] (default: 127.0.0.1:7070)")
     var server: [String] = []
@@ -89,14 +92,17 @@ struct AgentCommand: ParsableCommand {
     var tlsInsecureSkipVerify = false
     @Option(help: "Log level: debug, info, warn, error. [GRIDMON_LOG_LEVEL] (default: info)")
     var logLevel: String?
+    @Option(help: "Log line format on stderr: logfmt or json; times are RFC 3339. [GRIDMON_LOG_FORMAT] (default: logfmt)")
+    var logFormat: String?
+    @Option(help: "TOML file of settings: keys are the options' names with _ for - (server = [\"a:7070\", \"b:7070\"], collectors, textfile_dir, buffer_dir, …); a flag or variable wins over it. [GRIDMON_CONFIG]")
+    var config: String?
     @Flag(help: "Take one sample (two reads one interval apart, for rates), print it as JSON and exit.")
     var once = false
 
     /// The flag's value, else its variable's, with the key to name in errors.
     private func value(_ flag: String?, _ name: String, _ variable: String) -> (text: String, key: String)? {
         if let flag { return (flag, "--\(name)") }
-        if let text = environment(variable) { return (text, variable) }
-        return nil
+        return Settings.shared.text(name, variable: variable)
     }
 
     private func parse<T>(_ flag: String?, _ name: String, _ variable: String, default fallback: T,
@@ -111,11 +117,10 @@ struct AgentCommand: ParsableCommand {
     }
 
     /// Every setting, checked: flag first, then variable, then default.
-    func settings() throws -> (config: AgentConfig, logLevel: Log.Level) {
+    func settings() throws -> (config: AgentConfig, logLevel: Log.Level, logFormat: Log.Format) {
         var config = AgentConfig()
-        let serverTexts = server.isEmpty ? (environment("GRIDMON_SERVER").map(SettingValues.list) ?? ["127.0.0.1:7070"])
-            : server.flatMap(SettingValues.list)
-        let serverKey = server.isEmpty ? "GRIDMON_SERVER" : "--server"
+        let serverTexts = server.isEmpty ? (Settings.shared.list("server") ?? ["127.0.0.1:7070"]) : server.flatMap(SettingValues.list)
+        let serverKey = Settings.shared.origin("server")
         guard !serverTexts.isEmpty else { throw ValidationError("\(serverKey): no server given") }
         config.servers = try serverTexts.map { text in
             guard let endpoint = Endpoint(parsing: text) else {
@@ -191,7 +196,10 @@ struct AgentCommand: ParsableCommand {
             config.tlsInsecureSkipVerify = skipVerify
         }
         let level = try parse(logLevel, "log-level", "GRIDMON_LOG_LEVEL", default: Log.Level.info, "debug, info, warn or error") { Log.Level(name: $0) }
-        return (config, level)
+        let format = try parse(logFormat, "log-format", "GRIDMON_LOG_FORMAT", default: Log.Format.logfmt, "logfmt or json") { Log.Format(name: $0) }
+        // Last: every key has been asked for by now, so the file's others are mistakes.
+        if let problem = Settings.shared.firstProblem() { throw ValidationError(problem) }
+        return (config, level, format)
     }
 
     /// Refuses a secret file group or others may read, as ssh refuses a private key.
@@ -226,13 +234,14 @@ struct AgentCommand: ParsableCommand {
         }
     }
 
-    func validate() throws {
-        _ = try settings()
-    }
+    /// Empty: ArgumentParser validates before it reports unknown options, so a misspelt flag
+    /// was answered with whatever the settings found wrong; they are checked in `run`.
+    func validate() throws {}
 
     func run() throws {
-        let (config, level) = try settings()
+        let (config, level, format) = try settings()
         Log.setLevel(level)
+        Log.setFormat(format)
         if once {
             let sampler = SystemSampler(config.collectors)
             _ = sampler.sample(seq: 0)
@@ -249,4 +258,5 @@ struct AgentCommand: ParsableCommand {
     }
 }
 
+Settings.shared.load(arguments: CommandLine.arguments, environment: processEnvironment()) { try Files.readText($0, maxBytes: 1 << 20) }
 AgentCommand.main()

@@ -6,11 +6,30 @@
 // Prints one line per measurement: `swift <case> ns_per_op=<median CPU ns> ops=<count>`,
 // the same format as Tools/bench/codec_baseline.c, so a script can put both side by side.
 import Glibc
+import GridMonCore
+
+let usage = """
+    usage: gridmon-bench codec [--rounds N] [--millis M]
+           gridmon-bench forest --model M.gmf --data TEST.csv --train TRAIN.csv [--rounds N]
+           gridmon-bench --version
+    Release-build micro-benchmarks (run by Tools/bench-codec and Tools/bench-forest). Prints
+    `swift <case> ns_per_op=<median CPU ns> ops=<count>` per measurement.
+    Exit codes: 0 done, 2 bad arguments.
+
+    """
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let command = arguments.first else {
-    fputs("usage: gridmon-bench codec|forest [--rounds N] [--millis M] [--model F --data F --train F]\n")
+    fputs(usage)
     exit(2)
+}
+if command == "--help" || command == "-h" || command == "help" {
+    print(usage, terminator: "")
+    exit(0)
+}
+if command == "--version" {
+    print(BuildInfo.versionLine("gridmon-bench"))
+    exit(0)
 }
 var rounds = 7
 var millis = 300
@@ -30,7 +49,7 @@ case "codec": CodecBenchmark(rounds: rounds, millis: millis).run()
 case "forest":
     ForestBenchmark(rounds: rounds, model: options["model"] ?? "", data: options["data"] ?? "", train: options["train"] ?? "").run()
 default:
-    fputs("gridmon-bench: unknown benchmark \(command)\n")
+    fputs("gridmon-bench: unknown benchmark '\(command)'\n" + usage)
     exit(2)
 }
 

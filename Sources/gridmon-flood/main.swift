@@ -4,6 +4,7 @@
 // but samples stayed unacknowledged or errors occurred; 64 bad flags (EX_USAGE);
 // 69 the run could not start (EX_UNAVAILABLE).
 import ArgumentParser
+import GridMonCore
 import GridMonFlood
 import GridMonForest
 import GridMonPosix
@@ -27,8 +28,9 @@ struct Flood: ParsableCommand {
             --samples were sent or --duration passed. Every run is bounded by one or both.
             Targets loopback unless --allow-remote. Every option has a GRIDMON_… environment twin.
             Progress goes to stderr every second; the report to stdout (--json for scripts).
-            Exit codes: 0 all acked, 1 unacked samples or errors, 64 bad flags, 69 cannot start.
-            """)
+            Exit codes: 0 all acked, 1 unacked samples or none acked at all, 64 bad flags, 69 cannot start.
+            """,
+        version: BuildInfo.versionLine("gridmon-flood"))
 
     @Option(help: "flood, fleet or replay. [GRIDMON_MODE]")
     var mode: String = environment("GRIDMON_MODE") ?? "flood"
@@ -103,12 +105,16 @@ struct Flood: ParsableCommand {
     var quiet: Bool = environment("GRIDMON_QUIET") == "1"
 
     func validate() throws {
-        guard let address = SocketAddress(parsing: target) else { throw ValidationError("--target: expected HOST:PORT (IPv4), got '\(target)'") }
-        guard allowRemote || address.host.hasPrefix("127.") else {
+        let address: SocketAddress
+        switch SocketAddress.parse(target) {
+        case .success(let parsed): address = parsed
+        case .failure(let problem): throw ValidationError("--target: expected HOST:PORT or [IPV6]:PORT: \(problem), got '\(target)'")
+        }
+        guard allowRemote || address.isLoopback else {
             throw ValidationError("--target \(target) is not on loopback; pass --allow-remote to load another host on purpose")
         }
         guard ["flood", "fleet", "replay"].contains(mode) else { throw ValidationError("--mode is flood, fleet or replay") }
-        guard admin.isEmpty || (mode == "fleet" && SocketAddress(parsing: admin).map { allowRemote || $0.host.hasPrefix("127.") } == true) else {
+        guard admin.isEmpty || (mode == "fleet" && SocketAddress(parsing: admin).map { allowRemote || $0.isLoopback } == true) else {
             throw ValidationError("--admin needs --mode fleet and a loopback HOST:PORT")
         }
         guard mode != "replay" || !replayFile.isEmpty else { throw ValidationError("--mode replay needs --replay-file") }
@@ -198,6 +204,11 @@ struct Flood: ParsableCommand {
             }
         }
         if stats.samplesAcked < stats.samplesSent { throw ExitCode(1) }
+        // Nothing got through (every connect refused, say): a failed run, not an empty success.
+        if stats.samplesAcked == 0 {
+            Log.error("nothing_acked", ["target": target, "errors": stats.errors.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", ")])
+            throw ExitCode(1)
+        }
     }
 }
 

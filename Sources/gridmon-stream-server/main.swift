@@ -3,6 +3,8 @@
 // Exit codes: 0 clean shutdown (SIGINT/SIGTERM, drained); 64 bad flags or config
 // (EX_USAGE); 69 cannot listen or start (EX_UNAVAILABLE).
 import ArgumentParser
+import GridMonConfig
+import GridMonCore
 import GridMonDetect
 import GridMonNotify
 import GridMonForest
@@ -22,7 +24,8 @@ struct StreamServerTool: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gridmon-stream-server",
         abstract: "The GridMon stream server, and tools for its embedded store.",
-        subcommands: [StreamServer.self, ExportCommand.self],
+        version: BuildInfo.versionLine("gridmon-stream-server"),
+        subcommands: [StreamServer.self, ExportCommand.self, ConfigCommand.self],
         defaultSubcommand: StreamServer.self)
 }
 
@@ -31,210 +34,231 @@ struct StreamServer: ParsableCommand {
         commandName: "serve",
         abstract: "Receives agent streams over TCP, scores every sample, and stores it.",
         discussion: """
-            Every option can also be set by the environment variable shown in brackets;
-            a flag on the command line wins. Logs go to stderr as key=value lines.
+            Every option can also be set by the environment variable shown in brackets, or
+            in the TOML file of --config (key: the option's name with _ for -); a flag wins
+            over its variable, a variable over the file. A bad value anywhere is an error
+            naming its key (exit 64). Logs go to stderr, logfmt or JSON (--log-format).
             SIGINT/SIGTERM: stop accepting, send Goodbye, drain, exit 0. SIGHUP: reload tokens and models.
             Exit codes: 0 clean shutdown, 64 bad flags or config, 69 cannot listen.
-            """)
+            """,
+        version: BuildInfo.versionLine("gridmon-stream-server"))
 
-    @Option(help: "Address to listen on, HOST:PORT (port 0 = any free port). [GRIDMON_LISTEN]")
-    var listen: String = environment("GRIDMON_LISTEN") ?? "127.0.0.1:7070"
 
-    @Option(help: "Admin HTTP address (/metrics, /healthz, /readyz, /api/v1/nodes), HOST:PORT, or 'off'. [GRIDMON_ADMIN_LISTEN]")
-    var adminListen: String = environment("GRIDMON_ADMIN_LISTEN") ?? "127.0.0.1:7071"
+    @Option(help: "Address agents connect to: HOST:PORT, [IPV6]:PORT or :PORT (all IPv4); a host name binds its first address; port 0 = any free port. [GRIDMON_LISTEN]")
+    var listen: String = Settings.shared.string("listen", "127.0.0.1:7070")
+
+    @Option(help: "Admin HTTP address (/metrics, /healthz, /readyz, /api/v1/*, the fleet view): HOST:PORT, [IPV6]:PORT, or 'off'. [GRIDMON_ADMIN_LISTEN]")
+    var adminListen: String = Settings.shared.string("admin-listen", "127.0.0.1:7071")
 
     @Option(help: "File of `TOKEN TENANT` lines that authenticate agents; reloaded on SIGHUP. [GRIDMON_TOKENS_FILE]")
-    var tokensFile: String = environment("GRIDMON_TOKENS_FILE") ?? ""
+    var tokensFile: String = Settings.shared.string("tokens-file", "")
 
     @Option(help: "File of `TOKEN SCOPE` lines (SCOPE a tenant, or * for all) that the admin API (/api/v1/*) requires as bearer tokens; reloaded on SIGHUP. Without it the API is open. [GRIDMON_ADMIN_TOKENS_FILE]")
-    var adminTokensFile: String = environment("GRIDMON_ADMIN_TOKENS_FILE") ?? ""
+    var adminTokensFile: String = Settings.shared.string("admin-tokens-file", "")
 
-    @Flag(help: "Accept every agent without a token (demos only; logged loudly). [GRIDMON_INSECURE_NO_AUTH=1]")
-    var insecureNoAuth: Bool = environment("GRIDMON_INSECURE_NO_AUTH") == "1"
+    @Flag(inversion: .prefixedNo, help: "Accept every agent without a token (demos only; logged loudly). [GRIDMON_INSECURE_NO_AUTH=1]")
+    var insecureNoAuth: Bool = Settings.shared.bool("insecure-no-auth")
 
-    @Option(help: "Reactor threads (epoll loops sharing the port via SO_REUSEPORT); default: one per core. [GRIDMON_THREADS]")
-    var threads: Int = environment("GRIDMON_THREADS").flatMap { Int($0) } ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    @Option(help: "Reactor threads (epoll loops sharing the port via SO_REUSEPORT); 0 = one per core. [GRIDMON_THREADS]")
+    var threads: Int = Settings.shared.int("threads", 0)
 
     @Option(help: "Most open agent connections; more are refused. [GRIDMON_MAX_CONNECTIONS]")
-    var maxConnections: Int = environment("GRIDMON_MAX_CONNECTIONS").flatMap { Int($0) } ?? 16_384
+    var maxConnections: Int = Settings.shared.int("max-connections", 16_384)
 
     @Option(help: "Most node streams on one connection. [GRIDMON_MAX_STREAMS]")
-    var maxStreams: Int = environment("GRIDMON_MAX_STREAMS").flatMap { Int($0) } ?? 1024
+    var maxStreams: Int = Settings.shared.int("max-streams", 1024)
 
     @Option(help: "Most nodes the server remembers. [GRIDMON_MAX_NODES]")
-    var maxNodes: Int = environment("GRIDMON_MAX_NODES").flatMap { Int($0) } ?? 1_000_000
+    var maxNodes: Int = Settings.shared.int("max-nodes", 1_000_000)
 
     @Option(help: "Most nodes of one tenant (one leaked token cannot lock other tenants out). [GRIDMON_MAX_NODES_PER_TENANT]")
-    var maxNodesPerTenant: Int = environment("GRIDMON_MAX_NODES_PER_TENANT").flatMap { Int($0) } ?? 100_000
+    var maxNodesPerTenant: Int = Settings.shared.int("max-nodes-per-tenant", 100_000)
 
     @Option(help: "Forget a node no agent held for this many seconds (its samples stay stored); 0 = never. [GRIDMON_NODE_FORGET_AFTER_SECONDS]")
-    var nodeForgetAfterSeconds: Int = environment("GRIDMON_NODE_FORGET_AFTER_SECONDS").flatMap { Int($0) } ?? 3600
+    var nodeForgetAfterSeconds: Int = Settings.shared.int("node-forget-after-seconds", 3600)
 
     @Option(help: "A frame must arrive whole within this many ms of its first byte; 0 = off. [GRIDMON_FRAME_TIMEOUT_MS]")
-    var frameTimeoutMs: UInt64 = environment("GRIDMON_FRAME_TIMEOUT_MS").flatMap { UInt64($0) } ?? 30_000
+    var frameTimeoutMs: UInt64 = Settings.shared.int("frame-timeout-ms", 30_000)
 
     @Option(help: "Most connections from one IP address that have not sent a Hello yet. [GRIDMON_MAX_UNAUTHENTICATED_PER_IP]")
-    var maxUnauthenticatedPerIp: Int = environment("GRIDMON_MAX_UNAUTHENTICATED_PER_IP").flatMap { Int($0) } ?? 1024
+    var maxUnauthenticatedPerIp: Int = Settings.shared.int("max-unauthenticated-per-ip", 1024)
 
     @Option(help: "Largest step a node's seq may take past its highest (larger is refused). [GRIDMON_MAX_SEQ_JUMP]")
-    var maxSeqJump: UInt64 = environment("GRIDMON_MAX_SEQ_JUMP").flatMap { UInt64($0) } ?? 1 << 24
+    var maxSeqJump: UInt64 = Settings.shared.int("max-seq-jump", 1 << 24)
 
     @Option(help: "Largest frame payload accepted, bytes (gRPC's default 4 MiB; at most 16 MiB). [GRIDMON_MAX_FRAME_BYTES]")
-    var maxFrameBytes: Int = environment("GRIDMON_MAX_FRAME_BYTES").flatMap { Int($0) } ?? 4 * 1024 * 1024
+    var maxFrameBytes: Int = Settings.shared.int("max-frame-bytes", 4 * 1024 * 1024)
 
     @Option(help: "Close a connection that sent no Hello within this many ms. [GRIDMON_HANDSHAKE_TIMEOUT_MS]")
-    var handshakeTimeoutMs: UInt64 = environment("GRIDMON_HANDSHAKE_TIMEOUT_MS").flatMap { UInt64($0) } ?? 10_000
+    var handshakeTimeoutMs: UInt64 = Settings.shared.int("handshake-timeout-ms", 10_000)
 
     @Option(help: "Ping a connection silent this long (ms); close it after twice that; 0 = off. [GRIDMON_KEEPALIVE_MS]")
-    var keepaliveMs: UInt32 = environment("GRIDMON_KEEPALIVE_MS").flatMap { UInt32($0) } ?? 15_000
+    var keepaliveMs: UInt32 = Settings.shared.int("keepalive-ms", 15_000)
 
     @Option(help: "outbox: keep every accepted sample in the durable on-disk outbox under --data-dir and ack after fsync (the embedded default store). none: keep nothing, ack at once (benchmarks of the server alone). [GRIDMON_STORE]")
-    var store: String = environment("GRIDMON_STORE") ?? "outbox"
+    var store: String = Settings.shared.string("store", "outbox")
 
-    @Option(help: "Directory of the outbox. [GRIDMON_DATA_DIR]")
-    var dataDir: String = environment("GRIDMON_DATA_DIR") ?? "gridmon-data"
+    @Option(help: "Directory of the outbox (and the notification queue). Default: $STATE_DIRECTORY (systemd's StateDirectory=), else ./gridmon-data. [GRIDMON_DATA_DIR]")
+    var dataDir: String = Settings.shared.string("data-dir", environment("STATE_DIRECTORY") ?? "gridmon-data")
 
     @Option(help: "Group commit interval of the outbox, ms (acks wait at most about this long). [GRIDMON_COMMIT_INTERVAL_MS]")
-    var commitIntervalMs: Int = environment("GRIDMON_COMMIT_INTERVAL_MS").flatMap { Int($0) } ?? 100
+    var commitIntervalMs: Int = Settings.shared.int("commit-interval-ms", 100)
 
     @Option(help: "The outbox keeps at most this many bytes; the oldest segments go first. [GRIDMON_RETENTION_BYTES]")
-    var retentionBytes: Int = environment("GRIDMON_RETENTION_BYTES").flatMap { Int($0) } ?? 1 << 30
+    var retentionBytes: Int = Settings.shared.int("retention-bytes", 1 << 30)
 
     @Option(help: "With --influx-url, when undelivered data reaches --retention-bytes: backpressure (stop reading agents; they buffer) or drop-oldest (delete the oldest undelivered segments, counted and logged). [GRIDMON_OUTBOX_FULL_POLICY]")
-    var outboxFullPolicy: String = environment("GRIDMON_OUTBOX_FULL_POLICY") ?? "backpressure"
+    var outboxFullPolicy: String = Settings.shared.string("outbox-full-policy", "backpressure")
 
     @Option(help: "Size at which the outbox starts a new segment file (retention deletes whole segments). [GRIDMON_SEGMENT_BYTES]")
-    var segmentBytes: Int = environment("GRIDMON_SEGMENT_BYTES").flatMap { Int($0) } ?? 64 << 20
+    var segmentBytes: Int = Settings.shared.int("segment-bytes", 64 << 20)
 
     @Option(help: "The outbox keeps nothing older than this many hours (0 = no age limit). [GRIDMON_RETENTION_HOURS]")
-    var retentionHours: Double = environment("GRIDMON_RETENTION_HOURS").flatMap { Double($0) } ?? 168
+    var retentionHours: Double = Settings.shared.double("retention-hours", 168)
 
     @Option(help: "InfluxDB base URL, e.g. http://127.0.0.1:8086; empty = the outbox is the store. [GRIDMON_INFLUX_URL]")
-    var influxURL: String = environment("GRIDMON_INFLUX_URL") ?? ""
+    var influxURL: String = Settings.shared.string("influx-url", "")
 
     @Option(help: "InfluxDB write API: v1 (/write?db=) or v2 (/api/v2/write). [GRIDMON_INFLUX_API]")
-    var influxAPI: String = environment("GRIDMON_INFLUX_API") ?? "v1"
+    var influxAPI: String = Settings.shared.string("influx-api", "v1")
 
     @Option(help: "v1: database; {tenant} is replaced by the tenant. [GRIDMON_INFLUX_DB]")
-    var influxDB: String = environment("GRIDMON_INFLUX_DB") ?? "gridmon_{tenant}"
+    var influxDB: String = Settings.shared.string("influx-db", "gridmon_{tenant}")
 
     @Option(help: "v1: retention policy (empty = the database's default). [GRIDMON_INFLUX_RP]")
-    var influxRP: String = environment("GRIDMON_INFLUX_RP") ?? ""
+    var influxRP: String = Settings.shared.string("influx-rp", "")
 
     @Option(help: "v1: user name. [GRIDMON_INFLUX_USER]")
-    var influxUser: String = environment("GRIDMON_INFLUX_USER") ?? ""
+    var influxUser: String = Settings.shared.string("influx-user", "")
 
     @Option(help: "v1: password. [GRIDMON_INFLUX_PASSWORD]")
-    var influxPassword: String = environment("GRIDMON_INFLUX_PASSWORD") ?? ""
+    var influxPassword: String = Settings.shared.string("influx-password", "")
 
     @Option(help: "v2: organization. [GRIDMON_INFLUX_ORG]")
-    var influxOrg: String = environment("GRIDMON_INFLUX_ORG") ?? "gridmon"
+    var influxOrg: String = Settings.shared.string("influx-org", "gridmon")
 
     @Option(help: "v2: bucket; {tenant} is replaced by the tenant. [GRIDMON_INFLUX_BUCKET]")
-    var influxBucket: String = environment("GRIDMON_INFLUX_BUCKET") ?? "gridmon_{tenant}"
+    var influxBucket: String = Settings.shared.string("influx-bucket", "gridmon_{tenant}")
 
     @Option(help: "v2: API token (sent as Authorization: Token …). [GRIDMON_INFLUX_TOKEN]")
-    var influxToken: String = environment("GRIDMON_INFLUX_TOKEN") ?? ""
+    var influxToken: String = Settings.shared.string("influx-token", "")
 
-    @Flag(help: "v1: create a missing database instead of waiting for it. [GRIDMON_INFLUX_CREATE=1]")
-    var influxCreate: Bool = environment("GRIDMON_INFLUX_CREATE") == "1"
+    @Flag(inversion: .prefixedNo, help: "v1: create a missing database instead of waiting for it. [GRIDMON_INFLUX_CREATE=1]")
+    var influxCreate: Bool = Settings.shared.bool("influx-create")
 
     @Option(help: "A batch is written after this many ms (±20 % jitter) even when not full. [GRIDMON_INFLUX_FLUSH_MS]")
-    var influxFlushMs: Int = environment("GRIDMON_INFLUX_FLUSH_MS").flatMap { Int($0) } ?? 1000
+    var influxFlushMs: Int = Settings.shared.int("influx-flush-ms", 1000)
 
     @Option(help: "Most lines per write request. [GRIDMON_INFLUX_BATCH_LINES]")
-    var influxBatchLines: Int = environment("GRIDMON_INFLUX_BATCH_LINES").flatMap { Int($0) } ?? 5000
+    var influxBatchLines: Int = Settings.shared.int("influx-batch-lines", 5000)
 
     @Option(help: "Write requests in flight per tenant (InfluxDB parses concurrent writes on several cores). [GRIDMON_INFLUX_CONCURRENCY]")
-    var influxConcurrency: Int = environment("GRIDMON_INFLUX_CONCURRENCY").flatMap { Int($0) } ?? 2
+    var influxConcurrency: Int = Settings.shared.int("influx-concurrency", 2)
 
-    @Flag(help: "Compress write bodies with gzip (worth it across a network, not on loopback). [GRIDMON_INFLUX_GZIP=1]")
-    var influxGzip: Bool = environment("GRIDMON_INFLUX_GZIP") == "1"
+    @Flag(inversion: .prefixedNo, help: "Compress write bodies with gzip (worth it across a network, not on loopback). [GRIDMON_INFLUX_GZIP=1]")
+    var influxGzip: Bool = Settings.shared.bool("influx-gzip")
 
     @Option(help: "Longest a write request may take, answer included, before it is retried (ms). [GRIDMON_INFLUX_TIMEOUT_MS]")
-    var influxTimeoutMs: Int = environment("GRIDMON_INFLUX_TIMEOUT_MS").flatMap { Int($0) } ?? 10_000
+    var influxTimeoutMs: Int = Settings.shared.int("influx-timeout-ms", 10_000)
 
     @Option(help: "temporal: each node's own temporal detector, learnt from its first --node-warmup samples, with incidents (the default). forest: point-wise Isolation Forests (node, tenant or default model; no incidents). static: flag CPU, memory or disk at or above --threshold. [GRIDMON_SCORER]")
-    var scorer: String = environment("GRIDMON_SCORER") ?? "temporal"
+    var scorer: String = Settings.shared.string("scorer", "temporal")
 
     @Option(help: "Model file (gridmon-train output, forest or temporal). temporal scorer: judges nodes still learning (default: they are not judged). forest scorer: the default model (default: the built-in one). [GRIDMON_MODEL]")
-    var model: String = environment("GRIDMON_MODEL") ?? ""
+    var model: String = Settings.shared.string("model", "")
 
     @Option(help: "forest scorer: directory of per-tenant models, one TENANT.gmf each; reloaded with --model on SIGHUP. [GRIDMON_TENANT_MODELS]")
-    var tenantModels: String = environment("GRIDMON_TENANT_MODELS") ?? ""
+    var tenantModels: String = Settings.shared.string("tenant-models", "")
 
     @Option(help: "Samples of a node before its own detector is fit (0 = no per-node models). [GRIDMON_NODE_WARMUP]")
-    var nodeWarmup: Int = environment("GRIDMON_NODE_WARMUP").flatMap { Int($0) } ?? 300
+    var nodeWarmup: Int = Settings.shared.int("node-warmup", 300)
 
     @Option(help: "Most samples between refits of a node's model (temporal: also refit whenever half of its history is new; forest: refit every this many). [GRIDMON_NODE_REFIT]")
-    var nodeRefit: Int = environment("GRIDMON_NODE_REFIT").flatMap { Int($0) } ?? 86_400
+    var nodeRefit: Int = Settings.shared.int("node-refit", 86_400)
 
     @Option(help: "Rows of history kept per node for its detector (a uniform sample of its samples outside incidents; temporal: at most 4 MiB, fewer rows for a node with many gauges). [GRIDMON_NODE_RESERVOIR]")
-    var nodeReservoir: Int = environment("GRIDMON_NODE_RESERVOIR").flatMap { Int($0) } ?? LiveDetectorOptions().reservoir
+    var nodeReservoir: Int = Settings.shared.int("node-reservoir", LiveDetectorOptions().reservoir)
 
     @Option(help: "Most nodes with their own detector or model; further nodes are not judged (temporal) or keep the tenant/default model (forest). [GRIDMON_NODE_MODELS_MAX]")
-    var nodeModelsMax: Int = environment("GRIDMON_NODE_MODELS_MAX").flatMap { Int($0) } ?? 10_000
+    var nodeModelsMax: Int = Settings.shared.int("node-models-max", 10_000)
 
     @Option(help: "Most metrics one node's detector models (the 8 fixed gauges, then extra gauges in the order first sent). [GRIDMON_NODE_MAX_METRICS]")
-    var nodeMaxMetrics: Int = environment("GRIDMON_NODE_MAX_METRICS").flatMap { Int($0) } ?? 64
+    var nodeMaxMetrics: Int = Settings.shared.int("node-max-metrics", 64)
 
     @Option(help: "temporal: raw score at or above which a node's own detector flags a sample (1 = the mean of its top-2 metrics at their training 99th percentile; stored anomaly_score = raw/(1+raw)). [GRIDMON_NODE_THRESHOLD]")
-    var nodeThreshold: Double = environment("GRIDMON_NODE_THRESHOLD").flatMap { Double($0) } ?? LiveDetectorOptions().detector.threshold
+    var nodeThreshold: Double = Settings.shared.double("node-threshold", LiveDetectorOptions().detector.threshold)
 
     @Option(help: "temporal: trees per metric in a node's detector (memory and CPU per node grow with it). [GRIDMON_NODE_TREES]")
-    var nodeTrees: Int = environment("GRIDMON_NODE_TREES").flatMap { Int($0) } ?? LiveDetectorOptions().detector.trees
+    var nodeTrees: Int = Settings.shared.int("node-trees", LiveDetectorOptions().detector.trees)
 
     @Option(help: "temporal: how many of a node's most anomalous metrics are averaged into its score. [GRIDMON_NODE_TOP_K]")
-    var nodeTopK: Int = environment("GRIDMON_NODE_TOP_K").flatMap { Int($0) } ?? LiveDetectorOptions().detector.topK
+    var nodeTopK: Int = Settings.shared.int("node-top-k", LiveDetectorOptions().detector.topK)
 
     @Option(help: "temporal: a metric this many training-range widths outside its range flags on its own; 0 = off. [GRIDMON_NODE_RANGE_SCALE]")
-    var nodeRangeScale: Double = environment("GRIDMON_NODE_RANGE_SCALE").flatMap { Double($0) } ?? (LiveDetectorOptions().detector.rangeScale ?? 0)
+    var nodeRangeScale: Double = Settings.shared.double("node-range-scale", (LiveDetectorOptions().detector.rangeScale ?? 0))
 
     @Option(help: "An incident opens when this many of the last --incident-window samples are flagged. [GRIDMON_INCIDENT_OPEN_AFTER]")
-    var incidentOpenAfter: Int = environment("GRIDMON_INCIDENT_OPEN_AFTER").flatMap { Int($0) } ?? IncidentRules().openAfter
+    var incidentOpenAfter: Int = Settings.shared.int("incident-open-after", IncidentRules().openAfter)
 
     @Option(help: "Samples the open rule looks back over (1...64). [GRIDMON_INCIDENT_WINDOW]")
-    var incidentWindow: Int = environment("GRIDMON_INCIDENT_WINDOW").flatMap { Int($0) } ?? IncidentRules().window
+    var incidentWindow: Int = Settings.shared.int("incident-window", IncidentRules().window)
 
     @Option(help: "An incident closes after this many unflagged samples in a row. [GRIDMON_INCIDENT_CLOSE_AFTER]")
-    var incidentCloseAfter: Int = environment("GRIDMON_INCIDENT_CLOSE_AFTER").flatMap { Int($0) } ?? IncidentRules().closeAfter
+    var incidentCloseAfter: Int = Settings.shared.int("incident-close-after", IncidentRules().closeAfter)
 
     @Option(help: "Closed incidents kept for /api/v1/incidents (the store keeps them all). [GRIDMON_RECENT_INCIDENTS]")
-    var recentIncidents: Int = environment("GRIDMON_RECENT_INCIDENTS").flatMap { Int($0) } ?? 1000
+    var recentIncidents: Int = Settings.shared.int("recent-incidents", 1000)
 
     @Option(help: "static scorer: threshold on max(CPU, memory, disk)/100, 0...1. [GRIDMON_THRESHOLD]")
-    var threshold: Double = environment("GRIDMON_THRESHOLD").flatMap { Double($0) } ?? 0.95
+    var threshold: Double = Settings.shared.double("threshold", 0.95)
 
     @Option(help: "PEM certificate chain: the agent port speaks TLS (with --tls-key); reloaded on SIGHUP. [GRIDMON_TLS_CERT]")
-    var tlsCert: String = environment("GRIDMON_TLS_CERT") ?? ""
+    var tlsCert: String = Settings.shared.string("tls-cert", "")
 
     @Option(help: "PEM private key of --tls-cert (mode 0600). [GRIDMON_TLS_KEY]")
-    var tlsKey: String = environment("GRIDMON_TLS_KEY") ?? ""
+    var tlsKey: String = Settings.shared.string("tls-key", "")
 
     @Option(help: "PEM CA file: agents must present a certificate it signed (mutual TLS; the tenant still comes from the token). [GRIDMON_TLS_CLIENT_CA]")
-    var tlsClientCa: String = environment("GRIDMON_TLS_CLIENT_CA") ?? ""
+    var tlsClientCa: String = Settings.shared.string("tls-client-ca", "")
 
-    @Flag(help: "With --tls-client-ca: the client certificate's subject CN is the tenant (a Hello may then carry no token; one that does must name the same tenant). [GRIDMON_TLS_TENANT_FROM_CERTIFICATE=1]")
-    var tlsTenantFromCertificate: Bool = environment("GRIDMON_TLS_TENANT_FROM_CERTIFICATE") == "1"
+    @Flag(inversion: .prefixedNo, help: "With --tls-client-ca: the client certificate's subject CN is the tenant (a Hello may then carry no token; one that does must name the same tenant). [GRIDMON_TLS_TENANT_FROM_CERTIFICATE=1]")
+    var tlsTenantFromCertificate: Bool = Settings.shared.bool("tls-tenant-from-certificate")
 
-    @Flag(help: "Serve the admin port over HTTPS with --tls-cert/--tls-key. [GRIDMON_ADMIN_TLS=1]")
-    var adminTls: Bool = environment("GRIDMON_ADMIN_TLS") == "1"
+    @Flag(inversion: .prefixedNo, help: "Serve the admin port over HTTPS with --tls-cert/--tls-key. [GRIDMON_ADMIN_TLS=1]")
+    var adminTls: Bool = Settings.shared.bool("admin-tls")
 
     @Option(help: "Lowest TLS version accepted: 1.2 or 1.3. [GRIDMON_TLS_MIN_VERSION]")
-    var tlsMinVersion: String = environment("GRIDMON_TLS_MIN_VERSION") ?? "1.2"
+    var tlsMinVersion: String = Settings.shared.string("tls-min-version", "1.2")
 
     @Option(help: "Log level: debug, info, warn, error. [GRIDMON_LOG_LEVEL]")
-    var logLevel: String = environment("GRIDMON_LOG_LEVEL") ?? "info"
+    var logLevel: String = Settings.shared.string("log-level", "info")
 
-    func validate() throws {
+    @Option(help: "Log line format on stderr: logfmt (key=value) or json (one object per line); times are RFC 3339. [GRIDMON_LOG_FORMAT]")
+    var logFormat: String = Settings.shared.string("log-format", "logfmt")
+
+    @Option(help: "TOML file of settings: keys are the flags' names (max_connections = 100; [influx] url = … sets influx-url); a flag or variable wins over it. [GRIDMON_CONFIG]")
+    var config: String?
+
+    /// ArgumentParser runs `validate` before it reports unknown options and arguments, so a
+    /// misspelt flag was answered with whatever this found missing (`--bogus` → "give
+    /// --tokens-file"); the checks run at the start of `run` instead (issue #15, item 4).
+    func validate() throws {}
+
+    /// A bad value: names where it came from (flag, variable or file key) and what it was.
+    func bad(_ name: String, _ rule: String, _ value: Any, variable: String? = nil) -> ValidationError {
+        ValidationError("\(Settings.shared.origin(name, variable: variable)): \(rule), got '\(value)'")
+    }
+
+    /// Every setting checked, each error naming its key and value; exit 64 through ArgumentParser.
+    func check() throws {
+        if let problem = Settings.shared.firstProblem() { throw ValidationError(problem) }
         guard tlsCert.isEmpty == tlsKey.isEmpty else { throw ValidationError("--tls-cert and --tls-key go together") }
         guard tlsClientCa.isEmpty || !tlsCert.isEmpty else { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
-        guard TLSVersion(rawValue: tlsMinVersion) != nil else { throw ValidationError("--tls-min-version: expected 1.2 or 1.3, got '\(tlsMinVersion)'") }
-        guard SocketAddress(parsing: listen) != nil else { throw ValidationError("--listen: expected HOST:PORT with an IPv4 host, got '\(listen)'") }
-        guard adminListen == "off" || SocketAddress(parsing: adminListen) != nil else {
-            throw ValidationError("--admin-listen: expected HOST:PORT or 'off', got '\(adminListen)'")
-        }
-        guard Log.Level(name: logLevel) != nil else { throw ValidationError("--log-level: expected debug, info, warn or error") }
+        guard TLSVersion(rawValue: tlsMinVersion) != nil else { throw bad("tls-min-version", "expected 1.2 or 1.3", tlsMinVersion) }
+        try checkAddress("listen", listen)
+        if adminListen != "off" { try checkAddress("admin-listen", adminListen, orOff: true) }
+        guard Log.Level(name: logLevel) != nil else { throw bad("log-level", "expected debug, info, warn or error", logLevel) }
+        guard Log.Format(name: logFormat) != nil else { throw bad("log-format", "expected logfmt or json", logFormat) }
         guard !adminTls || !tlsCert.isEmpty else { throw ValidationError("--admin-tls needs --tls-cert and --tls-key") }
         guard !tlsTenantFromCertificate || !tlsClientCa.isEmpty else {
             throw ValidationError("--tls-tenant-from-certificate needs --tls-client-ca (the certificates it trusts)")
@@ -242,27 +266,30 @@ struct StreamServer: ParsableCommand {
         guard insecureNoAuth || !tokensFile.isEmpty || tlsTenantFromCertificate else {
             throw ValidationError("give --tokens-file FILE, --tls-tenant-from-certificate, or --insecure-no-auth to accept every agent (demos only)")
         }
-        guard (1...256).contains(threads) else { throw ValidationError("--threads must be 1 ... 256") }
-        guard maxConnections > 0, maxStreams > 0 else { throw ValidationError("--max-connections and --max-streams must be positive") }
+        guard (0...256).contains(threads) else { throw bad("threads", "must be 0 ... 256", threads) }
+        guard maxConnections > 0 else { throw bad("max-connections", "must be positive", maxConnections) }
+        guard maxStreams > 0 else { throw bad("max-streams", "must be positive", maxStreams) }
         // 16 MiB: one frame's samples, as lines, must fit the outbox's record bound many times over.
-        guard maxFrameBytes >= 64, maxFrameBytes <= 16 << 20 else { throw ValidationError("--max-frame-bytes must be 64 ... 16777216") }
-        guard maxNodes > 0, maxNodesPerTenant > 0 else { throw ValidationError("--max-nodes and --max-nodes-per-tenant must be positive") }
-        guard nodeForgetAfterSeconds >= 0 else { throw ValidationError("--node-forget-after-seconds must not be negative") }
-        guard maxUnauthenticatedPerIp > 0 else { throw ValidationError("--max-unauthenticated-per-ip must be positive") }
-        guard maxSeqJump > 0 else { throw ValidationError("--max-seq-jump must be positive") }
-        guard (0...1).contains(threshold) else { throw ValidationError("--threshold must be within 0...1") }
-        guard ["outbox", "none"].contains(store) else { throw ValidationError("--store is outbox or none") }
-        guard ["v1", "v2"].contains(influxAPI) else { throw ValidationError("--influx-api is v1 or v2") }
+        guard maxFrameBytes >= 64, maxFrameBytes <= 16 << 20 else { throw bad("max-frame-bytes", "must be 64 ... 16777216", maxFrameBytes) }
+        guard maxNodes > 0 else { throw bad("max-nodes", "must be positive", maxNodes) }
+        guard maxNodesPerTenant > 0 else { throw bad("max-nodes-per-tenant", "must be positive", maxNodesPerTenant) }
+        guard nodeForgetAfterSeconds >= 0 else { throw bad("node-forget-after-seconds", "must not be negative", nodeForgetAfterSeconds) }
+        guard maxUnauthenticatedPerIp > 0 else { throw bad("max-unauthenticated-per-ip", "must be positive", maxUnauthenticatedPerIp) }
+        guard maxSeqJump > 0 else { throw bad("max-seq-jump", "must be positive", maxSeqJump) }
+        guard (0...1).contains(threshold) else { throw bad("threshold", "must be within 0...1", threshold) }
+        guard ["outbox", "none"].contains(store) else { throw bad("store", "expected outbox or none", store) }
+        guard ["v1", "v2"].contains(influxAPI) else { throw bad("influx-api", "expected v1 or v2", influxAPI) }
         guard influxURL.isEmpty || influxURL.hasPrefix("http://") || influxURL.hasPrefix("https://") else {
-            throw ValidationError("--influx-url must start with http:// or https://")
+            throw bad("influx-url", "must start with http:// or https://", influxURL)
         }
         guard influxURL.isEmpty || store == "outbox" else { throw ValidationError("--influx-url needs --store outbox (the queue it ships from)") }
-        guard (1...600_000).contains(influxFlushMs) else { throw ValidationError("--influx-flush-ms 1...600000") }
-        guard (1...1_000_000).contains(influxBatchLines) else { throw ValidationError("--influx-batch-lines 1...1000000") }
-        guard ["backpressure", "drop-oldest"].contains(outboxFullPolicy) else { throw ValidationError("--outbox-full-policy is backpressure or drop-oldest") }
-        guard (1 << 20...1 << 30).contains(segmentBytes) else { throw ValidationError("--segment-bytes 1 MiB...1 GiB") }
-        guard (1...64).contains(influxConcurrency) else { throw ValidationError("--influx-concurrency 1...64") }
-        guard (100...600_000).contains(influxTimeoutMs) else { throw ValidationError("--influx-timeout-ms 100...600000") }
+        guard (1...600_000).contains(influxFlushMs) else { throw bad("influx-flush-ms", "must be 1 ... 600000", influxFlushMs) }
+        guard (1...1_000_000).contains(influxBatchLines) else { throw bad("influx-batch-lines", "must be 1 ... 1000000", influxBatchLines) }
+        guard ["backpressure", "drop-oldest"].contains(outboxFullPolicy) else { throw bad("outbox-full-policy", "expected backpressure or drop-oldest", outboxFullPolicy) }
+        guard (1 << 20...1 << 30).contains(segmentBytes) else { throw bad("segment-bytes", "must be 1 MiB ... 1 GiB", segmentBytes) }
+        guard (1...64).contains(influxConcurrency) else { throw bad("influx-concurrency", "must be 1 ... 64", influxConcurrency) }
+        guard (100...600_000).contains(influxTimeoutMs) else { throw bad("influx-timeout-ms", "must be 100 ... 600000", influxTimeoutMs) }
+        guard retentionBytes >= 1 << 20 else { throw bad("retention-bytes", "must be at least 1 MiB", retentionBytes) }
         // The segment being written can only go once full: a limit below two segments left a
         // delivered outbox over its limit with nothing deletable — ingestion stopped for good
         // (backpressure) or the limit was ignored (drop-oldest) (issue #18, items 1 and 2).
@@ -270,35 +297,44 @@ struct StreamServer: ParsableCommand {
             throw ValidationError("--retention-bytes (\(retentionBytes)) must be at least twice --segment-bytes (\(segmentBytes)): "
                                   + "the segment being written is deleted only once full")
         }
-        guard retentionHours >= 0 else { throw ValidationError("--retention-hours must not be negative") }
-        guard (1...10_000).contains(commitIntervalMs), retentionBytes >= 1 << 20 else {
-            throw ValidationError("--commit-interval-ms 1...10000, --retention-bytes at least 1 MiB")
-        }
-        guard ["temporal", "forest", "static"].contains(scorer) else { throw ValidationError("--scorer is temporal, forest or static") }
-        guard nodeWarmup >= 0, nodeRefit > 0, (16...1_000_000).contains(nodeReservoir), nodeModelsMax >= 0 else {
-            throw ValidationError("--node-warmup >= 0, --node-refit > 0, --node-reservoir 16...1000000, --node-models-max >= 0")
-        }
+        guard retentionHours >= 0 else { throw bad("retention-hours", "must not be negative", retentionHours) }
+        guard (1...10_000).contains(commitIntervalMs) else { throw bad("commit-interval-ms", "must be 1 ... 10000", commitIntervalMs) }
+        guard ["temporal", "forest", "static"].contains(scorer) else { throw bad("scorer", "expected temporal, forest or static", scorer) }
+        guard nodeWarmup >= 0 else { throw bad("node-warmup", "must not be negative", nodeWarmup) }
+        guard nodeRefit > 0 else { throw bad("node-refit", "must be positive", nodeRefit) }
+        guard (16...1_000_000).contains(nodeReservoir) else { throw bad("node-reservoir", "must be 16 ... 1000000", nodeReservoir) }
+        guard nodeModelsMax >= 0 else { throw bad("node-models-max", "must not be negative", nodeModelsMax) }
+        guard nodeThreshold.isFinite, nodeThreshold > 0 else { throw bad("node-threshold", "must be a positive number", nodeThreshold) }
+        guard (1...1000).contains(nodeTrees) else { throw bad("node-trees", "must be 1 ... 1000", nodeTrees) }
+        guard (1...64).contains(nodeTopK) else { throw bad("node-top-k", "must be 1 ... 64", nodeTopK) }
+        guard nodeRangeScale >= 0, nodeRangeScale.isFinite else { throw bad("node-range-scale", "must not be negative", nodeRangeScale) }
         // 256: a node's forests grow with its metrics (16 trees each); its history is capped at 4 MiB.
-        guard nodeThreshold.isFinite, nodeThreshold > 0 else { throw ValidationError("--node-threshold must be a positive number") }
-        guard (1...1000).contains(nodeTrees), (1...64).contains(nodeTopK), nodeRangeScale >= 0, nodeRangeScale.isFinite else {
-            throw ValidationError("--node-trees 1...1000, --node-top-k 1...64, --node-range-scale >= 0")
-        }
-        guard (1...256).contains(nodeMaxMetrics) else { throw ValidationError("--node-max-metrics 1...256") }
+        guard (1...256).contains(nodeMaxMetrics) else { throw bad("node-max-metrics", "must be 1 ... 256", nodeMaxMetrics) }
         if let problem = incidentRules.problem { throw ValidationError(problem) }
-        guard (1...1_000_000).contains(recentIncidents) else { throw ValidationError("--recent-incidents 1...1000000") }
+        guard (1...1_000_000).contains(recentIncidents) else { throw bad("recent-incidents", "must be 1 ... 1000000", recentIncidents) }
         guard scorer != "temporal" || tenantModels.isEmpty else { throw ValidationError("--tenant-models needs --scorer forest") }
+        do { _ = try notify.options(adminListen: adminListen) } catch { throw ValidationError("\(error)") }
+    }
+
+    /// `HOST:PORT`, `[IPV6]:PORT` or `:PORT` (every address); the host is resolved now, so a
+    /// name that does not resolve is said at once.
+    func checkAddress(_ name: String, _ text: String, orOff: Bool = false) throws {
+        let shape = orOff ? "expected HOST:PORT, [IPV6]:PORT or 'off'" : "expected HOST:PORT or [IPV6]:PORT"
+        if case .failure(let problem) = SocketAddress.parse(text) { throw bad(name, "\(shape): \(problem)", text) }
     }
 
     @OptionGroup(title: "Notifications (Alertmanager, webhooks, Slack)")
     var notify: NotifyOptions
 
     func run() throws {
+        try check()
         Log.setLevel(Log.Level(name: logLevel)!)
+        Log.setFormat(Log.Format(name: logFormat)!)
         var config = ServerConfig()
         config.listen = SocketAddress(parsing: listen)!
         config.adminListen = adminListen == "off" ? nil : SocketAddress(parsing: adminListen)
         config.maxConnections = maxConnections
-        config.threads = threads
+        config.threads = threads > 0 ? threads : max(1, min(256, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
         config.handshakeTimeoutMs = handshakeTimeoutMs
         config.session.maxStreamsPerConnection = maxStreams
         config.session.maxFrameBytes = maxFrameBytes
@@ -348,6 +384,11 @@ struct StreamServer: ParsableCommand {
         do {
             // Certificates alone (no tokens file): every token is refused, a certificate's tenant is not.
             authenticator = insecureNoAuth ? Authenticator(tokens: [:], insecure: true) : try loadTokens?() ?? Authenticator(tokens: [:])
+            // A server that would refuse every agent is a mistake at start (a reload that
+            // empties the file is only warned about: the server keeps running).
+            if !insecureNoAuth && !tlsTenantFromCertificate && authenticator.tokenCount == 0 {
+                throw ConfigError(description: "\(Settings.shared.origin("tokens-file")): \(tokensFile) holds no tokens (lines of `TOKEN TENANT`): every agent would be refused")
+            }
             adminAuth = try loadAdminTokens?() ?? .open
             tls = try loadTLS?()
             adminTLS = try loadAdminTLS?()
@@ -540,8 +581,26 @@ extension StreamServer {
     /// The temporal scorer's configured model (--model, either kind), or nil.
     func loadPrior() throws -> Detector? {
         guard !model.isEmpty else { return nil }
-        do { return try Detector.decode(try Files.read(model)) } catch {
+        let detector: Detector
+        do { detector = try Detector.decode(try Files.read(model)) } catch {
             throw ModelLoadError(description: "\(model): \(error)")
+        }
+        try Self.checkColumns(detector, path: model)
+        return detector
+    }
+
+    /// The fixed gauges of every sample, by the names models and stored points use.
+    static let fixedGauges = ["cpu", "memory", "disk", "load1", "net_rx", "net_tx", "disk_read", "disk_write"]
+
+    /// Refuses a model none of whose columns is a fixed gauge: every sample then read as
+    /// missing values and got the same score (a model fit on another CSV's columns flagged
+    /// everything; issue #15). Columns beyond the fixed gauges are read from extra gauges.
+    static func checkColumns(_ detector: Detector, path: String) throws {
+        let columns = detector.inputColumns
+        guard columns.contains(where: fixedGauges.contains) else {
+            throw ModelLoadError(description: "\(path) was trained on columns \(columns.joined(separator: ", ")), none of which the server "
+                                 + "receives as a gauge (\(fixedGauges.joined(separator: ", "))); train on a CSV with those column names "
+                                 + "(gridmon-train fit --features cpu,memory,disk)")
         }
     }
 
@@ -555,6 +614,7 @@ extension StreamServer {
             guard case .forest(let forest) = detector else {
                 throw ModelLoadError(description: "\(path) is a temporal detector: it judges time series, use it with --scorer temporal (the default)")
             }
+            try Self.checkColumns(detector, path: path)
             return forest
         }
         let fallback = model.isEmpty ? DefaultModel.make() : try load(model)
@@ -580,8 +640,8 @@ struct ExportCommand: ParsableCommand {
             Exit codes: 0 done, 1 the store cannot be read, 64 bad flags.
             """)
 
-    @Option(help: "Directory of the outbox. [GRIDMON_DATA_DIR]")
-    var dataDir: String = environment("GRIDMON_DATA_DIR") ?? "gridmon-data"
+    @Option(help: "Directory of the outbox (and the notification queue). Default: $STATE_DIRECTORY (systemd's StateDirectory=), else ./gridmon-data. [GRIDMON_DATA_DIR]")
+    var dataDir: String = Settings.shared.string("data-dir", environment("STATE_DIRECTORY") ?? "gridmon-data")
     @Option(help: "Only samples at or after this Unix time (seconds, may be fractional).")
     var since: Double?
     @Option(help: "Only samples before this Unix time (seconds, may be fractional).")
@@ -589,10 +649,20 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "Only this node (repeatable).")
     var node: [String] = []
 
+    @Option(help: "TOML file of the server's settings (its data_dir is used). [GRIDMON_CONFIG]")
+    var config: String?
+
     func run() throws {
+        // Only the problems: the file's other keys are the server's, not unknown.
+        if let problem = Settings.shared.problems.first { throw ValidationError(problem) }
         let names: [String]
         do { names = try Files.list(dataDir).filter { $0.hasSuffix(".seg") }.sorted() } catch {
             Log.error("cannot_read_store", ["error": error])
+            throw ExitCode(1)
+        }
+        // An empty answer from a directory that holds no outbox hid a wrong --data-dir.
+        guard !names.isEmpty else {
+            Log.error("cannot_read_store", ["error": "\(dataDir) holds no outbox (no *.seg files); is --data-dir the server's?"])
             throw ExitCode(1)
         }
         let sinceNs = since.map { Int64($0 * 1e9) } ?? Int64.min
@@ -639,4 +709,5 @@ struct ExportCommand: ParsableCommand {
     }
 }
 
+Settings.shared.load(arguments: CommandLine.arguments, environment: processEnvironment()) { try Files.readText($0, maxBytes: 1 << 20) }
 StreamServerTool.main()

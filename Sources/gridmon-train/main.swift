@@ -3,6 +3,7 @@
 // Exit codes: 0 done; 1 bad input data or model file (the message names the file and line);
 // 64 bad flags (EX_USAGE).
 import ArgumentParser
+import GridMonCore
 import GridMonForest
 import GridMonPosix
 #if canImport(Glibc)
@@ -50,6 +51,7 @@ struct Train: ParsableCommand {
         commandName: "gridmon-train",
         abstract: "Fit, score, evaluate and inspect Isolation Forest models (CSV in, model file out).",
         discussion: "Exit codes: 0 done, 1 bad data or model file (named with file and line), 64 bad flags.",
+        version: BuildInfo.versionLine("gridmon-train"),
         subcommands: [Fit.self, Score.self, Evaluate.self, Inspect.self, DefaultModelCommand.self])
 }
 

@@ -49,15 +49,16 @@ final class ServerProcess: @unchecked Sendable {  // logText is guarded by logLo
             let data = handle.availableData
             if data.isEmpty { break }
             logText += String(decoding: data, as: UTF8.self)
-            if let range = logText.range(of: "event=listening address=") {
-                let rest = logText[range.upperBound...].prefix { $0 != " " && $0 != "\n" }
+            // logfmt, or JSON with --log-format json.
+            if let range = logText.range(of: "event=listening address=") ?? logText.range(of: "\"event\":\"listening\",\"address\":\"") {
+                let rest = logText[range.upperBound...].prefix { $0 != " " && $0 != "\n" && $0 != "\"" }
                 found = SocketAddress(parsing: String(rest))
             }
         }
         guard let found else { process.terminate(); throw HarnessError("server did not start:\n\(logText)") }
         address = found
-        if let range = logText.range(of: "event=admin_listening address=") {
-            adminAddress = SocketAddress(parsing: String(logText[range.upperBound...].prefix { $0 != " " && $0 != "\n" }))
+        if let range = logText.range(of: "event=admin_listening address=") ?? logText.range(of: "\"event\":\"admin_listening\",\"address\":\"") {
+            adminAddress = SocketAddress(parsing: String(logText[range.upperBound...].prefix { $0 != " " && $0 != "\n" && $0 != "\"" }))
         }
         handle.readabilityHandler = { [weak self] handle in
             let text = String(decoding: handle.availableData, as: UTF8.self)
@@ -223,7 +224,7 @@ func metric(_ text: String, _ name: String) -> Double? {
 
 /// Runs a GridMon binary from the build folder to completion (bounded by `timeout`).
 /// Output goes through temp files, so a chatty child never blocks on a full pipe.
-func runBinary(_ name: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> (status: Int32, stdout: String, stderr: String) {
+func runBinary(_ name: String, _ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 60) throws -> (status: Int32, stdout: String, stderr: String) {
     let directory = FileManager.default.temporaryDirectory
     let outURL = directory.appendingPathComponent("gridmon-\(UUID()).out")
     let errURL = directory.appendingPathComponent("gridmon-\(UUID()).err")
@@ -236,6 +237,7 @@ func runBinary(_ name: String, _ arguments: [String], timeout: TimeInterval = 60
     let process = Process()
     process.executableURL = ServerProcess.binary.deletingLastPathComponent().appendingPathComponent(name)
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardOutput = try FileHandle(forWritingTo: outURL)
     process.standardError = try FileHandle(forWritingTo: errURL)
     try process.run()

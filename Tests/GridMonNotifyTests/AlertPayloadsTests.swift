@@ -1,4 +1,5 @@
 import Foundation
+import GridMonCore
 import GridMonDetect
 import Testing
 @testable import GridMonNotify
