@@ -165,7 +165,10 @@ struct NotificationTests {
     @Test func badNotificationFlagsAreRefusedNamingTheFlag() throws {
         let result = try runBinary("gridmon-stream-server", ["--insecure-no-auth", "--webhook-url", "ftp://x", "--data-dir", tempPath("nf")], timeout: 20)
         #expect(result.status == 64)
-        #expect(result.stderr.contains("--webhook-url / GRIDMON_WEBHOOK_URLS: ftp://x: the URL must start with http:// or https://"))
+        #expect(result.stderr.contains("--webhook-url: ftp://x: the URL must start with http:// or https://"), "\(result.stderr)")
+        let variable = try runBinary("gridmon-stream-server", ["--insecure-no-auth", "--data-dir", tempPath("nf")],
+                                     environment: ["GRIDMON_WEBHOOK_URLS": "https://ok.example/a,ftp://y"], timeout: 20)
+        #expect(variable.status == 64 && variable.stderr.contains("GRIDMON_WEBHOOK_URLS: ftp://y: the URL must start with http"), "\(variable.stderr)")
         let none = try runBinary("gridmon-stream-server", ["--insecure-no-auth", "--store", "none", "--slack-url", "http://127.0.0.1:9/x",
                                                           "--data-dir", tempPath("nf")], timeout: 20)
         #expect(none.status == 64 && none.stderr.contains("notifications need --store outbox"))

@@ -197,4 +197,21 @@ import Testing
         let typo = try runBinary("gridmon-agent", ["--config", dir + "/typo.toml", "--once"])
         #expect(typo.status == 64 && typo.stderr.contains("typo.toml: unknown key 'collector'"), "\(typo.stderr)")
     }
+
+    /// The README's configuration reference is generated from the binaries' flags; a flag
+    /// added, renamed or re-defaulted without it fails here.
+    @Test func theReadmeConfigurationReferenceMatchesTheFlags() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", root.appendingPathComponent("Tools/config-reference").path,
+                             "--check", root.appendingPathComponent("README.md").path,
+                             "--bin", ServerProcess.binary.deletingLastPathComponent().path]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let diff = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "README.md differs from the flags (Tools/config-reference --write README.md):\n\(diff.prefix(3000))")
+    }
 }
