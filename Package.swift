@@ -127,7 +127,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "gridmon-flood",
-            dependencies: ["GridMonCore", "GridMonFlood", "GridMonPosix", "GridMonTLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["GridMonConfig", "GridMonCore", "GridMonFlood", "GridMonPosix", "GridMonTLS", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(
             name: "GridMonAgent",
@@ -139,7 +139,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "gridmon-train",
-            dependencies: ["GridMonCore", "GridMonForest", "GridMonPosix", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["GridMonConfig", "GridMonCore", "GridMonForest", "GridMonPosix", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "gridmon-bench",

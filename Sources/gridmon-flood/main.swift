@@ -4,6 +4,7 @@
 // but samples stayed unacknowledged or errors occurred; 64 bad flags (EX_USAGE);
 // 69 the run could not start (EX_UNAVAILABLE).
 import ArgumentParser
+import GridMonConfig
 import GridMonCore
 import GridMonFlood
 import GridMonForest
@@ -36,7 +37,7 @@ struct Flood: ParsableCommand {
     var mode: String = environment("GRIDMON_MODE") ?? "flood"
 
     @Option(help: "fleet: chance per node per 600 samples that an incident starts. [GRIDMON_INCIDENT_RATE]")
-    var incidentRate: Double = environment("GRIDMON_INCIDENT_RATE").flatMap { Double($0) } ?? 0.2
+    var incidentRate: Double = Settings.shared.double("incident-rate", 0.2, variable: "GRIDMON_INCIDENT_RATE")
 
     @Option(help: "replay: CSV (with header) whose rows every node sends in order. [GRIDMON_REPLAY_FILE]")
     var replayFile: String = environment("GRIDMON_REPLAY_FILE") ?? ""
@@ -54,25 +55,25 @@ struct Flood: ParsableCommand {
     var allowRemote: Bool = environment("GRIDMON_ALLOW_REMOTE") == "1"
 
     @Option(help: "TCP connections. [GRIDMON_CONNECTIONS]")
-    var connections: Int = environment("GRIDMON_CONNECTIONS").flatMap { Int($0) } ?? 1
+    var connections: Int = Settings.shared.int("connections", 1, variable: "GRIDMON_CONNECTIONS")
 
     @Option(help: "Node streams multiplexed on each connection. [GRIDMON_STREAMS]")
-    var streams: Int = environment("GRIDMON_STREAMS").flatMap { Int($0) } ?? 1
+    var streams: Int = Settings.shared.int("streams", 1, variable: "GRIDMON_STREAMS")
 
     @Option(help: "Samples per frame. [GRIDMON_BATCH]")
-    var batch: Int = environment("GRIDMON_BATCH").flatMap { Int($0) } ?? 64
+    var batch: Int = Settings.shared.int("batch", 64, variable: "GRIDMON_BATCH")
 
     @Option(help: "Stop after sending this many samples (0 = no count limit). [GRIDMON_SAMPLES]")
-    var samples: UInt64 = environment("GRIDMON_SAMPLES").flatMap { UInt64($0) } ?? 1_000_000
+    var samples: UInt64 = Settings.shared.int("samples", 1_000_000, variable: "GRIDMON_SAMPLES")
 
     @Option(help: "Stop after this many seconds (0 = no time limit). [GRIDMON_DURATION]")
-    var duration: Double = environment("GRIDMON_DURATION").flatMap { Double($0) } ?? 0
+    var duration: Double = Settings.shared.double("duration", 0, variable: "GRIDMON_DURATION")
 
     @Option(help: "Samples per second per stream; 0 = as fast as acks allow. [GRIDMON_RATE]")
-    var rate: Double = environment("GRIDMON_RATE").flatMap { Double($0) } ?? 0
+    var rate: Double = Settings.shared.double("rate", 0, variable: "GRIDMON_RATE")
 
     @Option(help: "Unacknowledged samples allowed per stream. [GRIDMON_WINDOW]")
-    var window: Int = environment("GRIDMON_WINDOW").flatMap { Int($0) } ?? 8192
+    var window: Int = Settings.shared.int("window", 8192, variable: "GRIDMON_WINDOW")
 
     @Option(help: "Auth token sent in every Hello. [GRIDMON_TOKEN]")
     var token: String = environment("GRIDMON_TOKEN") ?? ""
@@ -81,13 +82,13 @@ struct Flood: ParsableCommand {
     var nodePrefix: String = environment("GRIDMON_NODE_PREFIX") ?? "flood"
 
     @Option(help: "Random seed (pacing phase, backoff jitter). [GRIDMON_SEED]")
-    var seed: UInt64 = environment("GRIDMON_SEED").flatMap { UInt64($0) } ?? 1
+    var seed: UInt64 = Settings.shared.int("seed", 1, variable: "GRIDMON_SEED")
 
     @Flag(help: "Print the final report as JSON. [GRIDMON_JSON=1]")
     var json: Bool = environment("GRIDMON_JSON") == "1"
 
     @Option(help: "fleet: samples per simulated day of the nodes' daily cycle (86400 = a real day at the samples' 1 s spacing; 1440 = the original's 24-minute day). [GRIDMON_DAY_SAMPLES]")
-    var daySamples: UInt64 = environment("GRIDMON_DAY_SAMPLES").flatMap { UInt64($0) } ?? 86_400
+    var daySamples: UInt64 = Settings.shared.int("day-samples", 86_400, variable: "GRIDMON_DAY_SAMPLES")
 
     @Option(help: "fleet: the server's admin address HOST:PORT; its /api/v1/incidents, polled every 2 s during the run and once after it, are scored against the injected incidents (per-kind incident recall, delay, false incidents per node-hour), printed after the report (with --json, a second JSON line). [GRIDMON_ADMIN]")
     var admin: String = environment("GRIDMON_ADMIN") ?? ""
@@ -214,4 +215,13 @@ struct Flood: ParsableCommand {
 
 func format3(_ value: Double) -> String { String(Double(Int(value * 1000)) / 1000) }
 
-Flood.main()
+// Variables are checked as strictly as flags: a bad GRIDMON_… value is an error naming it, not
+// silently the default (issue #15). These tools take no settings file.
+Settings.shared.load(arguments: [], environment: processEnvironment().filter { $0.key != "GRIDMON_CONFIG" }) { _ in "" }
+do {
+    var command = try Flood.parseAsRoot()
+    if let problem = Settings.shared.problems.first { throw ValidationError(problem) }
+    try command.run()
+} catch {
+    Flood.exit(withError: error)
+}

@@ -3,6 +3,7 @@
 // Exit codes: 0 done; 1 bad input data or model file (the message names the file and line);
 // 64 bad flags (EX_USAGE).
 import ArgumentParser
+import GridMonConfig
 import GridMonCore
 import GridMonForest
 import GridMonPosix
@@ -67,27 +68,27 @@ struct Fit: ParsableCommand {
     @Option(help: "forest: one Isolation Forest over the features (scikit-learn's model). temporal: a forest per metric over its temporal features (value, delta, rolling mean and std, deviation), top-k vote; rows must be in time order. [GRIDMON_METHOD]")
     var method: String = environment("GRIDMON_METHOD") ?? "forest"
     @Option(help: "temporal: rolling window, in samples. [GRIDMON_WINDOW]")
-    var window: Int = environment("GRIDMON_WINDOW").flatMap { Int($0) } ?? 10
+    var window: Int = Settings.shared.int("window", 10, variable: "GRIDMON_WINDOW")
     @Option(help: "temporal: slow horizon in samples for the trend and drift features (0 = window features only, file version 1). [GRIDMON_SLOW_HORIZON]")
-    var slowHorizon: Int = environment("GRIDMON_SLOW_HORIZON").flatMap { Int($0) } ?? 0
+    var slowHorizon: Int = Settings.shared.int("slow-horizon", 0, variable: "GRIDMON_SLOW_HORIZON")
     @Option(help: "temporal: a metric that leaves its training range by this many range widths flags on its own (0 = forests only). [GRIDMON_RANGE_SCALE]")
-    var rangeScale: Double = environment("GRIDMON_RANGE_SCALE").flatMap { Double($0) } ?? (TemporalDetector.Options().rangeScale ?? 0)
+    var rangeScale: Double = Settings.shared.double("range-scale", (TemporalDetector.Options().rangeScale ?? 0), variable: "GRIDMON_RANGE_SCALE")
     @Flag(help: "temporal: each metric's forest also sees its value and rolling mean (file versions 1-3; off: level is judged by the range term alone, so a slow healthy drift is not trouble). [GRIDMON_LEVEL_FEATURES=1]")
     var levelFeatures = environment("GRIDMON_LEVEL_FEATURES") == "1"
     @Option(help: "temporal: how many of the most anomalous metrics are averaged. [GRIDMON_TOP_K]")
-    var topK: Int = environment("GRIDMON_TOP_K").flatMap { Int($0) } ?? TemporalDetector.Options().topK
+    var topK: Int = Settings.shared.int("top-k", TemporalDetector.Options().topK, variable: "GRIDMON_TOP_K")
     @Option(help: "temporal: raw score at or above which a row is flagged (1 = the training 99th percentile on average over the top-k metrics; the server's --node-threshold). [GRIDMON_THRESHOLD]")
-    var threshold: Double = environment("GRIDMON_THRESHOLD").flatMap { Double($0) } ?? TemporalDetector.Options().threshold
+    var threshold: Double = Settings.shared.double("threshold", TemporalDetector.Options().threshold, variable: "GRIDMON_THRESHOLD")
     @Option(help: "Number of trees t (per metric for temporal; default 100 for forest, 16 for temporal). [GRIDMON_TREES]")
-    var trees: Int = environment("GRIDMON_TREES").flatMap { Int($0) } ?? 0
+    var trees: Int = Settings.shared.int("trees", 0, variable: "GRIDMON_TREES")
     @Option(help: "Subsample size ψ per tree. [GRIDMON_SUBSAMPLE]")
-    var subsample: Int = environment("GRIDMON_SUBSAMPLE").flatMap { Int($0) } ?? 256
+    var subsample: Int = Settings.shared.int("subsample", 256, variable: "GRIDMON_SUBSAMPLE")
     @Option(help: "Random seed (same seed + data = same model, bit for bit). [GRIDMON_SEED]")
-    var seed: UInt64 = environment("GRIDMON_SEED").flatMap { UInt64($0) } ?? 0
+    var seed: UInt64 = Settings.shared.int("seed", 0, variable: "GRIDMON_SEED")
     @Option(help: "Expected anomaly fraction in (0, 0.5); sets the threshold at that quantile of training scores (0 = fixed threshold 0.5, scikit-learn's 'auto'). [GRIDMON_CONTAMINATION]")
-    var contamination: Double = environment("GRIDMON_CONTAMINATION").flatMap { Double($0) } ?? 0
+    var contamination: Double = Settings.shared.double("contamination", 0, variable: "GRIDMON_CONTAMINATION")
     @Option(help: "Creation time recorded in the model, Unix seconds (-1 = now; fix it for reproducible files). [GRIDMON_CREATED_UNIX]")
-    var createdUnix: Int64 = environment("GRIDMON_CREATED_UNIX").flatMap { Int64($0) } ?? -1
+    var createdUnix: Int64 = Settings.shared.int("created-unix", -1, variable: "GRIDMON_CREATED_UNIX")
 
     func validate() throws {
         guard !data.isEmpty else { throw ValidationError("--data is required") }
@@ -254,4 +255,13 @@ struct DefaultModelCommand: ParsableCommand {
     }
 }
 
-Train.main()
+// Variables are checked as strictly as flags: a bad GRIDMON_… value is an error naming it, not
+// silently the default (issue #15). These tools take no settings file.
+Settings.shared.load(arguments: [], environment: processEnvironment().filter { $0.key != "GRIDMON_CONFIG" }) { _ in "" }
+do {
+    var command = try Train.parseAsRoot()
+    if let problem = Settings.shared.problems.first { throw ValidationError(problem) }
+    try command.run()
+} catch {
+    Train.exit(withError: error)
+}

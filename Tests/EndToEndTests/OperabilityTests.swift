@@ -47,6 +47,10 @@ import Testing
         #expect(replaced.log.contains("threads=1"))
         let agent = try runBinary("gridmon-agent", ["--once"], environment: ["GRIDMON_INTERVAL": "soon"])
         #expect(agent.status == 64 && agent.stderr.contains("GRIDMON_INTERVAL: expected seconds"), "\(agent.stderr)")
+        let train = try runBinary("gridmon-train", ["fit", "--data", "x.csv"], environment: ["GRIDMON_TREES": "abc"])
+        #expect(train.status == 64 && train.stderr.contains("GRIDMON_TREES: expected an integer, got 'abc'"), "\(train.stderr)")
+        let flood = try runBinary("gridmon-flood", ["--samples", "1"], environment: ["GRIDMON_CONNECTIONS": "lots"])
+        #expect(flood.status == 64 && flood.stderr.contains("GRIDMON_CONNECTIONS: expected an integer, got 'lots'"), "\(flood.stderr)")
     }
 
     @Test func modelsTokensAndStoresThatCannotWorkAreRefusedSayingWhy() throws {
