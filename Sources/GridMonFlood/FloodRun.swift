@@ -93,6 +93,15 @@ public final class FloodRun {
         rampUp()
         if let duration = config.durationNs {
             reactor.schedule(afterNanos: duration) { [unowned self] in self.stopSending() }
+        } else {
+            // Bounded by count alone, a run whose target never answers would retry for ever:
+            // give up when nothing at all was acknowledged within 30 s.
+            reactor.schedule(afterNanos: 30_000_000_000) { [unowned self] in
+                if self.stats.samplesAcked == 0 {
+                    self.stats.error("nothing_acked_in_30s")
+                    self.finish()
+                }
+            }
         }
         if let rate = config.ratePerStream {
             schedulePacing(rate: rate)

@@ -89,6 +89,9 @@ import Testing
         let run = try runBinary("gridmon-flood", ["--target", "127.0.0.1:\(nowhere.port)", "--samples", "10", "--duration", "2", "--quiet"])
         #expect(run.status == 1, "\(run.stdout) \(run.stderr)")
         #expect(run.stderr.contains("event=nothing_acked") && run.stderr.contains("connect"), "\(run.stderr)")
+        // Bounded by count alone, it gives up after 30 s of nothing instead of retrying for ever.
+        let countOnly = try runBinary("gridmon-flood", ["--target", "127.0.0.1:\(nowhere.port)", "--samples", "10", "--quiet"], timeout: 90)
+        #expect(countOnly.status == 1 && countOnly.stdout.contains("nothing_acked_in_30s"), "\(countOnly.stdout) \(countOnly.stderr)")
     }
 
     /// IPv6 and host names: the server listens on [::1] and an agent and the flood reach it
