@@ -85,6 +85,14 @@ public enum Files {
         return nil
     }
 
+    /// `path` made absolute with symbolic links resolved (realpath(3)), or `path` itself when
+    /// it cannot be (logs name the directory a relative --data-dir really is).
+    public static func absolute(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     /// The names in directory `path` (without "." and ".."), sorted.
     public static func list(_ path: String) throws(SyscallError) -> [String] {
         guard let dir = opendir(path) else { throw SyscallError(call: "opendir(\(path))", errno: errno) }

@@ -404,7 +404,7 @@ struct StreamServer: ParsableCommand {
                                             segmentBytes: segmentBytes)
                 outbox.dropOldestWhenFull = outboxFullPolicy == "drop-oldest"
                 let r = outbox.recovery
-                Log.info("outbox_opened", ["dir": dataDir, "segments": r.segments, "records": r.records,
+                Log.info("outbox_opened", ["dir": Files.absolute(dataDir), "segments": r.segments, "records": r.records,
                                            "nodes": outbox.restoredNodes.count, "truncated_bytes": r.truncatedBytes,
                                            "quarantined": r.quarantined.count])
                 for item in r.quarantined { Log.error("outbox_segment_quarantined", ["detail": item]) }

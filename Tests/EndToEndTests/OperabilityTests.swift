@@ -194,10 +194,14 @@ import Testing
             interval = "100ms"
             collectors = ["cpu", "mem", "disk"]
             buffer_dir = "\(dir)/buffer"
+            log_format = "json"
             """.write(toFile: dir + "/agent.toml", atomically: true, encoding: .utf8)
         let agent = try AgentProcess(["--config", dir + "/agent.toml"])
         defer { agent.stop() }
-        #expect(agent.logContains("event=connected", timeout: 10), "\(agent.log)")
+        #expect(agent.logContains("\"event\":\"connected\"", timeout: 10), "\(agent.log)")
+        for line in agent.log.split(separator: "\n") {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) is [String: Any], "not JSON: \(line)")
+        }
         #expect(eventually(10) { (try? httpGet(server.adminAddress!, "/api/v1/nodes").body.contains("from-file")) == true })
         #expect(FileManager.default.fileExists(atPath: dir + "/buffer"))
         try "collector = [\"cpu\"]\n".write(toFile: dir + "/typo.toml", atomically: true, encoding: .utf8)
