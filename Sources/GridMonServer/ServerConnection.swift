@@ -74,6 +74,7 @@ final class ServerConnection: EventHandler {
     var pendingOutput: Int { output.count - outputOffset }
 
     func handleEvents(_ events: IOEvents) {
+        if lingering { return discardUntilPeerCloses() }
         if let tls, !tls.isEstablished {
             if !sniffed && events.contains(.readable) && sniffPlainAgent() { return }
             return handshake(tls)
@@ -148,6 +149,7 @@ final class ServerConnection: EventHandler {
 
     /// Queues the session's messages and writes what the socket takes.
     func sendOutgoing() {
+        guard !lingering else { _ = session.takeOutgoing(); return }
         for message in session.takeOutgoing() {
             server.encoder.appendFrame(message, to: &output)
             server.stats.framesOut.add()
@@ -155,14 +157,55 @@ final class ServerConnection: EventHandler {
         flush()
     }
 
+    /// Set once the last frame (a Goodbye or an Error) is out: the connection only waits for
+    /// the peer's end.
+    private var lingering = false
+    /// How long a closing connection waits for the peer to close its side.
+    private static let lingerNs: UInt64 = 2_000_000_000
+
+    /// Ends a connection whose last frame was written: a FIN after it, then what the peer
+    /// still sends is read and dropped until it closes (at most `lingerNs`). Closing at once
+    /// with unread input makes the kernel send an RST, which can destroy the Goodbye or Error
+    /// still unread in the peer's buffer (an agent under load missed the server's Goodbye
+    /// and backed off as from a crash). The connection leaves the server's accounting now;
+    /// only its descriptor lingers, and only while fewer than `Worker.maxLingering` do.
+    private func closeAfterFlush() {
+        guard !isClosed, !lingering else { return }
+        guard server.lingering < Worker.maxLingering else { return close() }
+        lingering = true
+        if let tls, tls.isEstablished { tls.close() }
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+        leavePreAuth()
+        session.closed(nowNs: Clock.unixNanos())
+        server.connectionReleased(self, lingers: true)
+        if watching != .readable {
+            do { try server.reactor.modify(fd, events: .readable); watching = .readable } catch { return close() }
+        }
+        _ = server.reactor.schedule(afterNanos: Self.lingerNs) { [weak self] in self?.close() }
+        discardUntilPeerCloses()
+    }
+
+    private func discardUntilPeerCloses() {
+        var scratch = [UInt8](repeating: 0, count: 16 * 1024)
+        for _ in 0..<64 {
+            let result = scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if result > 0 { continue }
+            if result < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
+            return close()  // the peer's FIN (0) or an error: done
+        }
+    }
+
     /// Closes at once, without flushing.
     func close() {
         guard !isClosed else { return }
         isClosed = true
-        if let tls, tls.isEstablished { tls.close() }
-        leavePreAuth()
-        session.closed(nowNs: Clock.unixNanos())
-        server.connectionClosed(self)
+        if !lingering {
+            if let tls, tls.isEstablished { tls.close() }
+            leavePreAuth()
+            session.closed(nowNs: Clock.unixNanos())
+            server.connectionReleased(self, lingers: false)
+        }
+        server.connectionClosed(self, lingered: lingering)
         Socket.close(fd)
     }
 
@@ -282,6 +325,7 @@ final class ServerConnection: EventHandler {
     }
 
     private func flush() {
+        guard !lingering, !isClosed else { return }
         while outputOffset < output.count {
             let result: IOResult<Int>
             do {
@@ -299,7 +343,7 @@ final class ServerConnection: EventHandler {
             outputOffset = 0
             if let reason = session.closeReason {
                 Log.debug("connection_closed", ["peer": peer, "reason": reason])
-                return close()
+                return closeAfterFlush()
             }
         }
         updateInterest()
@@ -308,7 +352,7 @@ final class ServerConnection: EventHandler {
     /// Watch writability while output is pending; stop reading while too much is, or while
     /// the worker holds all reading back (sink backpressure).
     func updateInterest() {
-        guard !isClosed else { return }
+        guard !isClosed, !lingering else { return }
         var wanted: IOEvents = []
         if let tls, !tls.isEstablished {
             wanted = tlsNeed == .writable ? .writable : .readable

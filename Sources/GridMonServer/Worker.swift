@@ -95,12 +95,27 @@ final class Worker: EventHandler {
         acceptPending()
     }
 
-    func connectionClosed(_ connection: ServerConnection) {
-        reactor.unregister(connection.fd)
-        connections[connection.fd] = nil
+    /// Connections that said their last frame and wait for the peer's FIN (each holds only its
+    /// descriptor, for at most two seconds).
+    private(set) var lingering = 0
+    /// Past this many, a closing connection is closed at once (as before lingering existed),
+    /// so a peer that provokes errors in a loop cannot pile up descriptors.
+    static let maxLingering = 256
+
+    /// The connection is over for the server's accounting (its slot under --max-connections,
+    /// its node streams); its descriptor may linger a little longer (`connectionClosed`).
+    func connectionReleased(_ connection: ServerConnection, lingers: Bool) {
         awaitingDurable[connection.fd] = nil
         byID[connection.session.owner.connection] = nil
         stats.connectionsClosed.add()
+        if lingers { lingering += 1 }
+    }
+
+    /// The descriptor is closed.
+    func connectionClosed(_ connection: ServerConnection, lingered: Bool) {
+        reactor.unregister(connection.fd)
+        connections[connection.fd] = nil
+        if lingered { lingering -= 1 }
         if shuttingDown && connections.isEmpty { finishShutdown() }
     }
 

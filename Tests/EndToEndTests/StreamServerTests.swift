@@ -26,6 +26,31 @@ import Testing
         #expect(flagged == Array(65...70))  // the stand-in scorer flags CPU >= 95 %
     }
 
+    /// A peer still sending while the server shuts down gets the Goodbye and a clean end (a
+    /// FIN), not a reset. The server used to close with the peer's unread bytes in its buffer,
+    /// so the kernel sent an RST, and the peer's next write failed before it read the Goodbye
+    /// (an agent under load then backed off as from a crash).
+    @Test func aPeerStillSendingAtShutdownGetsTheGoodbyeAndAFinNotAReset() throws {
+        let server = try ServerProcess()
+        let client = try TestClient(server.address)
+        _ = try client.hello(node: "busy", stream: 1)
+        kill(server.process.processIdentifier, SIGTERM)
+        // The server stops reading at once and says Goodbye about 250 ms later; keep sending
+        // for 1.5 s without reading.
+        var writeError: String?
+        var seq: UInt64 = 1
+        let deadline = Date().addingTimeInterval(1.5)
+        while Date() < deadline {
+            do { try client.send(batch(1, seq...seq)) } catch { writeError = "\(error)"; break }
+            seq += 1
+            usleep(5_000)
+        }
+        #expect(writeError == nil, "a write failed after \(seq - 1) frames: \(writeError ?? "")")
+        let messages = try client.drainUntilClosed()
+        #expect(messages.contains { if case .goodbye = $0 { true } else { false } }, "\(messages)")
+        #expect(client.closedByPeer)
+    }
+
     @Test func severalNodesShareOneConnection() throws {
         let server = try ServerProcess()
         let client = try TestClient(server.address)
