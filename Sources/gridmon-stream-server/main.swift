@@ -101,8 +101,8 @@ struct StreamServer: ParsableCommand {
     @Option(help: "Directory of the outbox (and the notification queue). Default: $STATE_DIRECTORY (systemd's StateDirectory=), else ./gridmon-data. [GRIDMON_DATA_DIR]")
     var dataDir: String = Settings.shared.string("data-dir", environment("STATE_DIRECTORY") ?? "gridmon-data")
 
-    @Option(help: "Group commit interval of the outbox, ms (acks wait at most about this long). [GRIDMON_COMMIT_INTERVAL_MS]")
-    var commitIntervalMs: Int = Settings.shared.int("commit-interval-ms", 100)
+    @Option(help: "Wait this long before each outbox fsync to gather more samples into it (PostgreSQL's commit_delay); 0 = fsync as soon as the previous one finished (acks wait about one to two fsyncs). [GRIDMON_COMMIT_DELAY_MS]")
+    var commitDelayMs: Int = Settings.shared.int("commit-delay-ms", 0)
 
     @Option(help: "The outbox keeps at most this many bytes; the oldest segments go first. [GRIDMON_RETENTION_BYTES]")
     var retentionBytes: Int = Settings.shared.int("retention-bytes", 1 << 30)
@@ -298,7 +298,7 @@ struct StreamServer: ParsableCommand {
                                   + "the segment being written is deleted only once full")
         }
         guard retentionHours >= 0 else { throw bad("retention-hours", "must not be negative", retentionHours) }
-        guard (1...10_000).contains(commitIntervalMs) else { throw bad("commit-interval-ms", "must be 1 ... 10000", commitIntervalMs) }
+        guard (0...10_000).contains(commitDelayMs) else { throw bad("commit-delay-ms", "must be 0 ... 10000", commitDelayMs) }
         guard ["temporal", "forest", "static"].contains(scorer) else { throw bad("scorer", "expected temporal, forest or static", scorer) }
         guard nodeWarmup >= 0 else { throw bad("node-warmup", "must not be negative", nodeWarmup) }
         guard nodeRefit > 0 else { throw bad("node-refit", "must be positive", nodeRefit) }
@@ -399,7 +399,7 @@ struct StreamServer: ParsableCommand {
         let sink: SampleSink
         if store == "outbox" {
             do {
-                let outbox = try OutboxSink(directory: dataDir, commitIntervalNs: UInt64(commitIntervalMs) * 1_000_000,
+                let outbox = try OutboxSink(directory: dataDir, commitDelayNs: UInt64(commitDelayMs) * 1_000_000,
                                             retentionBytes: retentionBytes, retentionSeconds: Int(retentionHours * 3600),
                                             segmentBytes: segmentBytes)
                 outbox.dropOldestWhenFull = outboxFullPolicy == "drop-oldest"

@@ -112,6 +112,8 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--idle-seconds", type=int, default=30)
+    ap.add_argument("--idle-only", action="store_true", help="only the 10,000-connection run (and the fsync probe)")
+    ap.add_argument("--commit-delays", default="0,100", help="--commit-delay-ms values compared in the 10,000-connection run")
     a = ap.parse_args()
     # The table in the README is the plain forest's; Tools/bench-detect compares the scorers.
     os.environ.setdefault("GRIDMON_SCORER", "forest")
@@ -121,13 +123,18 @@ def main():
     scenarios = [(store, 64, c, 5_000_000) for c in (1, 100, 10_000) for store in stores] \
         + [(store, 1, c, 2_000_000) for c in (1, 100, 10_000) for store in stores]
     results = {s: [] for s in scenarios}
-    for run in range(a.runs):
+    if a.idle_only:
+        scenarios, results = [], {}
+    for run in range(a.runs if scenarios else 0):
         for s in scenarios:
             results[s].append(throughput(a.bin, server_cpu, client_cpu, *s))
             print(f"run {run + 1}/{a.runs} store={s[0]} batch={s[1]} connections={s[2]}: "
                   f"{results[s][-1]['per_cpu_s']:,.0f} samples per server CPU-second", file=sys.stderr)
     print(f"Server: 1 reactor thread pinned to CPU {server_cpu}; gridmon-flood pinned to CPU {client_cpu}; "
           f"medians of {a.runs} interleaved runs.\n")
+    print(fsync_probe())
+    if not scenarios:
+        return idle(a, server_cpu, client_cpu)
     print(f"| store | frame | connections | samples/s per reactor thread (per server CPU-s) | frames/s per thread | wall samples/s | p99 ack latency | server CPU | server peak RSS | flood CPU |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for s in scenarios:
@@ -136,24 +143,57 @@ def main():
         print(f"| {s[0]} | {s[1]}-sample | {s[2]} | {med('per_cpu_s'):,.0f} | {med('per_cpu_s') / s[1]:,.0f} | {med('wall'):,.0f} | "
               f"{med('p99_us') / 1000:.1f} ms | {med('server_cpu'):.2f} s | {med('rss'):.0f} MB | {med('client_cpu'):.2f} s |")
 
-    # 10,000 connections, one 1-sample frame per second each.
-    server = Server(a.bin, server_cpu, "outbox")
-    try:
-        before = cpu_seconds(server.proc.pid)
-        start = time.time()
-        r = flood(a.bin, client_cpu, server.port, ["--batch", "1", "--connections", "10000", "--rate", "1",
-                                                   "--samples", "0", "--duration", str(a.idle_seconds), "--window", "16"])
-        wall = time.time() - start
-        used = cpu_seconds(server.proc.pid) - before
-        rss = peak_rss_mb(server.proc.pid)
-    finally:
-        server.stop()
-    lat = r["ack_latency_us"]
-    print(f"\n(outbox store) 10,000 connections x 1 sample/s for {a.idle_seconds} s: {r['samples_acked']:,} samples acked, "
-          f"p50 {lat['p50'] / 1000:.2f} ms, p99 {lat['p99'] / 1000:.2f} ms, p99.9 {lat['p99.9'] / 1000:.2f} ms; "
-          f"server peak RSS {rss:.0f} MB, server CPU {100 * used / wall:.1f}% of a core; "
-          f"flood CPU {100 * r['client_cpu'] / wall:.1f}% of a core; errors {r['errors']}")
+    idle(a, server_cpu, client_cpu)
 
+
+def fsync_probe():
+    """fdatasync latency of a 4 KiB append on the filesystem the outbox uses (the floor of an ack)."""
+    d = tempfile.mkdtemp(prefix="gridmon-bench-fsync-")
+    fd = os.open(f"{d}/probe", os.O_WRONLY | os.O_CREAT, 0o600)
+    times = []
+    for _ in range(300):
+        os.write(fd, b"x" * 4096)
+        t = time.perf_counter()
+        os.fdatasync(fd)
+        times.append((time.perf_counter() - t) * 1000)
+    os.close(fd)
+    shutil.rmtree(d, ignore_errors=True)
+    times.sort()
+    return (f"fdatasync of a 4 KiB append here: median {statistics.median(times):.2f} ms, "
+            f"p99 {times[int(0.99 * len(times))]:.2f} ms\n")
+
+
+def idle(a, server_cpu, client_cpu):
+    """10,000 connections, one 1-sample frame per second each, for each --commit-delay-ms,
+    interleaved run by run; medians."""
+    delays = [int(d) for d in a.commit_delays.split(",")]
+    rows = {d: [] for d in delays}
+    for run in range(a.runs):
+        for d in delays:
+            server = Server(a.bin, server_cpu, "outbox", ["--commit-delay-ms", str(d)])
+            try:
+                before = cpu_seconds(server.proc.pid)
+                start = time.time()
+                r = flood(a.bin, client_cpu, server.port, ["--batch", "1", "--connections", "10000", "--rate", "1",
+                                                           "--samples", "0", "--duration", str(a.idle_seconds), "--window", "16"])
+                wall = time.time() - start
+                used = cpu_seconds(server.proc.pid) - before
+                rss = peak_rss_mb(server.proc.pid)
+            finally:
+                server.stop()
+            lat = r["ack_latency_us"]
+            rows[d].append({"acked": r["samples_acked"], "p50": lat["p50"] / 1000, "p99": lat["p99"] / 1000,
+                            "p999": lat["p99.9"] / 1000, "cpu": 100 * used / wall, "flood_cpu": 100 * r["client_cpu"] / wall,
+                            "rss": rss, "errors": r["errors"]})
+            print(f"run {run + 1}/{a.runs} idle commit-delay {d} ms: p99 {rows[d][-1]['p99']:.2f} ms, "
+                  f"server CPU {rows[d][-1]['cpu']:.1f}%", file=sys.stderr)
+    print(f"(outbox store) 10,000 connections x 1 sample/s for {a.idle_seconds} s, medians of {a.runs} interleaved runs:\n")
+    print("| --commit-delay-ms | samples acked | ack p50 | ack p99 | ack p99.9 | server CPU (% of a core) | server peak RSS | flood CPU |")
+    print("|---|---|---|---|---|---|---|---|")
+    for d in delays:
+        med = lambda k: statistics.median(x[k] for x in rows[d])
+        print(f"| {d} | {med('acked'):,.0f} | {med('p50'):.2f} ms | {med('p99'):.2f} ms | {med('p999'):.2f} ms | {med('cpu'):.1f} % | "
+              f"{med('rss'):.0f} MB | {med('flood_cpu'):.1f} % |")
 
 if __name__ == "__main__":
     main()
