@@ -111,7 +111,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--idle-seconds", type=int, default=30)
+    ap.add_argument("--idle-seconds", type=int, default=60)
     ap.add_argument("--idle-only", action="store_true", help="only the 10,000-connection run (and the fsync probe)")
     ap.add_argument("--commit-delays", default="0,2,100", help="--commit-delay-ms values compared in the 10,000-connection run")
     a = ap.parse_args()
