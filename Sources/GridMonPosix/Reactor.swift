@@ -43,7 +43,12 @@ public final class Reactor {
     public var onWakeUp: (() -> Void)?
 
     private let epollFD: Int32
-    private var handlers: [Int32: EventHandler] = [:]
+    /// Each registration's handler under its descriptor, with the generation its epoll events
+    /// carry: a descriptor closed and reused (a new connection accepted) within one turn must
+    /// not receive the old one's pending events — a stale readable event made a new TLS
+    /// connection's first-byte sniff find nothing (a CI run saw it).
+    private var handlers: [Int32: (generation: UInt32, handler: EventHandler)] = [:]
+    private var nextGeneration: UInt32 = 0
     private var timers = TimerQueue<() -> Void>()
     private var events: UnsafeMutablePointer<epoll_event>
     private let maxEvents: Int32 = 1024
@@ -59,7 +64,7 @@ public final class Reactor {
         }
         handle = Handle(eventFD: eventFD)
         events = .allocate(capacity: Int(maxEvents))
-        var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: eventFD))
+        var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(u64: Self.token(eventFD, 0)))
         try syscallChecked("epoll_ctl(ADD eventfd)") { epoll_ctl(epollFD, EPOLL_CTL_ADD, eventFD, &event) }
     }
 
@@ -72,16 +77,24 @@ public final class Reactor {
     /// Number of registered descriptors.
     public var registeredCount: Int { handlers.count }
 
+    /// An event's user data: the descriptor in the low half, its registration's generation
+    /// (0 only for the reactor's own eventfd) in the high half.
+    private static func token(_ fd: Int32, _ generation: UInt32) -> UInt64 {
+        UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
+    }
+
     /// Watches `fd` for `events`, calling `handler` when ready.
     public func register(_ fd: Int32, events: IOEvents, handler: EventHandler) throws(SyscallError) {
-        var event = epoll_event(events: events.rawValue, data: epoll_data_t(fd: fd))
+        nextGeneration = nextGeneration == UInt32.max ? 1 : nextGeneration + 1
+        var event = epoll_event(events: events.rawValue, data: epoll_data_t(u64: Self.token(fd, nextGeneration)))
         try syscallChecked("epoll_ctl(ADD)") { epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) }
-        handlers[fd] = handler
+        handlers[fd] = (nextGeneration, handler)
     }
 
     /// Changes the events watched on `fd` (e.g. add EPOLLOUT while output is queued).
     public func modify(_ fd: Int32, events: IOEvents) throws(SyscallError) {
-        var event = epoll_event(events: events.rawValue, data: epoll_data_t(fd: fd))
+        let generation = handlers[fd]?.generation ?? 0
+        var event = epoll_event(events: events.rawValue, data: epoll_data_t(u64: Self.token(fd, generation)))
         try syscallChecked("epoll_ctl(MOD)") { epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event) }
     }
 
@@ -126,14 +139,16 @@ public final class Reactor {
         }
         for i in 0..<Int(ready) {
             let event = events[i]
-            let fd = event.data.fd
-            if fd == handle.eventFD {
+            let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: event.data.u64))
+            let generation = UInt32(truncatingIfNeeded: event.data.u64 >> 32)
+            if fd == handle.eventFD && generation == 0 {
                 var value: UInt64 = 0
                 _ = Glibc.read(handle.eventFD, &value, 8)
                 onWakeUp?()
-            } else if let handler = handlers[fd] {
-                // A handler earlier in this turn may have closed this fd: then it is gone.
-                handler.handleEvents(IOEvents(rawValue: event.events))
+            } else if let entry = handlers[fd], entry.generation == generation {
+                // A handler earlier in this turn may have closed this fd (then it is gone), or
+                // closed it and registered a new one on the same number (another generation).
+                entry.handler.handleEvents(IOEvents(rawValue: event.events))
             }
         }
         for action in timers.popDue(now: Clock.monotonicNanos()) { action() }

@@ -100,3 +100,49 @@ private func waitReadable(_ fd: Int32, millis: Int32 = 5000) -> Bool {
         #expect(wakeUps >= 1)
     }
 }
+
+/// Counts the events it is handed.
+private final class Counter: EventHandler {
+    var calls = 0
+    var onEvent: (() -> Void)?
+    func handleEvents(_ events: IOEvents) {
+        calls += 1
+        onEvent?()
+    }
+}
+
+@Suite struct ReactorDescriptorReuseTests {
+    /// Two descriptors are ready in one turn; the first one's handler closes the second and
+    /// registers a new descriptor that gets the same number. The second's pending event is
+    /// stale: the new handler must not receive it (a new TLS connection once got a readable
+    /// event with nothing to read, and took a plain agent for a TLS one).
+    @Test func aDescriptorReusedWithinATurnDoesNotGetTheOldOnesEvent() throws {
+        let reactor = try Reactor()
+        var first: [Int32] = [0, 0]
+        var second: [Int32] = [0, 0]
+        var empty: [Int32] = [0, 0]
+        #expect(pipe(&first) == 0 && pipe(&second) == 0 && pipe(&empty) == 0)
+        defer { for fd in [first[0], first[1], second[0], second[1], empty[0], empty[1]] { close(fd) } }
+        _ = write(first[1], "x", 1)
+        _ = write(second[1], "x", 1)
+        let a = Counter(), b = Counter(), fresh = Counter()
+        var reused: Int32 = -1
+        // Whichever runs first closes the other's read end and puts a descriptor with nothing
+        // to read on its number (dup2 closes and reuses the number in one step).
+        func takeOver(_ victim: Int32) {
+            guard reused < 0 else { return }
+            reactor.unregister(victim)
+            #expect(dup2(empty[0], victim) == victim)
+            reused = victim
+            try? reactor.register(victim, events: .readable, handler: fresh)
+        }
+        a.onEvent = { takeOver(second[0]) }
+        b.onEvent = { takeOver(first[0]) }
+        try reactor.register(first[0], events: .readable, handler: a)
+        try reactor.register(second[0], events: .readable, handler: b)
+        try reactor.runOnce(maxWaitMillis: 1000)
+        #expect(a.calls + b.calls == 1)
+        #expect(fresh.calls == 0, "the reused descriptor got the closed one's stale event")
+        for fd in [first[0], second[0]] { reactor.unregister(fd) }
+    }
+}
