@@ -85,10 +85,14 @@ final class ServerConnection: EventHandler {
 
     /// Peeks at the first byte: "G" (the GridMon preface) instead of a TLS record (0x16) is a
     /// plain agent. It gets a plain `Error` naming the fix, and the connection closes.
+    /// True when the connection was handled here (a plain agent, or nothing to look at yet:
+    /// then the next readable event looks again rather than take the peer for a TLS one).
     private func sniffPlainAgent() -> Bool {
-        sniffed = true
         var first: UInt8 = 0
-        guard recv(fd, &first, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 1, first == Preface.bytes[0] else { return false }
+        let peeked = recv(fd, &first, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        if peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return true }
+        sniffed = true
+        guard peeked == 1, first == Preface.bytes[0] else { return false }
         tls = nil
         server.stats.violation("plain_on_tls_port")
         server.shared.limitLog.note("plain_on_tls_port", ["peer": peer])
