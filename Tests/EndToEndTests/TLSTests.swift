@@ -105,7 +105,7 @@ final class TestCertificates {
             #expect(agent.logContains(message), "\(message): \(agent.log.suffix(800))")
             agent.stop()
         }
-        #expect(server.logContains("tls_handshake_failed") && server.logContains("plain_on_tls_port"))
+        #expect(server.logContains("tls_handshake_failed") && server.logContains("plain_on_tls_port"), "\(server.log.suffix(3000))")
         #expect(plain.logContains("a TLS record: the peer speaks TLS and this side does not"))
         for node in ["x1", "x2", "x3", "x5"] { #expect(nodeInfo(server, node) == nil) }
         // Nothing crashed: a good agent still streams.
