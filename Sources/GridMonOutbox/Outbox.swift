@@ -37,6 +37,10 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
         var nextRecord: UInt64 = 1
         var durableRecord: UInt64 = 0
         var diskBytes = 0
+        /// Bytes taken out of `pending` by a commit that is still writing them: counted in
+        /// `totalBytes`, or the outbox looked smaller for the length of every write + fsync and
+        /// a server under backpressure read past its limit (commits run back to back now).
+        var committing = 0
     }
 
     private let state = Mutex(State())
@@ -148,7 +152,7 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
     public var durableRecord: UInt64 { state.withLock { $0.durableRecord } }
 
     /// Bytes held: segment files plus records not yet written.
-    public var totalBytes: Int { state.withLock { $0.diskBytes + $0.pending.count } }
+    public var totalBytes: Int { state.withLock { $0.diskBytes + $0.pending.count + $0.committing } }
 
     /// Writes every buffered record and fsyncs (group commit). Returns the durable record.
     /// On error the records stay buffered and the next commit tries again.
@@ -160,6 +164,7 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
         spare = []
         let (bytes, records, lastRecord) = state.withLock { state -> ([UInt8], Int, UInt64) in
             defer {
+                state.committing = state.pending.count
                 state.pending = fresh
                 state.pendingRecords = 0
             }
@@ -196,11 +201,13 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
             state.withLock { state in
                 state.pending = bytes + state.pending
                 state.pendingRecords += records
+                state.committing = 0
             }
             throw error
         }
         let durable = state.withLock { state in
             state.diskBytes += bytes.count
+            state.committing = 0
             state.durableRecord = lastRecord
             return lastRecord
         }
