@@ -199,12 +199,12 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         shipper?.start()
     }
 
-    /// Commits what is left and stops the committer (server shutdown: drain, flush, fsync).
     deinit {
         sem_destroy(wake)
         wake.deallocate()
     }
 
+    /// Commits what is left and stops the committer (server shutdown: drain, flush, fsync).
     public func stop() {
         guard let thread else { return }
         stopping.store(true, ordering: .releasing)
