@@ -62,6 +62,12 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
     public let deadLetterLines = Atomic<UInt64>(0)
     /// Everything at or below this outbox record is delivered.
     public let cursorRecord = Atomic<UInt64>(0)
+    /// The outbox record up to which the shared reader has read (delivered or not).
+    public let readRecord = Atomic<UInt64>(0)
+    /// Records read and not yet delivered, over all lanes (queued or in a batch being sent).
+    public let pendingRecords = Atomic<Int>(0)
+    /// Write requests waiting for InfluxDB's answer.
+    public let requestsInFlight = Atomic<Int>(0)
     private let writeLatency = LatencyHistogram()
     private var thread: PosixThread?
 
@@ -126,6 +132,9 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
             + line("influx_failures_total", "counter", "Writes that failed or were refused (retried).", failures.value)
             + line("influx_dead_letter_lines_total", "counter", "Lines InfluxDB rejected, kept in dead-letter.lp.", deadLetterLines.value)
             + line("influx_shipped_record", "gauge", "Outbox record up to which everything is delivered.", cursorRecord.load(ordering: .relaxed))
+            + line("influx_read_record", "gauge", "Outbox record up to which the shipper has read.", readRecord.load(ordering: .relaxed))
+            + line("influx_pending_records", "gauge", "Outbox records read and not yet delivered (queued or being sent).", pendingRecords.load(ordering: .relaxed))
+            + line("influx_requests_in_flight", "gauge", "Write requests waiting for InfluxDB's answer.", requestsInFlight.load(ordering: .relaxed))
             + line("influx_failing_tenants", "gauge", "Tenants whose database or bucket is failing (retried).", failingLanes.load(ordering: .relaxed))
             + line("influx_up", "gauge", "1 when InfluxDB answered the last probe (GET /ping every second), else 0.", answering.load(ordering: .relaxed) ? 1 : 0)
             + line("influx_probe_failures_total", "counter", "Probes of InfluxDB that got no answer.", probeFailures.value)
@@ -319,6 +328,9 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         for lane in lanes.values.sorted(by: { $0.tenant < $1.tenant }) where lane.deliveredThrough > safe {
             text += "\(lane.deliveredThrough) \(lane.tenant)\n"
         }
+        readRecord.store(nextToRead - 1, ordering: .relaxed)
+        pendingRecords.store(lanes.values.reduce(0) { $0 + $1.pendingRecords }, ordering: .relaxed)
+        requestsInFlight.store(busyWriters.count, ordering: .relaxed)
         guard text != savedCursor else { return }
         // Not fsync'ed: a cursor lost in a crash only means batches are sent again, which
         // InfluxDB absorbs.

@@ -30,6 +30,8 @@ struct ShipperLane {
         var pieces: [Range<Int>]
         /// Its top piece is in flight.
         var sending = false
+        /// Outbox records it holds.
+        var records = 0
         var isDone: Bool { pieces.isEmpty }
     }
 
@@ -59,6 +61,8 @@ struct ShipperLane {
 
     var isFailing: Bool { failuresInARow > 0 }
     var queuedRecords: Int { queue.count - head }
+    /// Records taken and not yet delivered: queued, or in a batch being sent.
+    var pendingRecords: Int { queuedRecords + deliveries.reduce(0) { $0 + ($1.isDone ? 0 : $1.records) } }
     var inFlight: Int { deliveries.filter(\.sending).count }
 
     /// The oldest record of this lane not yet delivered (nil: nothing pending).
@@ -121,19 +125,28 @@ struct ShipperLane {
               queuedLines >= batchLines || nowNs &- lastPostNs >= intervalNs else { return nil }
         var body: [UInt8] = []
         var lines = 0
+        var records = 0
         let first = queue[head].number
         var last = first
         while head < queue.count && (lines == 0 || lines + queue[head].lineCount <= batchLines) {
             let record = queue[head]
             body += record.lines
             lines += record.lineCount
+            records += 1
             last = record.number
             queuedBytes -= record.lines.count
             queuedLines -= record.lineCount
             queue[head].lines = []
             head += 1
         }
-        deliveries.append(Delivery(first: first, last: last, body: body, lineCount: lines, pieces: [0..<lines], sending: true))
+        guard lines > 0 else {
+            // Records without lines (every line left out as unrepresentable) are delivered as
+            // they are: an empty POST would be split for ever if a target refused it.
+            deliveries.append(Delivery(first: first, last: last, body: [], lineCount: 0, pieces: []))
+            finishDone()
+            return nextRequest(nowNs: nowNs, batchLines: batchLines, concurrency: concurrency)
+        }
+        deliveries.append(Delivery(first: first, last: last, body: body, lineCount: lines, pieces: [0..<lines], sending: true, records: records))
         lastPostNs = nowNs
         return (first, body)
     }

@@ -39,6 +39,23 @@ private let second: UInt64 = 1_000_000_000
         #expect(lane.pieceWritten(third.delivery) == 3 && lane.deliveredThrough == 3 && lane.oldestUndelivered == nil)
     }
 
+    @Test func recordsWithoutLinesAreDeliveredWithoutARequest() throws {
+        let t0 = 100 * second
+        var lane = ShipperLane(tenant: "t", intervalNs: second)
+        lane.offer(record(1, lines: 0), failingBytes: 1 << 20)
+        lane.offer(record(2, lines: 0), failingBytes: 1 << 20)
+        #expect(lane.pendingRecords == 2)
+        // Nothing to post (an empty body would be split for ever if refused): delivered as is.
+        let none = lane.nextRequest(nowNs: t0, batchLines: 5)
+        #expect(none == nil)
+        #expect(lane.deliveredThrough == 2 && lane.oldestUndelivered == nil && lane.pendingRecords == 0)
+        lane.offer(record(3, lines: 2), failingBytes: 1 << 20)
+        let next = lane.nextRequest(nowNs: t0 + 2 * second, batchLines: 5)
+        let request = try #require(next)
+        #expect(lane.pendingRecords == 1)
+        #expect(lane.pieceWritten(request.delivery) == 2 && lane.deliveredThrough == 3 && lane.pendingRecords == 0)
+    }
+
     @Test func rejectedBatchesAreHalvedUntilTheBadLineStandsAloneAndTheRestIsDelivered() {
         var lane = ShipperLane(tenant: "t", intervalNs: 0)
         for number: UInt64 in 1...4 { lane.offer(record(number), failingBytes: 1 << 20) }  // 8 lines
