@@ -185,7 +185,7 @@ struct StreamServer: ParsableCommand {
     @Option(help: "Most metrics one node's detector models (the 8 fixed gauges, then extra gauges in the order first sent). [GRIDMON_NODE_MAX_METRICS]")
     var nodeMaxMetrics: Int = Settings.shared.int("node-max-metrics", 64)
 
-    @Option(help: "temporal: raw score at or above which a node's own detector flags a sample (1 = the mean of its top-2 metrics at their training 99th percentile; stored anomaly_score = raw/(1+raw)). [GRIDMON_NODE_THRESHOLD]")
+    @Option(help: "temporal: raw score at or above which a node's own detector flags a sample (1 = the mean of its top-3 metrics at their training 99th percentile; stored anomaly_score = raw/(1+raw)). [GRIDMON_NODE_THRESHOLD]")
     var nodeThreshold: Double = Settings.shared.double("node-threshold", LiveDetectorOptions().detector.threshold)
 
     @Option(help: "temporal: trees per metric in a node's detector (memory and CPU per node grow with it). [GRIDMON_NODE_TREES]")

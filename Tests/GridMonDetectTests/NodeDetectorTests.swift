@@ -123,11 +123,12 @@ import Testing
         let provisional = run(trustedRows: 2048)  // every fit here is on < 1,200 rows
         let trusted = run(trustedRows: 0)
         #expect(provisional.scores == trusted.scores)
-        let twice = TemporalDetector.score01(2)  // the raw threshold 1, doubled
+        let threshold = LiveDetectorOptions().detector.threshold
+        let twice = TemporalDetector.score01(2 * threshold)  // the raw threshold, doubled
         for (score, flagged) in zip(provisional.scores, provisional.flagged) {
             #expect(flagged == (score >= twice))
         }
-        let between = zip(trusted.scores, trusted.flagged).filter { $0.0 >= 0.5 && $0.0 < twice }
+        let between = zip(trusted.scores, trusted.flagged).filter { $0.0 >= TemporalDetector.score01(threshold) && $0.0 < twice }
         #expect(!between.isEmpty && between.allSatisfy { $0.1 })  // the trusted one flags them
     }
 

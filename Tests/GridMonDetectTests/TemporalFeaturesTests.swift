@@ -89,6 +89,7 @@ import Testing
         }
         var options = TemporalDetector.Options()
         options.trees = 30
+        options.threshold = 1  // the training 99th percentile (the measurement below was made there)
         let shape = TemporalDetector.fit(training, metrics: ["cpu", "mem", "disk", "net"], options: options)
         options.levelFeatures = true
         let level = TemporalDetector.fit(training, metrics: ["cpu", "mem", "disk", "net"], options: options)

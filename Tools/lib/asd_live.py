@@ -5,7 +5,7 @@ For each server: its train rows then its test rows are sent by gridmon-flood --m
 they do at 1 sample/s), the server is stopped cleanly, and the anomaly_score and
 anomaly_detected the server stored for the test rows are read back with
 `gridmon-stream-server export` and evaluated with `gridmon-train evaluate --scores`."""
-import json, os, subprocess, sys, tempfile, time
+import json, os, shutil, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 from server_bench import free_port  # noqa: E402
@@ -50,7 +50,13 @@ with tempfile.TemporaryDirectory() as work:
         export = subprocess.run([f"{bindir}/gridmon-stream-server", "export", "--data-dir", f"{work}/{name}-data"],
                                 capture_output=True, text=True, check=True).stdout
         stored = {}
+        opened, closed = {}, {}  # incident id -> seq of its first / last flagged sample
         for line in export.splitlines():
+            if line.startswith("gridmon_incidents,"):
+                seq = (int(line.split(" ")[-1]) - EPOCH) // 1_000_000_000
+                ident = int(line.split(" id=")[1].split("i")[0])
+                (opened if ",event=opened" in line.split(" ")[0] else closed)[ident] = seq
+                continue
             if not line.startswith("system_metrics,"):
                 continue
             fields, ts = line.split(" ")[-2], int(line.split(" ")[-1])
@@ -62,16 +68,41 @@ with tempfile.TemporaryDirectory() as work:
             for seq in range(first, first + len(test) - 1):
                 score, flagged = stored[seq]
                 f.write(f"{score},{1 if flagged else 0}\n")
-        q = subprocess.run([f"{bindir}/gridmon-train", "evaluate", "--scores", f"{work}/{name}-scores.csv",
-                            "--labels", f"{data}/{name}/labels.csv", "--json"], capture_output=True, text=True, check=True)
-        results[name] = json.loads(q.stdout)
-        print(f"{name}: {q.stdout.strip()}", file=sys.stderr)
+        # The server's incidents over the test rows: every sample from an incident's first
+        # flagged sample to its last (to the end for one still open) counts as flagged.
+        last = first + len(test) - 2
+        spans = [(start, closed.get(ident, last)) for ident, start in opened.items() if closed.get(ident, last) >= first]
+        labels = [int(float(v)) for v in open(f"{data}/{name}/labels.csv").read().split()[1:]]
+        with open(f"{work}/{name}-incidents.csv", "w") as f:
+            f.write("score,flagged\n")
+            for seq in range(first, last + 1):
+                inside = any(a <= seq <= b for a, b in spans)
+                f.write(f"{stored[seq][0]},{1 if inside else 0}\n")
+        real = sum(1 for a, b in spans if any(labels[k - first] for k in range(max(a, first), b + 1)))
+
+        def evaluate(scores):
+            q = subprocess.run([f"{bindir}/gridmon-train", "evaluate", "--scores", scores, "--labels", f"{data}/{name}/labels.csv",
+                                "--json"], capture_output=True, text=True, check=True)
+            return json.loads(q.stdout)
+        if os.environ.get("GRIDMON_LIVE_KEEP"):  # a directory to keep each server's stored scores in
+            os.makedirs(os.environ["GRIDMON_LIVE_KEEP"], exist_ok=True)
+            shutil.copy(f"{work}/{name}-scores.csv", os.environ["GRIDMON_LIVE_KEEP"])
+        results[name] = evaluate(f"{work}/{name}-scores.csv")
+        inc = evaluate(f"{work}/{name}-incidents.csv")
+        results[name].update(incident_precision=inc["precision_at_flag"], incident_recall=inc["recall_at_flag"],
+                             incidents=len(spans), incidents_real=real)
+        print(f"{name}: {json.dumps(results[name])}", file=sys.stderr)
 
 mean = lambda k: sum(r[k] for r in results.values()) / len(results)
-print("| server | live ROC-AUC | PR-AUC | best F1 | precision / recall at the server's verdicts | flagged |")
-print("|---|---|---|---|---|---|")
+print("| server | live ROC-AUC | PR-AUC | best F1 | flagged samples: precision / recall (count) "
+      "| samples in incidents: precision / recall | incidents (on a labelled anomaly) |")
+print("|---|---|---|---|---|---|---|")
 for name, r in results.items():
     print(f"| {name} | {r['roc_auc']:.3f} | {r['pr_auc']:.3f} | {r['best_f1']:.3f} | "
-          f"{r['precision_at_flag']:.3f} / {r['recall_at_flag']:.3f} | {r['flagged']} |")
+          f"{r['precision_at_flag']:.3f} / {r['recall_at_flag']:.3f} ({r['flagged']}) | "
+          f"{r['incident_precision']:.3f} / {r['incident_recall']:.3f} | {r['incidents']} ({r['incidents_real']}) |")
+total = sum(r["incidents"] for r in results.values())
+real = sum(r["incidents_real"] for r in results.values())
 print(f"| **mean** | {mean('roc_auc'):.3f} | {mean('pr_auc'):.3f} | {mean('best_f1'):.3f} | "
-      f"{mean('precision_at_flag'):.3f} / {mean('recall_at_flag'):.3f} | |")
+      f"{mean('precision_at_flag'):.3f} / {mean('recall_at_flag'):.3f} | "
+      f"{mean('incident_precision'):.3f} / {mean('incident_recall'):.3f} | {total} ({real}) |")
