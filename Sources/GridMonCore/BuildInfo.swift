@@ -9,7 +9,7 @@ public enum BuildInfo {
     /// Frame protocol version agents and servers speak (Proto/gridmon.proto, Hello.version).
     public static let wireVersion = 1
     /// Outbox record format version written (GridMonStore's OutboxBatch; versions 1 and 2 are read).
-    public static let outboxVersion = 2
+    public static let outboxVersion = 3
 
     /// The Swift compiler that built this binary, e.g. "6.3".
     public static var swiftVersion: String {
@@ -24,7 +24,7 @@ public enum BuildInfo {
         #endif
     }
 
-    /// `--version` text: `gridmon-agent 0.15.0 (swift 6.3, wire 1, outbox 2)`.
+    /// `--version` text: `gridmon-agent 0.15.0 (swift 6.3, wire 1, outbox 3)`.
     public static func versionLine(_ program: String) -> String {
         "\(program) \(version) (swift \(swiftVersion), wire \(wireVersion), outbox \(outboxVersion))"
     }

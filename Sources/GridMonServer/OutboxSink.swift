@@ -9,7 +9,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// The embedded default store: accepted samples go into the durable outbox as line protocol,
+/// The embedded default store: accepted samples go into the durable outbox, packed (lines are made when shipped),
 /// made durable by an adaptive group commit; agents are acked only after that.
 ///
 /// Group commit (issue #17, item 1): the committer fsyncs as soon as there is something to
@@ -113,44 +113,48 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     public var durableTicket: UInt64 { durable.load(ordering: .acquiring) }
     public var lineProtocolDrops: LineProtocolDrops { drops.withLock { $0 } }
 
-    /// Most line bytes in one outbox record. One frame's samples may expand far past the
-    /// frame (420 k tiny samples in a 2.5 MB frame were 67 MB of lines, past the record limit:
-    /// issue #10, defect 1), so a stream's samples are cut into records of at most this much.
+    /// Most bytes of packed samples (and their names) in one outbox record. One frame's samples
+    /// may expand far past the frame (420 k tiny samples in a 2.5 MB frame were 67 MB of lines,
+    /// past the record limit: issue #10, defect 1; packed, 35 MB), so a stream's samples are cut
+    /// into records of at most this much. (Their lines, made when shipped, are about 2–3× as
+    /// large: the shipper's memory bounds count lines.)
     public static let maxRecordLineBytes = 4 << 20
-    /// Most bytes one sample's line may take; a larger one is left out and counted as a dropped
-    /// point. With `maxRecordLineBytes` this keeps every record (at most 4 MiB plus one line,
-    /// plus a series key of at most 32 bounded labels) below `OutboxSegment.maxRecordSize`
-    /// (64 MiB) whatever a peer sends, so `Outbox.append` never meets a record it must refuse.
-    /// (A 16 MiB frame, the largest accepted, makes lines of about 32 MiB at the very most.)
+    /// Most bytes one packed sample may take; a larger one is left out and counted as a dropped
+    /// point. With `maxRecordLineBytes` this keeps every record (at most 4 MiB, plus one sample
+    /// and the names it brought, plus a series key of at most 32 bounded labels) below
+    /// `OutboxSegment.maxRecordSize` (64 MiB) whatever a peer sends, so `Outbox.append` never
+    /// meets a record it must refuse. (A 16 MiB frame, the largest accepted, packs to less than
+    /// 16 MiB of samples and names: an extra gauge is at least 11 bytes on the wire and 10 packed.)
     public static let maxLineBytes = 32 << 20
 
     public func append(_ samples: [ScoredSample], record: NodeRecord, highestSeq: UInt64) -> UInt64 {
         var d = LineProtocolDrops()
         let first = samples[0]
-        // The series key (measurement, host, tenant, labels) once per record (defect 8).
+        // The series key (measurement, host, tenant, labels) once per record (defect 8); the
+        // samples packed, their lines made only when shipped or exported (issue #17, item 2).
         let series = SystemMetrics.seriesKey(node: first.node, tenant: first.tenant, labels: first.labels, drops: &d) ?? []
-        var body: [UInt8] = []
-        body.reserveCapacity(min(samples.count * 160, Self.maxRecordLineBytes + 4096))
+        var packed = PackedSamples()
+        packed.reserve(samples: min(samples.count, Self.maxRecordLineBytes / 64))
         var ticket: UInt64 = 0
         var inRecord = 0
         for (index, item) in samples.enumerated() {
-            let lineStart = body.count
+            let before = packed.bytes.count
             if !series.isEmpty {
-                SystemMetrics.appendLineTail((item.sample, item.score, item.anomalous), to: &body, drops: &d)
+                packed.append(item.sample, score: item.score, anomalous: item.anomalous, drops: &d)
             }
-            if series.isEmpty || body.count - lineStart > Self.maxLineBytes {
-                body.removeSubrange(lineStart...)
+            if series.isEmpty || packed.bytes.count - before > Self.maxLineBytes {
+                packed.truncate(to: before)
                 d.points += 1
             }
             inRecord += 1
             let last = index == samples.count - 1
-            if last || body.count >= Self.maxRecordLineBytes {
+            if last || packed.byteCount >= Self.maxRecordLineBytes {
                 // Samples arrive in seq order, so this record's highest seq is its last sample's
                 // (the stream's highest for the final record).
                 let seq = last ? highestSeq : item.sample.seq
                 ticket = appendRecord(OutboxBatch(tenant: first.tenant, node: first.node, highestSeq: seq,
-                                                  sampleCount: inRecord, series: series, body: body), record: record, samples: inRecord)
-                body.removeAll(keepingCapacity: true)
+                                                  sampleCount: inRecord, series: series, packed: packed), record: record, samples: inRecord)
+                packed.removeAll()
                 inRecord = 0
             }
         }

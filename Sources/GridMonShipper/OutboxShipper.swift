@@ -232,10 +232,11 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
             Log.error("shipper_bad_record", ["record": number])  // CRC-checked, so a format bug: skip it, loudly
             return nil
         }
+        let lines = batch.lines  // made once: a version-3 record formats its samples here
         var count = 0
-        for byte in batch.lines where byte == UInt8(ascii: "\n") { count += 1 }
-        if let last = batch.lines.last, last != UInt8(ascii: "\n") { count += 1 }
-        return (batch.tenant, ShipperLane.Record(number: number, lines: batch.lines, lineCount: count))
+        for byte in lines where byte == UInt8(ascii: "\n") { count += 1 }
+        if let last = lines.last, last != UInt8(ascii: "\n") { count += 1 }
+        return (batch.tenant, ShipperLane.Record(number: number, lines: lines, lineCount: count))
     }
 
     private func handle(_ outcome: WriteOutcome, writer: InfluxWriter) {

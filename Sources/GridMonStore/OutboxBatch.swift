@@ -15,6 +15,13 @@
 ///     u8 version (1), u16 tenant length, tenant, u16 node length, node,
 ///     u64 highest seq, u32 sample count, u32 lines length, lines
 ///
+/// Version 3 (written now, issue #17 item 2) stores the samples themselves, packed
+/// (`PackedSamples`), and makes the lines only when they are read:
+///
+///     u8 version (3), u16 tenant length, tenant, u16 node length, node,
+///     u64 highest seq, u32 sample count, u32 series length, series,
+///     u32 name count, (u16 length, name) × count, u32 packed samples, u32 length, packed bytes
+///
 /// `lines` is always the whole line protocol (series key put back in front of every line).
 public struct OutboxBatch: Sendable, Equatable {
     public var tenant: String
@@ -23,8 +30,11 @@ public struct OutboxBatch: Sendable, Equatable {
     public var sampleCount: Int
     /// The series key shared by every line (empty in a version-1 record).
     public var series: [UInt8]
-    /// The lines without their series key (version 2), or whole lines (version 1, `series` empty).
+    /// The lines without their series key (version 2), or whole lines (version 1, `series` empty);
+    /// empty in a version-3 record.
     public var body: [UInt8]
+    /// The samples of a version-3 record (nil in versions 1 and 2).
+    public var packed: PackedSamples?
 
     /// A version-2 batch: `body` holds lines that each follow `series`.
     public init(tenant: String, node: String, highestSeq: UInt64, sampleCount: Int, series: [UInt8], body: [UInt8]) {
@@ -36,13 +46,26 @@ public struct OutboxBatch: Sendable, Equatable {
         self.body = body
     }
 
+    /// A version-3 batch: `packed` samples, whose lines each follow `series`.
+    public init(tenant: String, node: String, highestSeq: UInt64, sampleCount: Int, series: [UInt8], packed: PackedSamples) {
+        self.init(tenant: tenant, node: node, highestSeq: highestSeq, sampleCount: sampleCount, series: series, body: [])
+        self.packed = packed
+    }
+
     /// A batch of whole lines (no shared series key).
     public init(tenant: String, node: String, highestSeq: UInt64, sampleCount: Int, lines: [UInt8]) {
         self.init(tenant: tenant, node: node, highestSeq: highestSeq, sampleCount: sampleCount, series: [], body: lines)
     }
 
-    /// The whole line protocol: every body line with the series key in front.
+    /// The whole line protocol: every body line with the series key in front. Made on each
+    /// call (a version-3 record formats its samples): call once per record.
     public var lines: [UInt8] {
+        if let packed {
+            var out: [UInt8] = []
+            out.reserveCapacity(packed.count * (series.count + 160))
+            if !series.isEmpty { packed.appendLines(series: series, to: &out) }
+            return out
+        }
         guard !series.isEmpty else { return body }
         var out: [UInt8] = []
         out.reserveCapacity(body.count + sampleCount * series.count)
@@ -61,8 +84,8 @@ public struct OutboxBatch: Sendable, Equatable {
     }
 
     public func encode() -> [UInt8] {
-        var out: [UInt8] = [2]
-        out.reserveCapacity(32 + tenant.utf8.count + node.utf8.count + series.count + body.count)
+        var out: [UInt8] = [packed == nil ? 2 : 3]
+        out.reserveCapacity(32 + tenant.utf8.count + node.utf8.count + series.count + body.count + (packed?.byteCount ?? 0))
         let tenantBytes = Array(tenant.utf8.prefix(Int(UInt16.max)))
         let nodeBytes = Array(node.utf8.prefix(Int(UInt16.max)))
         put(&out, UInt16(tenantBytes.count)); out += tenantBytes
@@ -70,6 +93,16 @@ public struct OutboxBatch: Sendable, Equatable {
         put(&out, highestSeq)
         put(&out, UInt32(sampleCount))
         put(&out, UInt32(series.count)); out += series
+        if let packed {
+            put(&out, UInt32(packed.names.count))
+            for name in packed.names {
+                let bytes = Array(name.utf8.prefix(Int(UInt16.max)))
+                put(&out, UInt16(bytes.count)); out += bytes
+            }
+            put(&out, UInt32(packed.count))
+            put(&out, UInt32(packed.bytes.count)); out += packed.bytes
+            return out
+        }
         put(&out, UInt32(body.count)); out += body
         return out
     }
@@ -90,21 +123,34 @@ public struct OutboxBatch: Sendable, Equatable {
             return slice.reversed().reduce(T(0)) { $0 << 8 | T($1) }
         }
         let version = try integer(UInt8.self)
-        guard version == 1 || version == 2 else { throw DecodeError(description: "unknown outbox batch version \(version)") }
+        guard (1...3).contains(version) else { throw DecodeError(description: "unknown outbox batch version \(version)") }
         let tenantLength = Int(try integer(UInt16.self))
         tenant = String(decoding: try take(tenantLength), as: UTF8.self)
         let nodeLength = Int(try integer(UInt16.self))
         node = String(decoding: try take(nodeLength), as: UTF8.self)
         highestSeq = try integer(UInt64.self)
         sampleCount = Int(try integer(UInt32.self))
-        if version == 2 {
+        if version >= 2 {
             let seriesLength = Int(try integer(UInt32.self))
             series = Array(try take(seriesLength))
         } else {
             series = []
         }
-        let bodyLength = Int(try integer(UInt32.self))
-        body = Array(try take(bodyLength))
+        if version == 3 {
+            let nameCount = Int(try integer(UInt32.self))
+            guard nameCount <= PackedSamples.maxNames else { throw DecodeError(description: "outbox batch names \(nameCount) names") }
+            var names: [String] = []
+            names.reserveCapacity(nameCount)
+            for _ in 0..<nameCount { names.append(String(decoding: try take(Int(try integer(UInt16.self))), as: UTF8.self)) }
+            let count = Int(try integer(UInt32.self))
+            let bytes = Array(try take(Int(try integer(UInt32.self))))
+            guard count <= bytes.count / PackedSamples.minimumSampleBytes else { throw DecodeError(description: "outbox batch claims \(count) samples in \(bytes.count) bytes") }
+            packed = PackedSamples(names: names, bytes: bytes, count: count)
+            body = []
+        } else {
+            let bodyLength = Int(try integer(UInt32.self))
+            body = Array(try take(bodyLength))
+        }
         guard position == bytes.endIndex else { throw DecodeError(description: "outbox batch has trailing bytes") }
     }
 }

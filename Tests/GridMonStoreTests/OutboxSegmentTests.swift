@@ -77,8 +77,8 @@ import Testing
         for cut in 0..<bytes.count {
             #expect(throws: OutboxBatch.DecodeError.self) { try OutboxBatch(decoding: bytes[..<cut]) }
         }
-        #expect(throws: OutboxBatch.DecodeError(description: "unknown outbox batch version 3")) {
-            try OutboxBatch(decoding: ([3] + bytes.dropFirst())[...])
+        #expect(throws: OutboxBatch.DecodeError(description: "unknown outbox batch version 4")) {
+            try OutboxBatch(decoding: ([4] + bytes.dropFirst())[...])
         }
     }
 

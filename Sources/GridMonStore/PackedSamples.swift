@@ -1,0 +1,220 @@
+import GridMonWire
+
+/// One stream's samples as the outbox keeps them (record version 3, issue #17 item 2): binary,
+/// each extra gauge's name once per record; line protocol is made from them only when they are
+/// shipped or exported (`appendLines`). Pure value type.
+///
+/// Why: the server wrote every sample as ~260 bytes of line protocol (1.2 KB with an agent's 42
+/// extra gauges) on the ack path, formatting nine to fifty floats as text that the embedded
+/// store alone never reads; a packed sample is 27 to 91 bytes plus 1 to 9 per extra gauge (2
+/// more out of the names table's order), and its record carries each extra name once.
+///
+/// Per sample, little-endian: i64 timestamp (ns), f64 anomaly score, u8 flags (bit 0:
+/// anomalous; bit 1: the extra gauges are the first names of the table, in order), 8 values
+/// of the fixed gauges (cpu, memory, disk, load1, net_rx, net_tx, disk_read, disk_write), u16
+/// extra count, then per extra gauge its value, preceded by its u16 name index unless bit 1 is
+/// set. A value is a varint u: u even, the integer zigzag⁻¹(u / 2) (a whole number of at most
+/// 2⁵³, so exact as a Double: 1 byte up to ±31, 2 up to ±4095); u = 1, the f64 that follows.
+/// (An agent sends its gauges in the same order every time, and most are whole numbers: with
+/// indices and every value as f64, an agent's 1-sample record at 1 s was 9 % larger than the
+/// version-2 text record.)
+///
+/// What line protocol cannot carry is left out when a sample is packed and counted in the
+/// caller's `LineProtocolDrops`, exactly as `SystemMetrics.appendLineTail` counts it: extra
+/// gauges with a reserved name (silently, as there), an unwritable or repeated name, or a
+/// non-finite value. Non-finite fixed gauges and scores are kept (the format has a slot for
+/// them), counted here, and skipped when lines are made — so the lines are byte for byte what
+/// `appendLineTail` writes for the same sample.
+public struct PackedSamples: Sendable, Equatable {
+    /// Fewest bytes one sample takes (every fixed gauge a small whole number, no extra gauge).
+    public static let minimumSampleBytes = 8 + 8 + 1 + 8 + 2
+    /// Most distinct extra gauge names in one record (the u16 index); further new names are
+    /// left out as bad names.
+    public static let maxNames = Int(UInt16.max)
+
+    public private(set) var names: [String] = []
+    public private(set) var bytes: [UInt8] = []
+    public private(set) var count = 0
+    private var nameIndex: [String: UInt16] = [:]
+    /// Sum of the names' UTF-8 lengths (for `byteCount`).
+    private var nameBytes = 0
+    /// Scratch: the extra gauges kept from the sample being packed.
+    private var kept: [(name: UInt16, value: Double)] = []
+
+    public init() {}
+
+    /// Room for about `samples` samples of the eight gauges.
+    public mutating func reserve(samples: Int) { bytes.reserveCapacity(samples * 64) }
+
+    /// Samples already packed, read back (`OutboxBatch` decoding).
+    init(names: [String], bytes: [UInt8], count: Int) {
+        self.names = names
+        self.bytes = bytes
+        self.count = count
+    }
+
+    public static func == (a: PackedSamples, b: PackedSamples) -> Bool {
+        a.names == b.names && a.bytes == b.bytes && a.count == b.count  // (`kept` is scratch)
+    }
+
+    /// Bytes this takes in a record: the samples and the names table.
+    public var byteCount: Int { bytes.count + nameBytes + 2 * names.count + 4 }
+
+    public mutating func removeAll() {
+        names.removeAll()
+        nameIndex.removeAll()
+        bytes.removeAll(keepingCapacity: true)
+        count = 0
+        nameBytes = 0
+    }
+
+    /// Packs one sample with its verdict.
+    public mutating func append(_ sample: Sample, score: Double, anomalous: Bool, drops: inout LineProtocolDrops) {
+        put(sample.timestampNs)
+        put(score.bitPattern)
+        let flagsAt = bytes.count
+        bytes.append(anomalous ? 1 : 0)
+        func fixed(_ value: Double) {
+            if !value.isFinite { drops.nonFiniteFields += 1 }
+            putValue(value)
+        }
+        fixed(sample.cpuPercent)
+        fixed(sample.memoryPercent)
+        fixed(sample.diskPercent)
+        fixed(sample.load1)
+        fixed(sample.netRxBytesPerSec)
+        fixed(sample.netTxBytesPerSec)
+        fixed(sample.diskReadBytesPerSec)
+        fixed(sample.diskWriteBytesPerSec)
+        if !score.isFinite { drops.nonFiniteFields += 1 }
+        kept.removeAll(keepingCapacity: true)
+        let extras = sample.extra
+        // The same checks, in the same order, as `SystemMetrics.appendLineTail`.
+        var seen: Set<String>? = extras.count > 16 ? Set(minimumCapacity: extras.count) : nil
+        for (index, gauge) in extras.enumerated() where !SystemMetrics.reserved.contains(gauge.name) {
+            guard MetricNames.isWritableFieldKey(gauge.name) else { drops.badNames += 1; continue }
+            let repeated = seen != nil ? !seen!.insert(gauge.name).inserted : extras[..<index].contains { $0.name == gauge.name }
+            guard !repeated else { drops.badNames += 1; continue }
+            guard gauge.value.isFinite else { drops.nonFiniteFields += 1; continue }
+            guard let name = nameNumber(gauge.name), kept.count < Int(UInt16.max) else { drops.badNames += 1; continue }
+            kept.append((name, gauge.value))
+        }
+        put(UInt16(kept.count))
+        var inOrder = true
+        for (i, gauge) in kept.enumerated() where Int(gauge.name) != i { inOrder = false; break }
+        if inOrder { bytes[flagsAt] |= 2 }
+        for gauge in kept {
+            if !inOrder { put(gauge.name) }
+            putValue(gauge.value)
+        }
+        count += 1
+    }
+
+    /// Drops the last `bytes.count - length` bytes: the sample packed last (the caller found
+    /// it too large). Names it added stay in the table (unused).
+    public mutating func truncate(to length: Int) {
+        guard length < bytes.count else { return }
+        bytes.removeSubrange(length...)
+        count -= 1
+    }
+
+    private mutating func nameNumber(_ name: String) -> UInt16? {
+        if let found = nameIndex[name] { return found }
+        guard names.count < Self.maxNames else { return nil }
+        let index = UInt16(names.count)
+        names.append(name)
+        nameIndex[name] = index
+        nameBytes += name.utf8.count
+        return index
+    }
+
+    /// A whole number of at most 2⁵³ as an even varint, anything else (fractions, -0, NaN,
+    /// ±Inf) as 1 and its f64.
+    private mutating func putValue(_ value: Double) {
+        if value.magnitude <= 9_007_199_254_740_992, value.rounded(.towardZero) == value, value.sign == .plus || value != 0 {
+            let n = Int64(value)
+            var u = UInt64(bitPattern: (n << 1) ^ (n >> 63)) << 1
+            while u >= 0x80 {
+                bytes.append(UInt8(truncatingIfNeeded: u) | 0x80)
+                u >>= 7
+            }
+            bytes.append(UInt8(u))
+        } else {
+            bytes.append(1)
+            put(value.bitPattern)
+        }
+    }
+
+    private mutating func put<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// Appends each sample's line (`series` then fields and timestamp), as
+    /// `SystemMetrics.appendLineTail` writes it. Stops at the first sample that does not
+    /// parse (records are CRC-checked, so only a format bug gets there) and returns false.
+    @discardableResult
+    public func appendLines(series: [UInt8], to out: inout [UInt8]) -> Bool {
+        var reader = Reader(bytes: bytes)
+        var ignored = LineProtocolDrops()  // counted when packed
+        var sample = Sample(seq: 0, timestampNs: 0)
+        for _ in 0..<count {
+            guard let timestamp = reader.integer(Int64.self), let score = reader.double(), let flags = reader.integer(UInt8.self),
+                  let cpu = reader.value(), let memory = reader.value(), let disk = reader.value(), let load1 = reader.value(),
+                  let rx = reader.value(), let tx = reader.value(), let read = reader.value(), let write = reader.value(),
+                  let extras = reader.integer(UInt16.self) else { return false }
+            sample.timestampNs = timestamp
+            sample.cpuPercent = cpu
+            sample.memoryPercent = memory
+            sample.diskPercent = disk
+            sample.load1 = load1
+            sample.netRxBytesPerSec = rx
+            sample.netTxBytesPerSec = tx
+            sample.diskReadBytesPerSec = read
+            sample.diskWriteBytesPerSec = write
+            sample.extra.removeAll(keepingCapacity: true)
+            let inOrder = flags & 2 != 0
+            for i in 0..<Int(extras) {
+                guard let name = inOrder ? UInt16(truncatingIfNeeded: i) : reader.integer(UInt16.self), Int(name) < names.count,
+                      let value = reader.value() else { return false }
+                sample.extra.append(Gauge(name: names[Int(name)], value: value))
+            }
+            out.append(contentsOf: series)
+            SystemMetrics.appendLineTail((sample, score, flags & 1 == 1), to: &out, drops: &ignored)
+        }
+        return reader.isAtEnd
+    }
+
+    /// Bounds-checked little-endian reads.
+    private struct Reader {
+        let bytes: [UInt8]
+        var position = 0
+        var isAtEnd: Bool { position == bytes.count }
+
+        mutating func integer<T: FixedWidthInteger>(_: T.Type) -> T? {
+            let size = MemoryLayout<T>.size
+            guard bytes.count - position >= size else { return nil }
+            defer { position += size }
+            return bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: position, as: T.self)) }
+        }
+
+        mutating func double() -> Double? { integer(UInt64.self).map(Double.init(bitPattern:)) }
+
+        /// A value as `putValue` wrote it.
+        mutating func value() -> Double? {
+            var u: UInt64 = 0
+            var shift: UInt64 = 0
+            while true {
+                guard position < bytes.count, shift < 64 else { return nil }
+                let byte = bytes[position]
+                position += 1
+                u |= UInt64(byte & 0x7F) << shift
+                if byte < 0x80 { break }
+                shift += 7
+            }
+            if u == 1 { return double() }
+            guard u & 1 == 0 else { return nil }
+            let z = u >> 1
+            return Double(Int64(bitPattern: (z >> 1) ^ (0 &- (z & 1))))
+        }
+    }
+}
