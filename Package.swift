@@ -156,7 +156,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["GridMonWire", "GridMonPosix", "GridMonServer", "GridMonForest"]
+            dependencies: ["GridMonWire", "GridMonPosix", "GridMonServer", "GridMonForest", "GridMonOutbox", "GridMonStore"]
         ),
         .testTarget(
             name: "GridMonServerTests",
