@@ -125,11 +125,12 @@ import Testing
             let server = try ServerProcess(["--insecure-no-auth", "--segment-bytes", "1048576", "--node-warmup", "0"], dataDir: dir)
             let client = try TestClient(server.address)
             _ = try client.hello(node: "disk", stream: 1)
-            // Leave about 1.5 MB: the stream fills it within a few thousand samples.
+            // Leave about 500 kB: the stream fills it within some 20,000 samples (about 27 bytes
+            // each in the outbox: whole-number gauges pack into a byte).
             var info = statvfs()
             statvfs(mount, &info)
             let free = Int(info.f_bavail) * Int(info.f_frsize)
-            guard runShell("head -c \(free - 1_500_000) /dev/zero > '\(filler)'") == 0 else { throw HarnessError("filler") }
+            guard runShell("head -c \(free - 500_000) /dev/zero > '\(filler)'") == 0 else { throw HarnessError("filler") }
             // Stream until acks stop moving for 2 s (commits fail: the disk is full).
             var stalled = false
             var lastProgress = Date()
