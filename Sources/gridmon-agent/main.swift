@@ -24,18 +24,18 @@ struct AgentCommand: ParsableCommand {
         commandName: "gridmon-agent",
         abstract: "Streams this machine's metrics (cpu, mem, swap, system, processes, disk, diskio, net, textfile) to a GridMon server.",
         discussion: """
-            One persistent TCP connection to the first server that answers (host names are
-            resolved at every connect, IPv4 and IPv6); fails over down the --server list and
-            returns to the first after --failback. Reconnects with jittered exponential backoff
-            and resends what the server has not acknowledged. While disconnected, samples are
-            kept in memory, or with --buffer-dir on disk across restarts, crashes and SIGTERM;
-            past --buffer-max-bytes or --buffer-max-age the oldest are dropped, counted, logged
+            One persistent TCP connection to the first server that answers (host names are \
+            resolved at every connect, IPv4 and IPv6); fails over down the --server list and \
+            returns to the first after --failback. Reconnects with jittered exponential backoff \
+            and resends what the server has not acknowledged. While disconnected, samples are \
+            kept in memory, or with --buffer-dir on disk across restarts, crashes and SIGTERM; \
+            past --buffer-max-bytes or --buffer-max-age the oldest are dropped, counted, logged \
             and sent as the gauge agent_buffer_dropped_total.
 
-            Every option has the GRIDMON_… environment variable shown, and a key in the TOML
-            file of --config; flag wins over variable, variable over file, and a bad value in
-            any is an error naming it. Durations take ms/s/m/h/d, sizes KiB/MiB/GiB. Logs on stderr;
-            anomaly verdicts are logged as event=anomaly. Exit codes: 0 clean shutdown, 64 bad
+            Every option has the GRIDMON_… environment variable shown, and a key in the TOML \
+            file of --config; flag wins over variable, variable over file, and a bad value in \
+            any is an error naming it. Durations take ms/s/m/h/d, sizes KiB/MiB/GiB. Logs on stderr; \
+            anomaly verdicts are logged as event=anomaly. Exit codes: 0 clean shutdown, 64 bad \
             flags or variables, 69 cannot start.
             """,
         version: BuildInfo.versionLine("gridmon-agent"))

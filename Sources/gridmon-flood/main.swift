@@ -20,15 +20,16 @@ struct Flood: ParsableCommand {
         commandName: "gridmon-flood",
         abstract: "Loads a GridMon server with simulated node streams and reports throughput and ack latency.",
         discussion: """
-            --mode flood: synthetic steady samples. --mode fleet: a simulated fleet, each node with
-            its own baseline, daily cycle and noise, and labelled incidents (cpu-spike, stress-test,
-            crypto-mining, memory-leak, disk-filling, network-storm; deterministic with --seed);
-            the report then scores the server's verdicts (precision, recall, F1, delay per type).
-            Both run as fast as the server acknowledges (or paced with --rate), over --connections
-            connections carrying --streams node streams each, in frames of --batch samples, until
-            --samples were sent or --duration passed. Every run is bounded by one or both.
-            Targets loopback unless --allow-remote. Every option has a GRIDMON_… environment twin.
+            --mode flood: synthetic steady samples. --mode fleet: a simulated fleet, each node with \
+            its own baseline, daily cycle and noise, and labelled incidents (cpu-spike, stress-test, \
+            crypto-mining, memory-leak, disk-filling, network-storm; deterministic with --seed); \
+            the report then scores the server's verdicts (precision, recall, F1, delay per type). \
+            Both run as fast as the server acknowledges (or paced with --rate), over --connections \
+            connections carrying --streams node streams each, in frames of --batch samples, until \
+            --samples were sent or --duration passed. Every run is bounded by one or both. \
+            Targets loopback unless --allow-remote. Every option has a GRIDMON_… environment twin. \
             Progress goes to stderr every second; the report to stdout (--json for scripts).
+
             Exit codes: 0 all acked, 1 unacked samples or none acked at all, 64 bad flags, 69 cannot start.
             """,
         version: BuildInfo.versionLine("gridmon-flood"))

@@ -15,8 +15,8 @@ struct ConfigCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a configuration file (and the environment's GRIDMON_… variables over it) without starting.",
             discussion: """
-                Reads FILE as `serve --config FILE` would: every value parsed and checked, every
-                key known, the tokens file, TLS key and model readable. Prints `FILE: ok` and
+                Reads FILE as `serve --config FILE` would: every value parsed and checked, every \
+                key known, the tokens file, TLS key and model readable. Prints `FILE: ok` and \
                 exits 0, or prints the first mistake, naming its key and value, and exits 64.
                 """)
 

@@ -12,9 +12,10 @@ struct ExportCommand: ParsableCommand {
         commandName: "export",
         abstract: "Print the samples in the embedded store (the outbox) as InfluxDB line protocol.",
         discussion: """
-            Reads the outbox under --data-dir without changing it (a running server may keep
-            writing); damaged records are skipped and counted on stderr. Load the output with
+            Reads the outbox under --data-dir without changing it (a running server may keep \
+            writing); damaged records are skipped and counted on stderr. Load the output with \
             e.g. `curl --data-binary @out.lp 'http://influxdb:8086/write?db=gridmon&precision=ns'`.
+
             Exit codes: 0 done, 1 the store cannot be read, 64 bad flags.
             """)
 

@@ -34,11 +34,12 @@ struct StreamServer: ParsableCommand {
         commandName: "serve",
         abstract: "Receives agent streams over TCP, scores every sample, and stores it.",
         discussion: """
-            Every option can also be set by the environment variable shown in brackets, or
-            in the TOML file of --config (key: the option's name with _ for -); a flag wins
-            over its variable, a variable over the file. A bad value anywhere is an error
-            naming its key (exit 64). Logs go to stderr, logfmt or JSON (--log-format).
+            Every option can also be set by the environment variable shown in brackets, or \
+            in the TOML file of --config (key: the option's name with _ for -); a flag wins \
+            over its variable, a variable over the file. A bad value anywhere is an error \
+            naming its key (exit 64). Logs go to stderr, logfmt or JSON (--log-format). \
             SIGINT/SIGTERM: stop accepting, send Goodbye, drain, exit 0. SIGHUP: reload tokens and models.
+
             Exit codes: 0 clean shutdown, 64 bad flags or config, 69 cannot listen.
             """,
         version: BuildInfo.versionLine("gridmon-stream-server"))

@@ -151,9 +151,9 @@ struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "ROC-AUC, PR-AUC (average precision) and best point-wise F1 against labels.",
         discussion: """
-            Scores come from --model over --data, or from --scores: a CSV with a `score` column
-            (what `gridmon-train score` prints, or a server's stored anomaly_score) and
-            optionally a `flagged` column (0/1, the server's verdicts). Both add precision and
+            Scores come from --model over --data, or from --scores: a CSV with a `score` column \
+            (what `gridmon-train score` prints, or a server's stored anomaly_score) and \
+            optionally a `flagged` column (0/1, the server's verdicts). Both add precision and \
             recall at the detector's own threshold (with --model, the model file's).
             """)
     @Option(help: "Model file. [GRIDMON_MODEL]") var model: String = environment("GRIDMON_MODEL") ?? "model.gmf"
