@@ -85,7 +85,7 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         var nodes: [NodeKey: UInt64] = [:]
         var undecodable = 0
         (outbox, recovery) = try Outbox.open(directory: directory, segmentBytes: segmentBytes) { _, payload in
-            guard let batch = try? OutboxBatch(decoding: payload) else { undecodable += 1; return }
+            guard let batch = try? OutboxBatch.header(decoding: payload) else { undecodable += 1; return }
             let key = NodeKey(tenant: batch.tenant, node: batch.node)
             nodes[key] = max(nodes[key] ?? 0, batch.highestSeq)
         }

@@ -190,9 +190,10 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         }
         for (number, payload) in records {
             nextToRead = number + 1
-            guard let (tenant, record) = decode(number, payload) else { continue }
+            guard let batch = decode(number, payload) else { continue }
+            let tenant = batch.tenant
             if lanes[tenant] == nil { lanes[tenant] = ShipperLane(tenant: tenant, intervalNs: jittered()) }
-            lanes[tenant]!.offer(record, failingBytes: Self.failingBytes)
+            lanes[tenant]!.offer(number, failingBytes: Self.failingBytes) { Self.record(number, batch) }
         }
         return !records.isEmpty
     }
@@ -217,7 +218,10 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
                 guard !records.isEmpty else { break }
                 for (number, payload) in records where number < nextToRead {
                     through = number
-                    guard let (owner, record) = decode(number, payload), owner == tenant else { continue }
+                    // Other tenants' records are passed over on their header alone.
+                    guard (try? OutboxBatch.header(decoding: payload[...]))?.tenant ?? tenant == tenant,
+                          let batch = decode(number, payload), batch.tenant == tenant else { continue }
+                    let record = Self.record(number, batch)
                     found.append(record)
                     bytes += record.lines.count
                 }
@@ -227,16 +231,22 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         }
     }
 
-    private func decode(_ number: UInt64, _ payload: [UInt8]) -> (String, ShipperLane.Record)? {
+    private func decode(_ number: UInt64, _ payload: [UInt8]) -> OutboxBatch? {
         guard let batch = try? OutboxBatch(decoding: payload[...]) else {
             Log.error("shipper_bad_record", ["record": number])  // CRC-checked, so a format bug: skip it, loudly
             return nil
         }
-        let lines = batch.lines  // made once: a version-3 record formats its samples here
+        return batch
+    }
+
+    /// A lane's record of `batch`: its line protocol (a version-3 record's samples formatted
+    /// here, once) and line count.
+    private static func record(_ number: UInt64, _ batch: OutboxBatch) -> ShipperLane.Record {
+        let lines = batch.lines
         var count = 0
         for byte in lines where byte == UInt8(ascii: "\n") { count += 1 }
         if let last = lines.last, last != UInt8(ascii: "\n") { count += 1 }
-        return (batch.tenant, ShipperLane.Record(number: number, lines: lines, lineCount: count))
+        return ShipperLane.Record(number: number, lines: lines, lineCount: count)
     }
 
     private func handle(_ outcome: WriteOutcome, writer: InfluxWriter) {

@@ -80,13 +80,20 @@ struct ShipperLane {
     /// to be read again in catch-up. Returns false when skipped.
     @discardableResult
     mutating func offer(_ record: Record, failingBytes: Int) -> Bool {
-        if record.number <= deliveredThrough { return true }
+        offer(record.number, failingBytes: failingBytes) { record }
+    }
+
+    /// `offer`, with the record made only when it is queued: making one formats its samples
+    /// as line protocol, wasted on a record skipped or already delivered.
+    @discardableResult
+    mutating func offer(_ number: UInt64, failingBytes: Int, making record: () -> Record) -> Bool {
+        if number <= deliveredThrough { return true }
         if skippedFrom != nil { return false }
         if isFailing && queuedBytes >= failingBytes {
-            skippedFrom = record.number
+            skippedFrom = number
             return false
         }
-        append(record)
+        append(record())
         return true
     }
 

@@ -111,25 +111,52 @@ public struct OutboxBatch: Sendable, Equatable {
         withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
     }
 
-    public init(decoding bytes: ArraySlice<UInt8>) throws(DecodeError) {
-        var position = bytes.startIndex
-        func take(_ count: Int) throws(DecodeError) -> ArraySlice<UInt8> {
+    /// Reads a record's fields in order; every read is bounds-checked.
+    private struct Reader {
+        let bytes: ArraySlice<UInt8>
+        var position: Int
+        init(_ bytes: ArraySlice<UInt8>) {
+            self.bytes = bytes
+            position = bytes.startIndex
+        }
+        var isAtEnd: Bool { position == bytes.endIndex }
+
+        mutating func take(_ count: Int) throws(DecodeError) -> ArraySlice<UInt8> {
             guard count >= 0, bytes.endIndex - position >= count else { throw DecodeError(description: "outbox batch truncated") }
             defer { position += count }
             return bytes[position..<position + count]
         }
-        func integer<T: FixedWidthInteger>(_: T.Type) throws(DecodeError) -> T {
+
+        mutating func integer<T: FixedWidthInteger>(_: T.Type) throws(DecodeError) -> T {
             let slice = try take(MemoryLayout<T>.size)
             return slice.reversed().reduce(T(0)) { $0 << 8 | T($1) }
         }
-        let version = try integer(UInt8.self)
-        guard (1...3).contains(version) else { throw DecodeError(description: "unknown outbox batch version \(version)") }
-        let tenantLength = Int(try integer(UInt16.self))
-        tenant = String(decoding: try take(tenantLength), as: UTF8.self)
-        let nodeLength = Int(try integer(UInt16.self))
-        node = String(decoding: try take(nodeLength), as: UTF8.self)
-        highestSeq = try integer(UInt64.self)
-        sampleCount = Int(try integer(UInt32.self))
+
+        /// The fields every version starts with: version, tenant, node, highest seq, sample count.
+        mutating func header() throws(DecodeError) -> (version: UInt8, tenant: String, node: String, highestSeq: UInt64, sampleCount: Int) {
+            let version = try integer(UInt8.self)
+            guard (1...3).contains(version) else { throw DecodeError(description: "unknown outbox batch version \(version)") }
+            let tenant = String(decoding: try take(Int(try integer(UInt16.self))), as: UTF8.self)
+            let node = String(decoding: try take(Int(try integer(UInt16.self))), as: UTF8.self)
+            return (version, tenant, node, try integer(UInt64.self), Int(try integer(UInt32.self)))
+        }
+    }
+
+    /// A record's tenant, node and highest seq, without reading its samples (what recovery
+    /// needs of every record at start: decoding a version-3 record's names table for each
+    /// would cost an allocation per extra gauge name).
+    public static func header(decoding bytes: ArraySlice<UInt8>) throws(DecodeError) -> (tenant: String, node: String, highestSeq: UInt64) {
+        var reader = Reader(bytes)
+        let h = try reader.header()
+        return (h.tenant, h.node, h.highestSeq)
+    }
+
+    public init(decoding bytes: ArraySlice<UInt8>) throws(DecodeError) {
+        var reader = Reader(bytes)
+        func take(_ count: Int) throws(DecodeError) -> ArraySlice<UInt8> { try reader.take(count) }
+        func integer<T: FixedWidthInteger>(_ type: T.Type) throws(DecodeError) -> T { try reader.integer(type) }
+        let version: UInt8
+        (version, tenant, node, highestSeq, sampleCount) = try reader.header()
         if version >= 2 {
             let seriesLength = Int(try integer(UInt32.self))
             series = Array(try take(seriesLength))
@@ -138,7 +165,7 @@ public struct OutboxBatch: Sendable, Equatable {
         }
         if version == 3 {
             let nameCount = Int(try integer(UInt32.self))
-            guard nameCount <= PackedSamples.maxNames else { throw DecodeError(description: "outbox batch names \(nameCount) names") }
+            guard nameCount <= PackedSamples.maxNames else { throw DecodeError(description: "outbox batch claims \(nameCount) names") }
             var names: [String] = []
             names.reserveCapacity(nameCount)
             for _ in 0..<nameCount { names.append(String(decoding: try take(Int(try integer(UInt16.self))), as: UTF8.self)) }
@@ -151,6 +178,6 @@ public struct OutboxBatch: Sendable, Equatable {
             let bodyLength = Int(try integer(UInt32.self))
             body = Array(try take(bodyLength))
         }
-        guard position == bytes.endIndex else { throw DecodeError(description: "outbox batch has trailing bytes") }
+        guard reader.isAtEnd else { throw DecodeError(description: "outbox batch has trailing bytes") }
     }
 }

@@ -51,6 +51,8 @@ public struct PackedSamples: Sendable, Equatable {
         self.names = names
         self.bytes = bytes
         self.count = count
+        for (index, name) in names.enumerated() { nameIndex[name] = UInt16(truncatingIfNeeded: index) }
+        nameBytes = names.reduce(0) { $0 + $1.utf8.count }
     }
 
     public static func == (a: PackedSamples, b: PackedSamples) -> Bool {

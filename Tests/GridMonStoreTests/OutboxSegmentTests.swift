@@ -1,3 +1,4 @@
+import GridMonWire
 import Testing
 @testable import GridMonStore
 
@@ -90,6 +91,28 @@ import Testing
         #expect(String(decoding: batch.lines, as: UTF8.self) == expected)
         // Stored once: the record is smaller than the lines it stands for.
         #expect(batch.encode().count < expected.utf8.count)
+    }
+
+    /// Recovery reads only the header of each record: the same tenant, node and highest seq as
+    /// the full decode, for every version, and a clear error for a cut or unknown one.
+    @Test func theHeaderAloneMatchesTheFullDecode() throws {
+        var packed = PackedSamples()
+        var drops = LineProtocolDrops()
+        packed.append(Sample(seq: 9, timestampNs: 1, extra: [Gauge(name: "fan", value: 2.5)]), score: 0.5, anomalous: false, drops: &drops)
+        let records = [
+            OutboxBatch(tenant: "acme", node: "web-1", highestSeq: 9, sampleCount: 1, series: Array("m,host=a".utf8), packed: packed).encode(),
+            OutboxBatch(tenant: "acme", node: "web-2", highestSeq: 7, sampleCount: 1, series: Array("m,host=a".utf8), body: Array(" b=1 1\n".utf8)).encode(),
+            [1, 2, 0] + Array("t1".utf8) + [2, 0] + Array("n1".utf8) + [5, 0, 0, 0, 0, 0, 0, 0] + [0, 0, 0, 0] + [0, 0, 0, 0],
+        ]
+        for bytes in records {
+            let full = try OutboxBatch(decoding: bytes[...])
+            let header = try OutboxBatch.header(decoding: bytes[...])
+            #expect(header.tenant == full.tenant && header.node == full.node && header.highestSeq == full.highestSeq)
+            #expect(throws: OutboxBatch.DecodeError.self) { try OutboxBatch.header(decoding: bytes[..<10]) }
+        }
+        #expect(throws: OutboxBatch.DecodeError(description: "unknown outbox batch version 9")) {
+            try OutboxBatch.header(decoding: ([9] + records[0].dropFirst())[...])
+        }
     }
 
     @Test func versionOneRecordsStillDecode() throws {
