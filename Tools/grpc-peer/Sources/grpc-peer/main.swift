@@ -87,34 +87,31 @@ func stream(_ client: GRPCClient<HTTP2ClientTransport.Posix>, id: UInt32, sample
     let sentAt = Mutex<[UInt64: UInt64]>([:])  // highest seq of a batch → send time (ns)
     let (credits, credit) = AsyncStream<Void>.makeStream()
     let latencies = Mutex<[UInt32]>([])
-    let encoder = MessageEncoder()
-    var payloads: [[UInt8]] = []
-    var seq: UInt64 = 0
     let now = Int64(Date().timeIntervalSince1970 * 1e9)
-    while seq < UInt64(samples) {
-        let count = min(batch, samples - Int(seq))
-        let rows = (0..<count).map { i -> Sample in
-            let n = seq + UInt64(i) + 1
-            let x = Double(n % 97)
-            return Sample(seq: n, timestampNs: now + Int64(n) * 1_000_000_000, cpuPercent: 20 + x / 4, memoryPercent: 40 + x / 8,
-                          diskPercent: 60, load1: 0.5 + x / 100, netRxBytesPerSec: 1e5 + x * 10, netTxBytesPerSec: 5e4 + x * 10,
-                          diskReadBytesPerSec: 1e4, diskWriteBytesPerSec: 2e4)
-        }
-        seq += UInt64(count)
-        payloads.append(encoder.encodePayload(.samples(SampleBatch(streamID: id, samples: rows))))
-    }
+    let batches = (samples + batch - 1) / batch
     let windowBatches = max(1, window / batch)
-    let frames = payloads
+    // Frames are made as they are sent, as gridmon-flood makes them (made all up front, a
+    // 2 M-sample stream held 170 MB in the client).
     let request = StreamingClientRequest<[UInt8]> { writer in
+        let encoder = MessageEncoder()
         var inFlight = 0
         var credits = credits.makeAsyncIterator()
-        for (i, payload) in frames.enumerated() {
+        for i in 0..<batches {
             if inFlight >= windowBatches {
                 await credits.next()
                 inFlight -= 1
             }
-            let highest = UInt64(min((i + 1) * batch, samples))
-            sentAt.withLock { $0[highest] = DispatchTime.now().uptimeNanoseconds }
+            let first = UInt64(i * batch)
+            let count = min(batch, samples - i * batch)
+            let rows = (0..<count).map { k -> Sample in
+                let n = first + UInt64(k) + 1
+                let x = Double(n % 97)
+                return Sample(seq: n, timestampNs: now + Int64(n) * 1_000_000_000, cpuPercent: 20 + x / 4, memoryPercent: 40 + x / 8,
+                              diskPercent: 60, load1: 0.5 + x / 100, netRxBytesPerSec: 1e5 + x * 10, netTxBytesPerSec: 5e4 + x * 10,
+                              diskReadBytesPerSec: 1e4, diskWriteBytesPerSec: 2e4)
+            }
+            let payload = encoder.encodePayload(.samples(SampleBatch(streamID: id, samples: rows)))
+            sentAt.withLock { $0[first + UInt64(count)] = DispatchTime.now().uptimeNanoseconds }
             try await writer.write(payload)
             inFlight += 1
         }
@@ -131,7 +128,7 @@ func stream(_ client: GRPCClient<HTTP2ClientTransport.Posix>, id: UInt32, sample
             }
             credit.yield()
             acked += 1
-            if acked == frames.count { break }
+            if acked == batches { break }
         }
     }
     return latencies.withLock { $0 }
