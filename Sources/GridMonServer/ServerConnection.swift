@@ -177,11 +177,14 @@ final class ServerConnection: EventHandler {
         guard !isClosed, !lingering else { return }
         guard server.lingering < Worker.maxLingering else { return close() }
         lingering = true
-        if let tls, tls.isEstablished { tls.close() }
-        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+        // Leave the accounting before the FIN: a peer that sees it may connect again at once,
+        // and another worker's accept must not still count this connection against
+        // --max-connections (a CI run had the reconnect refused).
         leavePreAuth()
         session.closed(nowNs: Clock.unixNanos())
         server.connectionReleased(self, lingers: true)
+        if let tls, tls.isEstablished { tls.close() }
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
         if watching != .readable {
             do { try server.reactor.modify(fd, events: .readable); watching = .readable } catch { return close() }
         }
@@ -330,6 +333,10 @@ final class ServerConnection: EventHandler {
 
     private func flush() {
         guard !lingering, !isClosed else { return }
+        // Nothing goes out before the handshake is done (`handshake` flushes then): an SSL_write
+        // now would run the handshake itself, and a plain agent's bytes already read would end
+        // it as a write error, without the Error that names the fix (a CI flake under load).
+        if let tls, !tls.isEstablished { return }
         while outputOffset < output.count {
             let result: IOResult<Int>
             do {

@@ -203,14 +203,15 @@ final class TestCertificates {
         let server = try tlsServer(certs)
         // The first server is down: every --failback the agent leaves the second to try it, and
         // comes back to the second by resuming its session.
-        let down = try freeLoopbackPort()
-        let agent = try AgentProcess(["--server", "127.0.0.1:\(down),localhost:\(server.address.port)", "--tls", "--tls-ca", certs.ca,
+        let down = try DownPort()
+        let agent = try AgentProcess(["--server", "127.0.0.1:\(down.port),localhost:\(server.address.port)", "--tls", "--tls-ca", certs.ca,
                                       "--node-id", "resumer", "--interval", "50ms", "--failback", "1s"])
         #expect(agent.logContains("resumed=true", timeout: 15), "\(agent.log.suffix(1500))")
         #expect(agent.log.contains("resumed=false"))  // the first handshake was a full one
         let before = durableSeq(server, "resumer")
-        #expect(eventually { durableSeq(server, "resumer") > before + 10 })
+        #expect(eventually { durableSeq(server, "resumer") > before + 10 }, "before \(before)\n\(agent.log.suffix(3000))\n\(server.log.suffix(3000))")
         #expect(agent.stop() == 0)
+        withExtendedLifetime(down) {}
     }
 
     @Test func theAdminPortServesHTTPSWithTheSameCertificate() throws {
