@@ -284,28 +284,6 @@ func freeLoopbackPort() throws -> UInt16 {
     return try Socket.localAddress(fd).port
 }
 
-/// A loopback port that stays down for the test's life: bound, never listening, so a connect
-/// is refused, and held, so no other test's server can take it (a port from
-/// `freeLoopbackPort` is free only until someone binds it; CI runs suites side by side).
-final class DownPort {
-    let fd: Int32
-    let port: UInt16
-    init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, let port = try? Socket.localAddress(fd).port else { Glibc.close(fd); throw HarnessError("bind: errno \(errno)") }
-        self.fd = fd
-        self.port = port
-    }
-    deinit { Glibc.close(fd) }
-}
-
 /// Writes a tokens file as an operator must: readable by its owner only (mode 0600; the
 /// server refuses a tokens file other users can read).
 func writeSecret(_ text: String, to path: String) throws {

@@ -203,7 +203,7 @@ final class TestCertificates {
         let server = try tlsServer(certs)
         // The first server is down: every --failback the agent leaves the second to try it, and
         // comes back to the second by resuming its session.
-        let down = try DownPort()
+        let down = try ReservedPort()  // held: no other suite's server can take it
         let agent = try AgentProcess(["--server", "127.0.0.1:\(down.port),localhost:\(server.address.port)", "--tls", "--tls-ca", certs.ca,
                                       "--node-id", "resumer", "--interval", "50ms", "--failback", "1s"])
         #expect(agent.logContains("resumed=true", timeout: 15), "\(agent.log.suffix(1500))")
