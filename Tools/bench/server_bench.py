@@ -4,7 +4,7 @@
 Server CPU comes from /proc/PID/stat (utime+stime) around each run; the flood client's
 from its rusage. Throughput runs are interleaved scenario by scenario and reported as medians.
 """
-import argparse, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -174,8 +174,18 @@ def idle(a, server_cpu, client_cpu):
             try:
                 before = cpu_seconds(server.proc.pid)
                 start = time.time()
+                # The steady state apart from the whole run: CPU between 40 % and 90 % of it, once
+                # the 10,000 connections are open and their nodes known.
+                steady = []
+                def probe():
+                    for at in (0.4, 0.9):
+                        time.sleep(max(0.0, start + at * a.idle_seconds - time.time()))
+                        steady.append((time.time(), cpu_seconds(server.proc.pid)))
+                prober = threading.Thread(target=probe)
+                prober.start()
                 r = flood(a.bin, client_cpu, server.port, ["--batch", "1", "--connections", "10000", "--rate", "1",
                                                            "--samples", "0", "--duration", str(a.idle_seconds), "--window", "16"])
+                prober.join()
                 wall = time.time() - start
                 used = cpu_seconds(server.proc.pid) - before
                 rss = peak_rss_mb(server.proc.pid)
@@ -183,16 +193,17 @@ def idle(a, server_cpu, client_cpu):
                 server.stop()
             lat = r["ack_latency_us"]
             rows[d].append({"acked": r["samples_acked"], "p50": lat["p50"] / 1000, "p99": lat["p99"] / 1000,
-                            "p999": lat["p99.9"] / 1000, "cpu": 100 * used / wall, "flood_cpu": 100 * r["client_cpu"] / wall,
+                            "p999": lat["p99.9"] / 1000, "cpu": 100 * used / wall,
+                            "steady_cpu": 100 * (steady[1][1] - steady[0][1]) / (steady[1][0] - steady[0][0]), "flood_cpu": 100 * r["client_cpu"] / wall,
                             "rss": rss, "errors": r["errors"]})
             print(f"run {run + 1}/{a.runs} idle commit-delay {d} ms: p99 {rows[d][-1]['p99']:.2f} ms, "
-                  f"server CPU {rows[d][-1]['cpu']:.1f}%", file=sys.stderr)
+                  f"server CPU {rows[d][-1]['cpu']:.1f}% (steady {rows[d][-1]['steady_cpu']:.1f}%)", file=sys.stderr)
     print(f"(outbox store) 10,000 connections x 1 sample/s for {a.idle_seconds} s, medians of {a.runs} interleaved runs:\n")
-    print("| --commit-delay-ms | samples acked | ack p50 | ack p99 | ack p99.9 | server CPU (% of a core) | server peak RSS | flood CPU |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| --commit-delay-ms | samples acked | ack p50 | ack p99 | ack p99.9 | server CPU (% of a core) | steady state (40-90 % of the run) | server peak RSS | flood CPU |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for d in delays:
         med = lambda k: statistics.median(x[k] for x in rows[d])
-        print(f"| {d} | {med('acked'):,.0f} | {med('p50'):.2f} ms | {med('p99'):.2f} ms | {med('p999'):.2f} ms | {med('cpu'):.1f} % | "
+        print(f"| {d} | {med('acked'):,.0f} | {med('p50'):.2f} ms | {med('p99'):.2f} ms | {med('p999'):.2f} ms | {med('cpu'):.1f} % | {med('steady_cpu'):.1f} % | "
               f"{med('rss'):.0f} MB | {med('flood_cpu'):.1f} % |")
 
 if __name__ == "__main__":
