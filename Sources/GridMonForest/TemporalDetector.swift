@@ -56,7 +56,7 @@ public struct TemporalDetector: Sendable {
         /// on average over the top-k metrics). 1.25 (issue #11: precision at the default
         /// threshold ≥ 0.5): through the live path (`Tools/eval-asd --live`, mean over the 12
         /// servers) 1.0 flagged at precision 0.310 / recall 0.464, 1.2 at 0.502 / 0.337, 1.25
-        /// at 0.545 / 0.311 (offline 0.425 → 0.635); ROC, PR and best F1 do not depend on it.
+        /// at 0.544 / 0.302 (offline 0.425 → 0.635); ROC, PR and best F1 do not depend on it.
         /// The fleet simulation (50 nodes × 6,000 samples) still found 96/96 incidents, with 0
         /// false ones instead of 1. A range excess still flags at one range width whatever the
         /// threshold (the range term is in the threshold's units).

@@ -90,7 +90,8 @@ final class AlertQueue: @unchecked Sendable {  // mutable state behind `state`; 
     func cursor(_ id: String) -> UInt64 { state.withLock { $0.cursors[id] ?? 0 } }
 
     /// Receiver `id` has everything through `record`; saved before returning, and before
-    /// `pending` counts it delivered (so a pending count of 0 means a restart resends nothing).
+    /// `pending` counts it delivered (so a pending count of 0 means a restart resends nothing,
+    /// unless the save failed, which is logged).
     func delivered(_ id: String, through record: UInt64) {
         do { try saveCursors(advancing: (id, record)) } catch {
             Log.error("notification_cursor_save_failed", ["error": error, "note": "may resend after a restart"])
@@ -141,15 +142,15 @@ final class AlertQueue: @unchecked Sendable {  // mutable state behind `state`; 
     /// in memory only once the file holding it is written.
     private func saveCursors(advancing: (id: String, record: UInt64)? = nil) throws {
         try saving.withLock { _ in
-            let (cursors, text) = state.withLock { s -> ([String: UInt64], String?) in
+            let text = state.withLock { s -> String? in
                 var cursors = s.cursors
                 if let (id, record) = advancing { cursors[id] = max(cursors[id] ?? 0, record) }
                 let text = cursors.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)\n" }.joined()
-                return (cursors, text == s.savedCursors ? nil : text)
+                return text == s.savedCursors ? nil : text
             }
             if let text { try Files.writeAtomically(directory + "/cursors", Array(text.utf8), sync: true) }
             state.withLock { s in
-                if let (id, _) = advancing { s.cursors[id] = max(s.cursors[id] ?? 0, cursors[id] ?? 0) }
+                if let (id, record) = advancing { s.cursors[id] = max(s.cursors[id] ?? 0, record) }
                 if let text { s.savedCursors = text }
             }
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import GridMonPosix
+import GridMonWire
 import Testing
 
 /// Certificates for one test run, made with the `openssl` CLI in a temporary directory: a CA,
@@ -178,6 +179,30 @@ final class TestCertificates {
         #expect(try handshake("-tls1_3").contains("Protocol version: TLSv1.3"))
         #expect(try !handshake("-tls1_2").contains("Protocol version"))
         #expect(server.process.isRunning)
+    }
+
+    /// The server meets a plain agent's bytes already waiting at accept (what load does by
+    /// chance: a CI flake). It once wrote its preface through TLS right then, which ran the
+    /// handshake on those bytes and closed without the Error naming the fix.
+    @Test func aPlainAgentWhoseBytesArriveBeforeTheAcceptIsToldToUseTLS() throws {
+        let certs = try TestCertificates()
+        let server = try tlsServer(certs, "server", ["--threads", "1"])
+        // Stopped, the server accepts nothing: the connection and its first bytes wait in the kernel.
+        let pid = server.process.processIdentifier
+        kill(pid, SIGSTOP)
+        let client: TestClient
+        do {
+            client = try TestClient(server.address)
+            try client.send(.hello(Hello(nodeID: "early", streamID: 1)))
+            usleep(100_000)
+        } catch {
+            kill(pid, SIGCONT)
+            throw error
+        }
+        kill(pid, SIGCONT)
+        let messages = try client.drainUntilClosed()
+        let told = messages.contains { if case .error(let error) = $0 { error.message.contains("this port speaks TLS") } else { false } }
+        #expect(told, "\(messages) \(server.log.suffix(1500))")
     }
 
     @Test func aStalledHandshakeIsClosedByTheHandshakeTimeout() throws {
