@@ -241,12 +241,14 @@ public final class Outbox: @unchecked Sendable {  // mutable state behind `state
             position = ReadPosition(path: list[index].path, index: index, offset: OutboxSegment.headerSize, nextRecord: list[index].first)
         }
         guard var at = position else { return [] }
-        // Reads go 8 MiB at a time, or a whole record when one is larger (up to maxRecordSize).
-        var chunkBytes = 8 << 20
+        // Reads go 8 MiB at a time (less when `maxBytes` asks for less: the bytes past it would
+        // be read only to be dropped), or a whole record when one is larger (up to maxRecordSize).
+        let normalChunk = maxBytes >= 8 << 20 ? 8 << 20 : max(64 << 10, maxBytes + OutboxSegment.recordHeaderSize)
+        var chunkBytes = normalChunk
         while out.count < limit && bytes < maxBytes && at.nextRecord <= durable {
             let asked = chunkBytes
             let chunk = try Files.read(at.path, from: at.offset, maxBytes: asked)
-            chunkBytes = 8 << 20
+            chunkBytes = normalChunk
             var cursor = 0
             var progressed = false
             while out.count < limit && bytes < maxBytes && at.nextRecord <= durable && chunk.count - cursor >= OutboxSegment.recordHeaderSize {

@@ -146,7 +146,6 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
     private func loop() {
         let multi = CurlMulti()
         while !stopping.load(ordering: .acquiring) {
-            let readMore = readAhead()
             let now = Clock.monotonicNanos()
             if !probeInFlight && now >= nextProbeNs {
                 let writer = prober ?? InfluxWriter(target: target)
@@ -155,15 +154,12 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
                 multi.startProbe(writer)
             }
             catchUp(nowNs: now)
-            for tenant in Array(lanes.keys) {
-                while let (delivery, body) = lanes[tenant]!.nextRequest(nowNs: now, batchLines: batchLines, concurrency: concurrency) {
-                    lanes[tenant]!.intervalNs = jittered()
-                    let writer = idleWriters[tenant]?.popLast() ?? InfluxWriter(target: target)
-                    busyWriters[ObjectIdentifier(writer)] = (tenant, delivery)
-                    posts.add()
-                    multi.start(writer, lines: body, tenant: tenant)
-                }
-            }
+            // Requests go out before more is read: formatting what is read takes a few
+            // milliseconds, during which InfluxDB would sit idle waiting for the next batch
+            // (with one connection GridMon reached 86 % of a plain writer's rate that way).
+            startRequests(multi, nowNs: now)
+            let readMore = readAhead()
+            if readMore { startRequests(multi, nowNs: Clock.monotonicNanos()) }
             // Wait for InfluxDB's answers, but no longer than the next batch timer needs.
             let wait: Int32 = readMore ? 0 : 20
             let done = multi.poll(timeoutMs: wait)
@@ -177,13 +173,33 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         advanceCursor()
     }
 
+    /// Posts every batch that is due now, tenant by tenant.
+    private func startRequests(_ multi: CurlMulti, nowNs: UInt64) {
+        for tenant in Array(lanes.keys) {
+            while let (delivery, body) = lanes[tenant]!.nextRequest(nowNs: nowNs, batchLines: batchLines, concurrency: concurrency) {
+                lanes[tenant]!.intervalNs = jittered()
+                let writer = idleWriters[tenant]?.popLast() ?? InfluxWriter(target: target)
+                busyWriters[ObjectIdentifier(writer)] = (tenant, delivery)
+                posts.add()
+                multi.start(writer, lines: body, tenant: tenant)
+            }
+        }
+    }
+
+    /// Packed bytes read (and formatted as lines) per turn of the loop: about 700 samples,
+    /// under a millisecond of formatting, so the requests in flight are driven and an answered
+    /// request is replaced within about that long.
+    static let readBytesPerTurn = 64 << 10
+
     /// Reads the next records from the outbox into their lanes while those not failing hold
     /// less than `maxPendingBytes`. True when it read something (there may be more).
     private func readAhead() -> Bool {
         let held = lanes.values.reduce(0) { $0 + ($1.isFailing || $1.skippedFrom != nil ? 0 : $1.queuedBytes) }
         guard held < Self.maxPendingBytes else { return false }
         let records: [(UInt64, [UInt8])]
-        do { records = try outbox.read(from: nextToRead, limit: 256, maxBytes: Self.maxPendingBytes - held) } catch {
+        do {
+            records = try outbox.read(from: nextToRead, limit: 256, maxBytes: min(Self.readBytesPerTurn, Self.maxPendingBytes - held))
+        } catch {
             Log.error("shipper_read_failed", ["error": error])
             pause(1_000_000_000)
             return false

@@ -20,11 +20,15 @@ public final class CurlMulti {
     /// Requests started and not yet answered.
     public var inFlight: Int { running.count }
 
-    /// Starts writing `lines` for `tenant` on `writer` (which must be idle).
+    /// Starts writing `lines` for `tenant` on `writer` (which must be idle), and sends what
+    /// the socket takes now: the request is not left waiting for the caller's next `poll`
+    /// (InfluxDB would idle meanwhile). Its answer comes from `poll`.
     public func start(_ writer: InfluxWriter, lines: [UInt8], tenant: String) {
         writer.begin(lines, tenant: tenant)
         running[writer.handle] = writer
         curl_multi_add_handle(multi, writer.handle)
+        var active: Int32 = 0
+        curl_multi_perform(multi, &active)
     }
 
     /// Starts a liveness probe on `writer` (which must be idle; see `InfluxWriter.beginProbe`).

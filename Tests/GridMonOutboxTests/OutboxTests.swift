@@ -58,6 +58,28 @@ import Testing
         #expect(try outbox.read(from: 1, limit: 100).map(\.0) == [1, 2, 3, 4])
     }
 
+    /// The shipper reads a little per turn (its read chunk then shrinks to the budget): reads
+    /// that continue one another still yield every record once, in order, across segments.
+    @Test func smallBudgetReadsContinueEachOtherWithoutLosingOrRepeatingARecord() throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (outbox, _, _) = try reopen()
+        for i in 1...600 {
+            outbox.append(payload(i))
+            if i % 20 == 0 { try outbox.commit() }  // a segment is closed at a commit past 4 KiB
+        }
+        #expect(outbox.segmentPaths.count > 10)
+        var seen: [(UInt64, [UInt8])] = []
+        var calls = 0
+        while calls < 1000, case let read = try outbox.read(from: UInt64(seen.count + 1), limit: 256, maxBytes: 700), !read.isEmpty {
+            #expect(read.reduce(0) { $0 + $1.1.count } < 700 + 320)  // the budget, plus at most one record
+            seen += read
+            calls += 1
+        }
+        #expect(seen.map(\.0) == (1...600).map(UInt64.init))
+        #expect(seen.map(\.1) == (1...600).map(payload))
+        #expect(calls > 100)
+    }
+
     @Test func aTornTailIsTruncatedAndTheOutboxCarriesOn() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {
