@@ -160,7 +160,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GridMonServerTests",
-            dependencies: ["GridMonServer", "GridMonWire", "GridMonDetect", "GridMonForest"]
+            dependencies: ["GridMonServer", "GridMonWire", "GridMonDetect", "GridMonForest", "GridMonStore"]
         ),
         .testTarget(
             name: "GridMonForestTests",

@@ -127,12 +127,12 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     /// 16 MiB of samples and names: an extra gauge is at least 11 bytes on the wire and 10 packed.)
     public static let maxLineBytes = 32 << 20
 
-    public func append(_ samples: [ScoredSample], record: NodeRecord, highestSeq: UInt64) -> UInt64 {
-        var d = LineProtocolDrops()
-        let first = samples[0]
-        // The series key (measurement, host, tenant, labels) once per record (defect 8); the
-        // samples packed, their lines made only when shipped or exported (issue #17, item 2).
-        let series = SystemMetrics.seriesKey(node: first.node, tenant: first.tenant, labels: first.labels, drops: &d) ?? []
+    public func append(_ samples: [ScoredSample], series stream: StreamSeries, record: NodeRecord, highestSeq: UInt64) -> UInt64 {
+        var d = stream.lineSeriesDrops
+        // The series key (measurement, host, tenant, labels) once per record (defect 8), made
+        // once per stream; the samples packed, their lines made only when shipped or exported
+        // (issue #17, item 2).
+        let series = stream.lineSeriesKey ?? []
         var packed = PackedSamples()
         packed.reserve(samples: min(samples.count, Self.maxRecordLineBytes / 64))
         var ticket: UInt64 = 0
@@ -152,7 +152,7 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
                 // Samples arrive in seq order, so this record's highest seq is its last sample's
                 // (the stream's highest for the final record).
                 let seq = last ? highestSeq : item.sample.seq
-                ticket = appendRecord(OutboxBatch(tenant: first.tenant, node: first.node, highestSeq: seq,
+                ticket = appendRecord(OutboxBatch(tenant: stream.tenant, node: stream.node, highestSeq: seq,
                                                   sampleCount: inRecord, series: series, packed: packed), record: record, samples: inRecord)
                 packed.removeAll()
                 inRecord = 0

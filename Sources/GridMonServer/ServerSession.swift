@@ -36,8 +36,9 @@ public final class ServerSession {
     /// would copy its pending array on every append).
     private final class Stream {
         let record: NodeRecord
-        let tenant: String
-        let labels: [Label]
+        /// Node, tenant and labels, with their series key made once.
+        let series: StreamSeries
+        var tenant: String { series.tenant }
         /// The token that opened the stream: a reload that revokes it closes the stream.
         let token: String
         /// Samples accepted since the last flush, not yet scored or stored (scored together,
@@ -61,8 +62,7 @@ public final class ServerSession {
 
         init(record: NodeRecord, tenant: String, labels: [Label], token: String, highestSeq: UInt64) {
             self.record = record
-            self.tenant = tenant
-            self.labels = labels
+            self.series = StreamSeries(node: record.id, tenant: tenant, labels: labels)
             self.token = token
             self.highestSeq = highestSeq
         }
@@ -403,9 +403,7 @@ public final class ServerSession {
         for (i, sample) in fresh.enumerated() {
             let anomalous = judgement.flagged[i]
             if anomalous { anomalies += 1 }
-            scored.append(ScoredSample(
-                node: stream.node, tenant: stream.tenant, labels: stream.labels, sample: sample, score: judgement.scores[i],
-                anomalous: anomalous))
+            scored.append(ScoredSample(sample: sample, score: judgement.scores[i], anomalous: anomalous))
         }
         // Only the connection that owns the node moves its durable seq.
         let highest = stream.highestSeq
@@ -427,7 +425,7 @@ public final class ServerSession {
         }
         guard owned else { return false }
         if !scored.isEmpty {
-            stream.ticket = sink.append(scored, record: stream.record, highestSeq: highest)
+            stream.ticket = sink.append(scored, series: stream.series, record: stream.record, highestSeq: highest)
             // Incidents go to the store right behind the samples that opened or closed them.
             if !events.isEmpty, let ticket = sink.appendIncidents(events, record: stream.record, highestSeq: highest) {
                 stream.ticket = ticket

@@ -2,12 +2,15 @@ import Testing
 import GridMonWire
 import GridMonDetect
 import GridMonForest
+import GridMonStore
 import Glibc
 @testable import GridMonServer
 
 /// A sink that records what it was given.
 final class RecordingSink: SampleSink, @unchecked Sendable {  // used from one thread only
     var appended: [ScoredSample] = []
+    /// The tenant of each sample in `appended`.
+    var appendedTenants: [String] = []
     var notReadyReason: String?
     var queuedSamples: Int { 0 }
     var highWater: Int { .max }
@@ -16,8 +19,9 @@ final class RecordingSink: SampleSink, @unchecked Sendable {  // used from one t
     var durableTicket: UInt64 = .max
     var nextTicket: UInt64 = 0
     var pendingDurable: [(NodeRecord, UInt64)] = []
-    func append(_ samples: [ScoredSample], record: NodeRecord, highestSeq: UInt64) -> UInt64 {
+    func append(_ samples: [ScoredSample], series: StreamSeries, record: NodeRecord, highestSeq: UInt64) -> UInt64 {
         appended += samples
+        appendedTenants += Array(repeating: series.tenant, count: samples.count)
         nextTicket += 1
         if nextTicket <= durableTicket { record.markDurable(highestSeq) } else { pendingDurable.append((record, highestSeq)) }
         return nextTicket
@@ -291,7 +295,7 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         b.flushAcks()
         #expect(f.nodes[NodeKey(tenant: "acme", node: "web-1")]?.samples == 50)
         #expect(f.nodes[NodeKey(tenant: "beta", node: "web-1")]?.samples == 3)
-        #expect(f.sink.appended.filter { $0.tenant == "beta" }.count == 3)
+        #expect(f.sink.appendedTenants.filter { $0 == "beta" }.count == 3)
     }
 
     @Test func aSeqJumpPastTheBoundIsRefusedAndPoisonsNothing() {
@@ -439,5 +443,19 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         scorer.score([Sample(seq: 1, timestampNs: 1)], key: key, into: &verdicts)
         #expect(registry.kind(node: "flat", tenant: "t") == .node)
         #expect(verdicts.flagged == [false])
+    }
+}
+
+/// A stream's series key is made once, when it opens, and is what every outbox record of the
+/// stream is written with.
+@Suite struct StreamSeriesTests {
+    @Test func theSeriesKeyIsTheEscapedSortedTagSetWithReservedAndEmptyLabelsLeftOutAndCounted() {
+        let series = StreamSeries(node: "web 1", tenant: "acme", labels: [Label(key: "rack", value: "r,2"), Label(key: "host", value: "other"),
+                                                                          Label(key: "az", value: "")])
+        #expect(series.lineSeriesKey.map { String(decoding: $0, as: UTF8.self) } == #"system_metrics,host=web\ 1,rack=r\,2,tenant=acme"#)
+        #expect(series.lineSeriesDrops.emptyTags == 1)  // "az" has no value; "host" is GridMon's own tag
+        var drops = LineProtocolDrops()
+        #expect(series.lineSeriesKey == SystemMetrics.seriesKey(node: "web 1", tenant: "acme", labels: series.labels, drops: &drops))
+        #expect(drops == series.lineSeriesDrops)
     }
 }
