@@ -130,7 +130,16 @@ struct ShipperLane {
         guard !isFailing, deliveries.count - deliveries.count(where: \.isDone) < concurrency, deliveries.count < 16 * concurrency,
               head < queue.count,
               queuedLines >= batchLines || nowNs &- lastPostNs >= intervalNs else { return nil }
+        // Sized first, so the batch is copied once rather than regrown as records are added.
+        var size = 0
+        var taking = 0
+        for record in queue[head...] {
+            guard taking == 0 || taking + record.lineCount <= batchLines else { break }
+            taking += record.lineCount
+            size += record.lines.count
+        }
         var body: [UInt8] = []
+        body.reserveCapacity(size)
         var lines = 0
         var records = 0
         let first = queue[head].number
