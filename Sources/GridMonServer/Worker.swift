@@ -293,7 +293,10 @@ final class Worker: EventHandler {
         let handshakeNs = shared.config.handshakeTimeoutMs * 1_000_000
         let frameNs = shared.config.frameTimeoutMs * 1_000_000
         let keepaliveNs = UInt64(shared.config.session.keepaliveIntervalMs) * 1_000_000
-        for connection in Array(connections.values) where !connection.isClosed {
+        // Iterated in place, not copied into an array (10,000 retains four times a second at
+        // 10,000 agents): a connection closed here leaves `connections`, and the dictionary's
+        // copy-on-write gives that removal a copy of its own while this loop goes on.
+        for connection in connections.values where !connection.isClosed {
             let session = connection.session
             if frameNs > 0, connection.isReading, let started = connection.frameStartedNs, now > started, now - started > frameNs {
                 session.fail(.deadlineExceeded, "a frame did not arrive whole within \(shared.config.frameTimeoutMs) ms",
