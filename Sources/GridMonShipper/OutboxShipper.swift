@@ -173,8 +173,9 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
         advanceCursor()
     }
 
-    /// Posts every batch that is due now, tenant by tenant.
+    /// Posts every batch that is due now, tenant by tenant, and sends them at once.
     private func startRequests(_ multi: CurlMulti, nowNs: UInt64) {
+        var started = false
         for tenant in Array(lanes.keys) {
             while let (delivery, body) = lanes[tenant]!.nextRequest(nowNs: nowNs, batchLines: batchLines, concurrency: concurrency) {
                 lanes[tenant]!.intervalNs = jittered()
@@ -182,8 +183,10 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
                 busyWriters[ObjectIdentifier(writer)] = (tenant, delivery)
                 posts.add()
                 multi.start(writer, lines: body, tenant: tenant)
+                started = true
             }
         }
+        if started { multi.send() }
     }
 
     /// Packed bytes read (and formatted as lines) per turn of the loop: about 700 samples,
@@ -234,9 +237,10 @@ public final class OutboxShipper: @unchecked Sendable {  // mutable state is the
                 guard !records.isEmpty else { break }
                 for (number, payload) in records where number < nextToRead {
                     through = number
-                    // Other tenants' records are passed over on their header alone.
-                    guard (try? OutboxBatch.header(decoding: payload[...]))?.tenant ?? tenant == tenant,
-                          let batch = decode(number, payload), batch.tenant == tenant else { continue }
+                    // Other tenants' records are passed over on their header alone (one whose
+                    // header does not decode goes on to `decode`, which logs it).
+                    if let header = try? OutboxBatch.header(decoding: payload[...]), header.tenant != tenant { continue }
+                    guard let batch = decode(number, payload) else { continue }
                     let record = Self.record(number, batch)
                     found.append(record)
                     bytes += record.lines.count

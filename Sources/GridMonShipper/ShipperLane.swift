@@ -130,31 +130,28 @@ struct ShipperLane {
         guard !isFailing, deliveries.count - deliveries.count(where: \.isDone) < concurrency, deliveries.count < 16 * concurrency,
               head < queue.count,
               queuedLines >= batchLines || nowNs &- lastPostNs >= intervalNs else { return nil }
-        // Sized first, so the batch is copied once rather than regrown as records are added.
+        // The batch's records first (whole records, up to `batchLines` lines, at least one),
+        // then its body, sized once rather than regrown record by record.
+        var end = head
+        var lines = 0
         var size = 0
-        var taking = 0
-        for record in queue[head...] {
-            guard taking == 0 || taking + record.lineCount <= batchLines else { break }
-            taking += record.lineCount
-            size += record.lines.count
+        while end < queue.count && (lines == 0 || lines + queue[end].lineCount <= batchLines) {
+            lines += queue[end].lineCount
+            size += queue[end].lines.count
+            end += 1
         }
         var body: [UInt8] = []
         body.reserveCapacity(size)
-        var lines = 0
-        var records = 0
         let first = queue[head].number
-        var last = first
-        while head < queue.count && (lines == 0 || lines + queue[head].lineCount <= batchLines) {
-            let record = queue[head]
-            body += record.lines
-            lines += record.lineCount
-            records += 1
-            last = record.number
-            queuedBytes -= record.lines.count
-            queuedLines -= record.lineCount
-            queue[head].lines = []
-            head += 1
+        let last = queue[end - 1].number
+        let records = end - head
+        for index in head..<end {
+            body += queue[index].lines
+            queue[index].lines = []
         }
+        head = end
+        queuedBytes -= size
+        queuedLines -= lines
         guard lines > 0 else {
             // Records without lines (every line left out as unrepresentable) are delivered as
             // they are: an empty POST would be split for ever if a target refused it.

@@ -20,13 +20,18 @@ public final class CurlMulti {
     /// Requests started and not yet answered.
     public var inFlight: Int { running.count }
 
-    /// Starts writing `lines` for `tenant` on `writer` (which must be idle), and sends what
-    /// the socket takes now: the request is not left waiting for the caller's next `poll`
-    /// (InfluxDB would idle meanwhile). Its answer comes from `poll`.
+    /// Starts writing `lines` for `tenant` on `writer` (which must be idle); it goes out at the
+    /// next `send` or `poll`, its answer comes from `poll`.
     public func start(_ writer: InfluxWriter, lines: [UInt8], tenant: String) {
         writer.begin(lines, tenant: tenant)
         running[writer.handle] = writer
         curl_multi_add_handle(multi, writer.handle)
+    }
+
+    /// Sends what the sockets take now of the requests just started, so they do not wait for
+    /// the caller's next `poll` (InfluxDB would idle meanwhile). Answers that arrive are
+    /// collected by `poll`. Called once after starting several: each call walks every transfer.
+    public func send() {
         var active: Int32 = 0
         curl_multi_perform(multi, &active)
     }
