@@ -16,7 +16,7 @@
 //   GridMonOutbox  the edge of storage: the durable outbox (segment files, group commit, recovery)
 //   GridMonShipper the outbox's delivery to InfluxDB: per-tenant lanes, batching, retries, the target probe
 //   GridMonWire    pure Swift core: message model, frame codec, protobuf-c bridge; no syscalls
-//   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers and accept4, which Glibc's module lacks
+//   CGridMonPosix  C shim: epoll/eventfd/timerfd/signalfd headers, accept4 and sync_file_range, which Glibc's module lacks
 //   GridMonPosix   the edge: one syscall wrapper, sockets, clocks, the epoll reactor, logs, process metrics
 //   GridMonConfig  where settings come from: flag > GRIDMON_… variable > TOML file (TOMLKit) > default
 //   GridMonNotify  incidents to people: alerts (flapping folded), a durable queue, Alertmanager, webhooks, Slack

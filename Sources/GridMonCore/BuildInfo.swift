@@ -5,7 +5,7 @@
 /// if any, differs from it). The wire and outbox format versions are the compatibility
 /// promises an operator upgrading a mixed fleet needs (README, "Upgrading").
 public enum BuildInfo {
-    public static let version = "0.15.0"
+    public static let version = "0.16.0"
     /// Frame protocol version agents and servers speak (Proto/gridmon.proto, Hello.version).
     public static let wireVersion = 1
     /// Outbox record format version written (GridMonStore's OutboxBatch; versions 1 and 2 are read).
@@ -24,7 +24,7 @@ public enum BuildInfo {
         #endif
     }
 
-    /// `--version` text: `gridmon-agent 0.15.0 (swift 6.3, wire 1, outbox 3)`.
+    /// `--version` text: `gridmon-agent 0.16.0 (swift 6.3, wire 1, outbox 3)`.
     public static func versionLine(_ program: String) -> String {
         "\(program) \(version) (swift \(swiftVersion), wire \(wireVersion), outbox \(outboxVersion))"
     }

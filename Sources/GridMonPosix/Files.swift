@@ -1,3 +1,4 @@
+import CGridMonPosix
 import Glibc
 
 /// Whole-file reads and atomic writes, the only file I/O the command-line tools need.
@@ -69,6 +70,13 @@ public enum Files {
         let fd = try syscallChecked("open(\(path))") { open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }
         defer { close(fd) }
         if let failure = writeAll(fd, bytes, name: path) { throw failure }
+    }
+
+    /// Starts writing `length` bytes of `fd` from `offset` back to disk without waiting
+    /// (sync_file_range(2), SYNC_FILE_RANGE_WRITE), so that a later fdatasync finds them
+    /// written or in flight. Makes nothing durable; a failure only loses the head start.
+    public static func startWriteback(_ fd: Int32, offset: Int, length: Int) {
+        _ = gridmon_start_writeback(fd, Int64(offset), Int64(length))
     }
 
     /// Writes all of `bytes` to `fd`, through short writes and EINTR; the error, if any.

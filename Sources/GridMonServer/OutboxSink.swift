@@ -282,6 +282,8 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         for entry in done { entry.record.markDurable(entry.seq) }
         durable.store(ticket, ordering: .releasing)
         if !done.isEmpty { onDurable?(ticket) }
+        // With the acks on their way: zeros for the next commits to write over, when short.
+        outbox.prepareNextCommits()
         enforceRetention()
         return true
     }

@@ -12,6 +12,13 @@ import GridMonCore
 ///   never acknowledged): the file is truncated there and the outbox carries on;
 /// - damage with intact bytes after it is corruption of data that was on disk: the segment is
 ///   quarantined (moved aside, reported), never retried in a loop.
+///
+/// The segment being written carries zeros past its last record (`SegmentFile` lays them
+/// down ahead so that an fdatasync need not change the file's size): an all-zero record
+/// header ends the records, and damage followed only by zeros is a torn tail. No record is
+/// empty (a record is an encoded `OutboxBatch`; `recordHeader` refuses empty payloads), so
+/// an all-zero header (CRC-32C of nothing is 0) is never a record's. Zeros with data after
+/// them are corruption, like any damage followed by data.
 public enum OutboxSegment {
     public static let magic = Array("GMOUTBX1".utf8)
     public static let headerSize = 16
@@ -52,10 +59,12 @@ public enum OutboxSegment {
     }
 
     /// The 8 bytes that go before `payload` in a segment: its length and CRC-32C.
-    /// `payload` is at most `maxRecordSize`: the server's sink bounds records by construction
-    /// (`OutboxSink.maxRecordLineBytes`, `maxLineBytes`), so no peer input reaches the check.
+    /// `payload` is 1 to `maxRecordSize` bytes: the server's sink bounds records by
+    /// construction (`OutboxSink.maxRecordLineBytes`, `maxLineBytes`) and every record is an
+    /// encoded `OutboxBatch`, never empty (an empty record's header would read as the zeros
+    /// that end a segment), so no peer input reaches the check.
     public static func recordHeader(_ payload: [UInt8]) -> [UInt8] {
-        precondition(payload.count <= maxRecordSize)
+        precondition(!payload.isEmpty && payload.count <= maxRecordSize)
         var header: [UInt8] = []
         header.reserveCapacity(recordHeaderSize)
         withUnsafeBytes(of: UInt32(payload.count).littleEndian) { header.append(contentsOf: $0) }
@@ -82,6 +91,11 @@ public enum OutboxSegment {
             let length = Int(UInt32(littleEndian: bytes[offset..<offset + 4].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
             let stored = UInt32(littleEndian: bytes[offset + 4..<offset + 8].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
             let start = offset + recordHeaderSize
+            if length == 0 && stored == 0 {
+                let damage: Damage = allZero(bytes, from: offset)
+                    ? .none : .corrupt(offset: offset, reason: "zeros amid records before record \(first + UInt64(payloads.count))")
+                return Scan(firstRecord: first, payloads: payloads, validLength: offset, damage: damage)
+            }
             if length > maxRecordSize || length > bytes.count - start {
                 // Runs past the end: a cut-short final write (a huge bogus length also lands here:
                 // nothing after it can be trusted to be a record boundary).
@@ -89,7 +103,7 @@ public enum OutboxSegment {
             }
             let computed = bytes[start..<start + length].withUnsafeBytes { CRC32C.checksum($0) }
             if computed != stored {
-                let damage: Damage = start + length == bytes.count
+                let damage: Damage = allZero(bytes, from: start + length)
                     ? .tornTail(offset: offset)
                     : .corrupt(offset: offset, reason: "CRC-32C mismatch in record \(first + UInt64(payloads.count))")
                 return Scan(firstRecord: first, payloads: payloads, validLength: offset, damage: damage)
@@ -98,5 +112,22 @@ public enum OutboxSegment {
             offset = start + length
         }
         return Scan(firstRecord: first, payloads: payloads, validLength: offset, damage: .none)
+    }
+
+    /// Whether every byte from `offset` to the end is zero (true when there are none).
+    private static func allZero(_ bytes: [UInt8], from offset: Int) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            var i = offset
+            // 8 bytes at a time: recovery runs this over up to `SegmentFile`'s zeros (4 MiB).
+            while i + 8 <= raw.count {
+                if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) != 0 { return false }
+                i += 8
+            }
+            while i < raw.count {
+                if raw[i] != 0 { return false }
+                i += 1
+            }
+            return true
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import GridMonStore
 import GridMonWire
 import Testing
 
@@ -80,10 +81,15 @@ extension InfluxTests {
             try ackedThrough(client, 1, 120)
             #expect(server.stop(signal: SIGKILL) == SIGKILL)
         }
-        // The crash left half a record at the end of the newest segment.
+        // The crash left half a record where the newest segment's records end (into the zeros
+        // the server lays down ahead of them, if it had laid them down before the SIGKILL).
         let segments = try FileManager.default.contentsOfDirectory(atPath: dataDir).filter { $0.hasSuffix(".seg") }.sorted()
-        let handle = try #require(FileHandle(forWritingAtPath: dataDir + "/" + segments.last!))
-        handle.seekToEndOfFile()
+        let newest = dataDir + "/" + segments.last!
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: newest)))
+        let end = OutboxSegment.scan(bytes).validLength
+        #expect(OutboxSegment.scan(bytes).damage == .none)
+        let handle = try #require(FileHandle(forWritingAtPath: newest))
+        handle.seek(toFileOffset: UInt64(end))
         handle.write(Data([0x00, 0x20, 0x00, 0x00, 9, 9, 9, 9, 1, 2, 3]))
         handle.closeFile()
 

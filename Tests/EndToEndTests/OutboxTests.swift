@@ -1,5 +1,7 @@
 import Foundation
 import Glibc
+import GridMonPosix
+import GridMonStore
 import GridMonWire
 import Testing
 
@@ -33,6 +35,32 @@ import Testing
         let after = try httpGet(try #require(server.adminAddress), "/metrics").body
         #expect((metric(after, "gridmon_sink_commit_seconds_count") ?? 0) >= 1)
         #expect(after.contains("gridmon_sink_commit_seconds_bucket{le=\"+Inf\"}"))
+    }
+
+    /// Between small commits the server lays zeros down ahead of the records (a commit's
+    /// fdatasync then writes data only, not the file's size: issue #17); a clean stop cuts
+    /// them off, so a closed segment is exactly its records.
+    @Test func theSegmentBeingWrittenHasZerosAheadUntilACleanStop() throws {
+        let dir = dataDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try ServerProcess(["--insecure-no-auth"], dataDir: dir)
+        let client = try TestClient(server.address)
+        _ = try client.hello(node: "ahead", stream: 1)
+        try client.send(batch(1, 1...20))
+        #expect(try ackedThrough(client, 20) == 20)
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".seg") })
+        let segment = dir + "/" + name
+        var ahead = 0
+        for _ in 0..<200 where ahead < 1 << 20 {  // laid down right after the commit: wait up to 4 s
+            let bytes = try Files.read(segment)
+            ahead = bytes.count - OutboxSegment.scan(bytes).validLength
+            if ahead < 1 << 20 { usleep(20_000) }
+        }
+        #expect(ahead >= 1 << 20, "\(ahead) bytes of zeros past the records")
+        #expect(server.stop(signal: SIGTERM) == 0)
+        let after = try Files.read(segment)
+        let scan = OutboxSegment.scan(after)
+        #expect(scan.damage == .none && scan.validLength == after.count && scan.payloads.count >= 1)
     }
 
     @Test func aTornOutboxTailIsCutAndTheServerStarts() throws {

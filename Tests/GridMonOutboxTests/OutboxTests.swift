@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import GridMonPosix
+import GridMonStore
 import Testing
 @testable import GridMonOutbox
 
@@ -101,6 +102,57 @@ import Testing
         try outbox.commit()
         let (_, again, replayedAgain) = try reopen()
         #expect(again.truncatedBytes == 0 && replayedAgain.map(\.0) == Array(1...11))
+    }
+
+    /// The segment being written has zeros laid down ahead of its records, so that a commit's
+    /// fdatasync need not change the file's size. A crash leaves them (here: the files copied
+    /// while the outbox is open); recovery replays every record, cuts the zeros without
+    /// counting them as torn, and the outbox carries on. A clean close leaves exact files.
+    @Test func zerosLaidDownAheadAreCutAtRecoveryAndAtCloseAndNeverRead() throws {
+        let crashed = directory + "-crashed"
+        defer {
+            try? FileManager.default.removeItem(atPath: directory)
+            try? FileManager.default.removeItem(atPath: crashed)
+        }
+        do {
+            let (outbox, _, _) = try reopen()
+            for i in 1...25 {
+                outbox.append(payload(i))
+                if i % 5 == 0 {
+                    try outbox.commit()
+                    outbox.prepareNextCommits()  // as the committer does between commits
+                }
+            }
+            let last = try #require(outbox.segmentPaths.last)
+            let onDisk = try Files.read(last)
+            // A whole step of zeros past the records (4 KiB here: the segment size).
+            #expect(onDisk.count - OutboxSegment.scan(onDisk).validLength >= 4096 && onDisk.last == 0)
+            // Readers stop at the records, whatever lies past them.
+            #expect(try outbox.read(from: 1, limit: 100).map(\.1) == (1...25).map(payload))
+            try FileManager.default.copyItem(atPath: directory, toPath: crashed)
+        }
+        // In the crashed copy, a write the crash cut short: half a record, into the zeros.
+        let newest = crashed + "/" + (try #require(try Files.list(crashed).sorted().last))
+        let end = OutboxSegment.scan(try Files.read(newest)).validLength
+        let handle = try #require(FileHandle(forWritingAtPath: newest))
+        handle.seek(toFileOffset: UInt64(end))
+        handle.write(Data([40, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9]))
+        handle.closeFile()
+        for segment in try Files.list(directory) {
+            let bytes = try Files.read(directory + "/" + segment)
+            #expect(OutboxSegment.scan(bytes).validLength == bytes.count, "\(segment) is exact after a close")
+        }
+        var replayed: [(UInt64, [UInt8])] = []
+        let (outbox, recovery) = try Outbox.open(directory: crashed, segmentBytes: 4096) { replayed.append(($0, Array($1))) }
+        #expect(recovery.truncatedBytes == 11 && recovery.quarantined.isEmpty)  // the torn bytes, not the zeros
+        #expect(replayed.map(\.0) == Array(1...25) && replayed.map(\.1) == (1...25).map(payload))
+        for path in outbox.segmentPaths {
+            let bytes = try Files.read(path)
+            #expect(OutboxSegment.scan(bytes).validLength == bytes.count, "\(path) is exact after recovery")
+        }
+        outbox.append(payload(26))
+        try outbox.commit()
+        #expect(try outbox.read(from: 24, limit: 10).map(\.0) == [24, 25, 26])
     }
 
     @Test func aCorruptSegmentIsQuarantinedNotRetried() throws {

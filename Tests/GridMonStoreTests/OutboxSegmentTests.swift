@@ -3,7 +3,7 @@ import Testing
 @testable import GridMonStore
 
 @Suite struct OutboxSegmentTests {
-    let payloads: [[UInt8]] = [Array("first batch\n".utf8), [], Array(repeating: 0xAB, count: 5000), Array("last\n".utf8)]
+    let payloads: [[UInt8]] = [Array("first batch\n".utf8), [0], Array(repeating: 0xAB, count: 5000), Array("last\n".utf8)]
 
     var segment: [UInt8] {
         var bytes = OutboxSegment.header(firstRecord: 42)
@@ -22,7 +22,7 @@ import Testing
 
     @Test func everyCutIsATornTailThatKeepsWhatWasWhole() {
         let bytes = segment
-        let boundaries = [16, 16 + 8 + 12, 16 + 8 + 12 + 8, 16 + 8 + 12 + 8 + 8 + 5000]
+        let boundaries = [16, 16 + 8 + 12, 16 + 8 + 12 + 8 + 1, 16 + 8 + 12 + 8 + 1 + 8 + 5000]
         for cut in 0..<bytes.count {
             let scan = OutboxSegment.scan(Array(bytes.prefix(cut)))
             let whole = boundaries.filter { $0 <= cut }.count - 1  // records entirely before the cut
@@ -53,6 +53,31 @@ import Testing
         let scan = OutboxSegment.scan(bytes)
         #expect(scan.payloads.isEmpty)
         #expect(scan.damage == .corrupt(offset: 16, reason: "CRC-32C mismatch in record 42"))
+    }
+
+    /// The segment being written has zeros laid down past its records (`SegmentFile`): they
+    /// end the records; a write the crash cut short into them is a torn tail; zeros with
+    /// data after them are damage, not empty records.
+    @Test func zerosPastTheRecordsEndThemAndAWriteCutShortIntoThemIsATornTail() {
+        let bytes = segment
+        let zeros = [UInt8](repeating: 0, count: 4096)
+        let ended = OutboxSegment.scan(bytes + zeros)
+        #expect(ended.damage == .none && ended.validLength == bytes.count && read(bytes + zeros, ended) == payloads)
+
+        // The last record's write reached the disk only in part: its end is still zeros.
+        let lastStart = bytes.count - 8 - payloads[3].count
+        var torn = bytes
+        for i in (bytes.count - 3)..<bytes.count { torn[i] = 0 }
+        let cut = OutboxSegment.scan(torn + zeros)
+        #expect(cut.damage == .tornTail(offset: lastStart) && cut.payloads.count == 3)
+        // Only the header made it.
+        let headerOnly = OutboxSegment.scan(Array(bytes[..<(lastStart + 8)]) + zeros)
+        #expect(headerOnly.damage == .tornTail(offset: lastStart) && headerOnly.payloads.count == 3)
+
+        // Zeros, then data: not a run of empty records.
+        let amid = OutboxSegment.scan(Array(bytes[..<lastStart]) + [UInt8](repeating: 0, count: 16) + Array(bytes[lastStart...]))
+        #expect(amid.damage == .corrupt(offset: lastStart, reason: "zeros amid records before record 45"))
+        #expect(amid.payloads.count == 3)
     }
 
     @Test func aHugeLengthDoesNotAllocateOrCrash() {

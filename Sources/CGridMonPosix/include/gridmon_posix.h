@@ -1,5 +1,6 @@
 // What Swift's Glibc module does not export: the epoll, eventfd, timerfd and signalfd
-// headers, and accept4 (declared only under _GNU_SOURCE, which Glibc's module lacks).
+// headers, accept4 and sync_file_range (declared only under _GNU_SOURCE, which Glibc's
+// module lacks).
 #ifndef GRIDMON_POSIX_H
 #define GRIDMON_POSIX_H
 
@@ -11,5 +12,9 @@
 
 /// accept4(2), compiled with _GNU_SOURCE.
 int gridmon_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+
+/// sync_file_range(2) with SYNC_FILE_RANGE_WRITE (start writeback, do not wait), also
+/// declared only under _GNU_SOURCE.
+int gridmon_start_writeback(int fd, long long offset, long long length);
 
 #endif
