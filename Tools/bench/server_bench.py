@@ -4,7 +4,7 @@
 Server CPU comes from /proc/PID/stat (utime+stime) around each run; the flood client's
 from its rusage. Throughput runs are interleaved scenario by scenario and reported as medians.
 """
-import argparse, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
+import argparse, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -52,13 +52,14 @@ class Influx:
 class Server:
     def __init__(self, bindir, cpu, store, extra_args=()):
         self.port = free_port()
+        self.admin = free_port()
         self.data = tempfile.mkdtemp(prefix="gridmon-bench-")
         self.influx = Influx() if store == "influx" else None
         extra = ["--store", "outbox", "--influx-url", f"http://127.0.0.1:{self.influx.port}", "--influx-create"] \
             if self.influx else ["--store", store]
         self.proc = subprocess.Popen(
             ["taskset", "-c", str(cpu), f"{bindir}/gridmon-stream-server", "--insecure-no-auth", "--threads", "1",
-             "--listen", f"127.0.0.1:{self.port}", "--admin-listen", "off", "--log-level", "warn",
+             "--listen", f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin}", "--log-level", "warn",
              # every flood connection comes from 127.0.0.1: lift the per-address bound on connections
              # that have not sent Hello yet (a 10,000-connection storm is many at once)
              "--max-connections", "20000", "--max-unauthenticated-per-ip", "20000",
@@ -70,6 +71,17 @@ class Server:
                 break
             except OSError:
                 time.sleep(0.02)
+
+    def metric(self, name):
+        """A value of the server's /metrics (admin port), or None."""
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/metrics", timeout=5).read().decode()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
 
     def stop(self):
         self.proc.terminate()
@@ -198,21 +210,24 @@ def idle(a, server_cpu, client_cpu):
                 wall = time.time() - start
                 used = cpu_seconds(server.proc.pid) - before
                 rss = peak_rss_mb(server.proc.pid)
+                commits = server.metric("gridmon_sink_commit_seconds_count") or 0
+                commit_ms = 1000 * (server.metric("gridmon_sink_commit_seconds_sum") or 0) / max(commits, 1)
             finally:
                 server.stop()
             lat = r["ack_latency_us"]
             rows[d].append({"acked": r["samples_acked"], "p50": lat["p50"] / 1000, "p99": lat["p99"] / 1000,
                             "p999": lat["p99.9"] / 1000, "cpu": 100 * used / wall,
                             "steady_cpu": 100 * (steady[1][1] - steady[0][1]) / (steady[1][0] - steady[0][0]), "flood_cpu": 100 * r["client_cpu"] / wall,
-                            "rss": rss, "errors": r["errors"]})
+                            "rss": rss, "errors": r["errors"], "commit_ms": commit_ms, "commits": commits / wall})
             print(f"run {run + 1}/{a.runs} idle commit-delay {d} ms: p99 {rows[d][-1]['p99']:.2f} ms, "
                   f"server CPU {rows[d][-1]['cpu']:.1f}% (steady {rows[d][-1]['steady_cpu']:.1f}%)", file=sys.stderr)
     print(f"(outbox store) 10,000 connections x 1 sample/s for {a.idle_seconds} s, medians of {a.runs} interleaved runs:\n")
-    print("| --commit-delay-ms | samples acked | ack p50 | ack p99 | ack p99.9 | server CPU (% of a core) | steady state (40-90 % of the run) | server peak RSS | flood CPU |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| --commit-delay-ms | samples acked | ack p50 | ack p99 | ack p99.9 | mean commit (write + fdatasync) | commits/s | server CPU (% of a core) | steady state (40-90 % of the run) | server peak RSS | flood CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for d in delays:
         med = lambda k: statistics.median(x[k] for x in rows[d])
-        print(f"| {d} | {med('acked'):,.0f} | {med('p50'):.2f} ms | {med('p99'):.2f} ms | {med('p999'):.2f} ms | {med('cpu'):.1f} % | {med('steady_cpu'):.1f} % | "
+        print(f"| {d} | {med('acked'):,.0f} | {med('p50'):.2f} ms | {med('p99'):.2f} ms | {med('p999'):.2f} ms | {med('commit_ms'):.2f} ms | {med('commits'):,.0f} | "
+              f"{med('cpu'):.1f} % | {med('steady_cpu'):.1f} % | "
               f"{med('rss'):.0f} MB | {med('flood_cpu'):.1f} % |")
 
 if __name__ == "__main__":
