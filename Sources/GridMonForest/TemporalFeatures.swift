@@ -32,11 +32,15 @@ public struct TemporalFeatures: Sendable {
     public let slowHorizon: Int?
     public var perMetric: Int { slowHorizon == nil ? 5 : 7 }
     private var ring: [Double]
-    private var sums: [Double]
-    private var squares: [Double]
-    private var slowMean: [Double]
-    private var slowTrend: [Double]
-    private var previous: [Double]
+    /// Per metric, `State.width` values side by side: the running sum and sum of squared
+    /// deviations, the slow mean and trend, the previous value. One array, so that `push`
+    /// walks three buffers (ring, state, output) instead of checking seven arrays' uniqueness
+    /// and bounds per value: it runs for every sample the server scores.
+    private var state: [Double]
+    private enum State {
+        static let width = 5
+        static let sum = 0, squares = 1, slowMean = 2, slowTrend = 3, previous = 4
+    }
     private var filled = 0
     private var next = 0
     private var pushes = 0
@@ -48,66 +52,77 @@ public struct TemporalFeatures: Sendable {
         self.window = window
         self.slowHorizon = slowHorizon
         ring = [Double](repeating: 0, count: metrics * window)
-        sums = [Double](repeating: 0, count: metrics)
-        squares = sums
-        slowMean = sums
-        slowTrend = sums
-        previous = sums
+        state = [Double](repeating: 0, count: metrics * State.width)
     }
 
     /// Bytes this state holds (for the per-node memory report).
-    public var byteCount: Int { (ring.count + 5 * metrics) * 8 }
+    public var byteCount: Int { (ring.count + state.count) * 8 }
 
     /// Adds `row` (one value per metric; non-finite values are read as the metric's previous
     /// value, so one NaN cannot poison the rolling sums) and writes `metrics × perMetric`
     /// features into `out`, metric by metric.
     public mutating func push(_ row: [Double], into out: inout [Float]) {
         precondition(row.count == metrics)
-        out.removeAll(keepingCapacity: true)
         let replacing = filled == window
         let slot = next
         next = (next + 1) % window
         if !replacing { filled += 1 }
         pushes += 1
         let n = Double(filled)
-        let alpha = slowHorizon.map { 2 / (Double($0) + 1) } ?? 0
+        let oldCount = max(1, Double(replacing ? filled : filled - 1))
+        let horizon = slowHorizon
+        let alpha = horizon.map { 2 / (Double($0) + 1) } ?? 0
         let first = count == 0
         count += 1
-        for m in 0..<metrics {
-            let x = row[m].isFinite ? row[m] : previous[m]
-            let index = slot * metrics + m
-            let old = ring[index]
-            ring[index] = x
-            let oldMean = sums[m] / max(1, Double(replacing ? filled : filled - 1))
-            if replacing {
-                // Welford with the leaving sample removed: M2 += (x − old)(x − mean' + old − mean).
-                sums[m] += x - old
-                let newMean = sums[m] / n
-                squares[m] += (x - old) * (x - newMean + old - oldMean)
-            } else {
-                sums[m] += x
-                let newMean = sums[m] / n
-                squares[m] += (x - oldMean) * (x - newMean)
-            }
-            if squares[m] < 0 { squares[m] = 0 }
-            let mean = sums[m] / n
-            let delta = first ? 0 : x - previous[m]
-            out.append(Float(x))
-            out.append(Float(delta))
-            out.append(Float(mean))
-            out.append(Float((squares[m] / n).squareRoot()))
-            out.append(Float(x - mean))
-            if let horizon = slowHorizon {
-                if first {
-                    slowMean[m] = x
-                } else {
-                    slowMean[m] += alpha * (x - slowMean[m])
-                    slowTrend[m] += alpha * (delta - slowTrend[m])
+        let metrics = self.metrics
+        let width = perMetric
+        out.removeAll(keepingCapacity: true)
+        out.append(contentsOf: repeatElement(0, count: metrics * width))
+        row.withUnsafeBufferPointer { row in
+            ring.withUnsafeMutableBufferPointer { ring in
+                state.withUnsafeMutableBufferPointer { state in
+                    out.withUnsafeMutableBufferPointer { out in
+                        for m in 0..<metrics {
+                            let at = m * State.width
+                            let x = row[m].isFinite ? row[m] : state[at + State.previous]
+                            let index = slot * metrics + m
+                            let old = ring[index]
+                            ring[index] = x
+                            let oldMean = state[at + State.sum] / oldCount
+                            if replacing {
+                                // Welford with the leaving sample removed: M2 += (x − old)(x − mean' + old − mean).
+                                state[at + State.sum] += x - old
+                                let newMean = state[at + State.sum] / n
+                                state[at + State.squares] += (x - old) * (x - newMean + old - oldMean)
+                            } else {
+                                state[at + State.sum] += x
+                                let newMean = state[at + State.sum] / n
+                                state[at + State.squares] += (x - oldMean) * (x - newMean)
+                            }
+                            if state[at + State.squares] < 0 { state[at + State.squares] = 0 }
+                            let mean = state[at + State.sum] / n
+                            let delta = first ? 0 : x - state[at + State.previous]
+                            let o = m * width
+                            out[o] = Float(x)
+                            out[o + 1] = Float(delta)
+                            out[o + 2] = Float(mean)
+                            out[o + 3] = Float((state[at + State.squares] / n).squareRoot())
+                            out[o + 4] = Float(x - mean)
+                            if let horizon {
+                                if first {
+                                    state[at + State.slowMean] = x
+                                } else {
+                                    state[at + State.slowMean] += alpha * (x - state[at + State.slowMean])
+                                    state[at + State.slowTrend] += alpha * (delta - state[at + State.slowTrend])
+                                }
+                                out[o + 5] = Float(state[at + State.slowTrend] * Double(horizon))
+                                out[o + 6] = Float(x - state[at + State.slowMean])
+                            }
+                            state[at + State.previous] = x
+                        }
+                    }
                 }
-                out.append(Float(slowTrend[m] * Double(horizon)))
-                out.append(Float(x - slowMean[m]))
             }
-            previous[m] = x
         }
         if pushes >= Self.exactEvery { recompute() }
     }
@@ -125,8 +140,8 @@ public struct TemporalFeatures: Sendable {
                 let d = ring[k * metrics + m] - mean
                 m2 += d * d
             }
-            sums[m] = sum
-            squares[m] = m2
+            state[m * State.width + State.sum] = sum
+            state[m * State.width + State.squares] = m2
         }
     }
 
