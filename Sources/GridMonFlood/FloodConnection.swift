@@ -190,7 +190,7 @@ final class FloodConnection: EventHandler {
             do {
                 try buffer.withUnsafeBytes { raw in
                     try decoder.decode(UnsafeRawBufferPointer(rebasing: raw[..<count])) { payload in
-                        handle(try Message(payload: payload))
+                        handle(try run.decoder.decode(payload))
                     }
                 }
             } catch let error as WireError {

@@ -11,6 +11,7 @@ public final class FloodRun {
     public let config: FloodConfig
     let reactor: Reactor
     let encoder = MessageEncoder()
+    let decoder = MessageDecoder()
     public internal(set) var stats = FloodStats()
     var random: SplitMix64
     /// Builds the sample `seq` of `node` (deterministic, so a resend repeats the same values).

@@ -309,7 +309,7 @@ final class ServerConnection: EventHandler {
                 offset += try decoder.decode(UnsafeRawBufferPointer(rebasing: chunk[offset...])) { payload in
                     server.stats.framesIn.add()
                     frames += 1
-                    session.receive(try Message(payload: payload), nowNs: nowNs)
+                    session.receive(try server.messageDecoder.decode(payload), nowNs: nowNs)
                     if session.closeReason != nil { throw Stop() }
                     // Authenticated: the next frames may be full size (set between frames).
                     if unauthenticated && session.hasOpenedStream { throw FrameDecoder.Pause() }

@@ -33,7 +33,7 @@ final class WorkerMailbox: Sendable {
 }
 
 /// One reactor thread of the server: its own listener (SO_REUSEPORT spreads connections
-/// across workers), connections, encoder, read buffer and counters.
+/// across workers), connections, encoder, message decoder, read buffer and counters.
 ///
 /// Node state is shared (`NodeTable`); a worker touches another worker's connections only by
 /// posting to its mailbox. Threading: confined to the thread running `run()`, except
@@ -49,6 +49,7 @@ final class Worker: EventHandler {
     let mailbox: WorkerMailbox
     let stats: ServerStats
     let encoder = MessageEncoder()
+    let messageDecoder = MessageDecoder()
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     var maxOutputBytes: Int { shared.config.maxOutputBytes }
     /// Set on worker 0 only: the admin port and signals are served there.

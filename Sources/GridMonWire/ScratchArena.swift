@@ -1,7 +1,8 @@
-/// A bump allocator for the C structs of one message while it is packed.
+/// A bump allocator for the C structs of one message while it is packed or unpacked.
 ///
-/// Packing a 64-sample batch needs ~130 small C structs and arrays; taking them from one
-/// reusable block instead of one `malloc` each keeps encoding within reach of plain C.
+/// Packing a 64-sample batch needs ~130 small C structs and arrays, and protobuf-c's unpack
+/// of one allocates as many; taking them from one reusable block instead of one `malloc`
+/// each (and one `free` each, walking the structs again) keeps both within reach of plain C.
 /// `reset()` frees everything at once. When one message needs more than the block holds,
 /// the excess comes from the heap and the block grows at the next `reset()` to fit it.
 ///
@@ -39,6 +40,12 @@ final class ScratchArena {
         overflow.append(memory)
         overflowBytes += size + alignment
         return memory.bindMemory(to: T.self, capacity: count)
+    }
+
+    /// Uninitialized room for `byteCount` bytes aligned as `malloc` aligns (16), valid until
+    /// `reset()`; what protobuf-c's unpack asks its allocator for.
+    func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(allocate(SIMD16<UInt8>.self, count: (byteCount + 15) / 16))
     }
 
     /// A NUL-terminated copy of `string` (cut at its first NUL, as C will read it).

@@ -19,6 +19,7 @@ struct CodecBenchmark {
 
     func run() {
         let encoder = MessageEncoder()
+        let decoder = MessageDecoder()
         for count in [1, 64] {
             let message = Message.samples(SampleBatch(streamID: 1, samples: (0..<count).map(Self.sample)))
             var out: [UInt8] = []
@@ -33,12 +34,21 @@ struct CodecBenchmark {
             encoder.appendFrame(message, to: &out)
             let payload = Array(out.dropFirst(FrameFormat.headerSize))
             precondition(payload.withUnsafeBytes { (try? Message(payload: $0)) } == message, "round trip")
+            precondition(payload.withUnsafeBytes { (try? decoder.decode($0)) } == message, "round trip")
+            // The server's path: C structs in the decoder's arena.
             let decode = payload.withUnsafeBytes { bytes in
+                measure(rounds: rounds, millis: millis) {
+                    blackHole(try! decoder.decode(bytes))
+                }
+            }
+            report("decode_\(count)", decode, perSample: count)
+            // One-off decoding: C structs from malloc, freed by free_unpacked (as the C baseline).
+            let heap = payload.withUnsafeBytes { bytes in
                 measure(rounds: rounds, millis: millis) {
                     blackHole(try! Message(payload: bytes))
                 }
             }
-            report("decode_\(count)", decode, perSample: count)
+            report("decode_heap_\(count)", heap, perSample: count)
             print("swift frame_bytes_\(count)=\(out.count)")
         }
     }

@@ -44,6 +44,39 @@ private func decode(_ payload: [UInt8]) throws -> Message {
         // Again, now that the arena has grown, and a small message after it.
         #expect(try decode(encoder.encodePayload(big)) == big)
         #expect(try decode(encoder.encodePayload(.ping(Ping(nonce: 3)))) == .ping(Ping(nonce: 3)))
+        // Through one MessageDecoder: past its arena's block (the excess from the heap), then
+        // in the grown block, then a small message in it.
+        let decoder = MessageDecoder()
+        for message in [big, big, .ping(Ping(nonce: 3)), big] {
+            #expect(try encoder.encodePayload(message).withUnsafeBytes { try decoder.decode($0) } == message)
+        }
+    }
+
+    @Test func oneDecoderDecodesEveryMessageInTurn() throws {
+        let encoder = MessageEncoder()
+        let decoder = MessageDecoder()
+        // Twice round: each frame's C structs reuse the arena the one before it left.
+        for message in WireFixture.messages + WireFixture.messages {
+            #expect(try encoder.encodePayload(message).withUnsafeBytes { try decoder.decode($0) } == message)
+        }
+    }
+
+    @Test func oneDecoderRejectsBadInputAsTheOneOffDecodeDoesAndCarriesOn() throws {
+        let decoder = MessageDecoder()
+        let truncated = Array(MessageEncoder().encodePayload(WireFixture.messages[3]).dropLast())
+        let cases: [([UInt8], WireError)] = [
+            ([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], .unparseableProtobuf(length: 6)),
+            ([0x18, 0x01], .unparseableProtobuf(length: 2)),
+            ([0x9A, 0x06, 0x00], .unknownBody(fieldNumber: 99)),
+            ([], .missingBody),
+            (truncated, .unparseableProtobuf(length: truncated.count)),
+        ]
+        for (bytes, error) in cases {
+            #expect(throws: error) { try bytes.withUnsafeBytes { try decoder.decode($0) } }
+            #expect(throws: error) { try decode(bytes) }
+            let good = Message.ping(Ping(nonce: UInt64(bytes.count)))
+            #expect(try MessageEncoder().encodePayload(good).withUnsafeBytes { try decoder.decode($0) } == good)
+        }
     }
 
     @Test func emptyFrameHasNoBody() {

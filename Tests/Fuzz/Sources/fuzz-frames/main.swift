@@ -2,7 +2,9 @@
 //
 // Input layout: byte 0 picks how the rest is chunked (1...256 bytes per read, cycled with a
 // small stride so chunk sizes vary), byte 1 bit 0 picks whether a preface is expected.
-// Every complete frame is decoded into a `Message`; every decoded message is encoded again
+// Every complete frame is decoded into a `Message` twice, by the server's `MessageDecoder`
+// (protobuf-c's structs in an arena) and by `Message(payload:)` (structs on the heap, where
+// ASan sees every overread), and both must agree; every decoded message is encoded again
 // and must decode to the same value. Crashes, ASan reports and leaks (LeakSanitizer, e.g.
 // protobuf-c memory not freed) all fail the run.
 import CLibFuzzer
@@ -12,6 +14,7 @@ import Glibc
 #endif
 
 let encoder = MessageEncoder()
+let arenaDecoder = MessageDecoder()
 
 let callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32 = { data, size in
     guard let data, size >= 2 else { return 0 }
@@ -26,7 +29,14 @@ let callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32 = { data, siz
             let size = min(body.count - index, (baseChunk + step * 7) % 256 + 1)
             step += 1
             try decoder.decode(UnsafeRawBufferPointer(rebasing: body[index..<index + size])) { payload in
-                guard let message = try? Message(payload: payload) else { return }
+                let heap = Result { () throws(WireError) in try Message(payload: payload) }
+                let arena = Result { () throws(WireError) in try arenaDecoder.decode(payload) }
+                switch (heap, arena) {
+                case (.success(let a), .success(let b)) where encoder.encodePayload(a) == encoder.encodePayload(b): break
+                case (.failure(let a), .failure(let b)) where a == b: break
+                default: fatalError("the arena decoder disagrees: \(heap) against \(arena)")
+                }
+                guard case .success(let message) = heap else { return }
                 let again = encoder.encodePayload(message)
                 let decoded = again.withUnsafeBytes { try? Message(payload: $0) }
                 // NaN != NaN, so compare the re-encoded bytes instead of the values.

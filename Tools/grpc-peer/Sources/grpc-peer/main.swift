@@ -34,8 +34,9 @@ struct Ingest: RegistrableRPCService {
         router.registerHandler(forMethod: method, deserializer: Bytes(), serializer: Bytes()) { request, _ in
             StreamingServerResponse { writer in
                 let encoder = MessageEncoder()
+                let decoder = MessageDecoder()  // as gridmon-stream-server decodes (one per reactor thread there)
                 for try await payload in request.messages {
-                    let message = try payload.withUnsafeBytes { try Message(payload: $0) }
+                    let message = try payload.withUnsafeBytes { try decoder.decode($0) }
                     guard case .samples(let batch) = message else {
                         throw RPCError(code: .invalidArgument, message: "expected a SampleBatch frame")
                     }
@@ -119,8 +120,9 @@ func stream(_ client: GRPCClient<HTTP2ClientTransport.Posix>, id: UInt32, sample
     try await client.bidirectionalStreaming(request: request, descriptor: method, serializer: Bytes(), deserializer: Bytes(),
                                             options: .defaults) { response in
         var acked = 0
+        let decoder = MessageDecoder()
         for try await payload in response.messages {
-            let message = try payload.withUnsafeBytes { try Message(payload: $0) }
+            let message = try payload.withUnsafeBytes { try decoder.decode($0) }
             guard case .ack(let ack) = message else { continue }
             let now = DispatchTime.now().uptimeNanoseconds
             if let sent = sentAt.withLock({ $0.removeValue(forKey: ack.durableSeq) }) {
