@@ -127,7 +127,7 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
     /// 16 MiB of samples and names: an extra gauge is at least 11 bytes on the wire and 10 packed.)
     public static let maxLineBytes = 32 << 20
 
-    public func append(_ samples: [ScoredSample], series stream: StreamSeries, record: NodeRecord, highestSeq: UInt64) -> UInt64 {
+    public func append(_ samples: ScoredSamples, series stream: StreamSeries, record: NodeRecord, highestSeq: UInt64) -> UInt64 {
         var d = stream.lineSeriesDrops
         // The series key (measurement, host, tenant, labels) once per record (defect 8), made
         // once per stream; the samples packed, their lines made only when shipped or exported
@@ -137,10 +137,10 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         packed.reserve(samples: min(samples.count, Self.maxRecordLineBytes / 64))
         var ticket: UInt64 = 0
         var inRecord = 0
-        for (index, item) in samples.enumerated() {
+        for index in 0..<samples.count {
             let before = packed.bytes.count
             if !series.isEmpty {
-                packed.append(item.sample, score: item.score, anomalous: item.anomalous, drops: &d)
+                packed.append(samples.samples[index], score: samples.scores[index], anomalous: samples.flagged[index], drops: &d)
             }
             if series.isEmpty || packed.bytes.count - before > Self.maxLineBytes {
                 packed.truncate(to: before)
@@ -151,7 +151,7 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
             if last || packed.byteCount >= Self.maxRecordLineBytes {
                 // Samples arrive in seq order, so this record's highest seq is its last sample's
                 // (the stream's highest for the final record).
-                let seq = last ? highestSeq : item.sample.seq
+                let seq = last ? highestSeq : samples.samples[index].seq
                 ticket = appendRecord(OutboxBatch(tenant: stream.tenant, node: stream.node, highestSeq: seq,
                                                   sampleCount: inRecord, series: series, packed: packed), record: record, samples: inRecord)
                 packed.removeAll()

@@ -87,7 +87,6 @@ public final class ServerSession {
     /// Acks waiting for the sink to make their samples durable: (stream, seq, verdicts, ticket).
     private var awaiting: [(stream: UInt32, seq: UInt64, verdicts: [Verdict], ticket: UInt64)] = []
     private var judgement = Judgement()
-    private var scored: [ScoredSample] = []
 
     /// Messages waiting to be sent, in order.
     public private(set) var outgoing: [Message] = []
@@ -350,7 +349,12 @@ public final class ServerSession {
         // Bounds first, so a bad batch is refused whole (issue #10, defects 3 and 10).
         let latestNs = nowNs > Int64.max - config.maxFutureNs ? Int64.max : nowNs + config.maxFutureNs
         var running = stream.highestSeq
-        for sample in batch.samples {
+        // Whether every sample is new and in order (an agent's usual batch): then the batch's
+        // array is taken as it is, with no copy of each sample.
+        var inOrder = true
+        // By index: `for sample in` copies each sample (and its gauges' array) out.
+        for i in batch.samples.indices {
+            let sample = batch.samples[i]
             let limit = running == 0 ? SessionConfig.maxFirstSeq : Self.jumpLimit(running, config.maxSeqJump)
             guard sample.timestampNs >= 0, sample.timestampNs <= latestNs else {
                 return fail(.invalidArgument, "node \(stream.node) seq \(sample.seq): timestamp \(sample.timestampNs) ns is outside "
@@ -362,17 +366,23 @@ public final class ServerSession {
                             + "beyond the highest seq, and a stream starts at most at 2^62)",
                             reason: "seq_jump", streamID: batch.streamID)
             }
+            inOrder = inOrder && sample.seq > running
             running = max(running, sample.seq)
         }
         // Drop resends (at or below what this stream already accepted) and anything out of order.
         var highest = stream.highestSeq
         var duplicates: UInt64 = 0
-        for sample in batch.samples {
-            if sample.seq > highest {
-                stream.pending.append(sample)
-                highest = sample.seq
-            } else {
-                duplicates += 1
+        if inOrder && stream.pending.isEmpty {
+            stream.pending = batch.samples
+            highest = running
+        } else {
+            for i in batch.samples.indices {
+                if batch.samples[i].seq > highest {
+                    stream.pending.append(batch.samples[i])
+                    highest = batch.samples[i].seq
+                } else {
+                    duplicates += 1
+                }
             }
         }
         stream.highestSeq = highest
@@ -389,7 +399,9 @@ public final class ServerSession {
     /// it over): then nothing is stored, and the agent resends on its new connection.
     private func store(_ stream: Stream) -> Bool {
         let fresh = stream.pending
-        stream.pending.removeAll(keepingCapacity: true)
+        // Dropped, not emptied in place: `fresh` shares its buffer, so `removeAll(keepingCapacity:)`
+        // would allocate a new one; the next in-order batch is taken whole anyway.
+        stream.pending = []
         let duplicates = stream.pendingDuplicates
         stream.pendingDuplicates = 0
         var events: [IncidentEvent] = []
@@ -399,12 +411,7 @@ public final class ServerSession {
             stream.detector = judgement.state
         }
         var anomalies: UInt64 = 0
-        scored.removeAll(keepingCapacity: true)
-        for (i, sample) in fresh.enumerated() {
-            let anomalous = judgement.flagged[i]
-            if anomalous { anomalies += 1 }
-            scored.append(ScoredSample(sample: sample, score: judgement.scores[i], anomalous: anomalous))
-        }
+        for i in fresh.indices where judgement.flagged[i] { anomalies += 1 }
         // Only the connection that owns the node moves its durable seq.
         let highest = stream.highestSeq
         let seen = stream.lastSeenNs
@@ -424,7 +431,8 @@ public final class ServerSession {
             }
         }
         guard owned else { return false }
-        if !scored.isEmpty {
+        if !fresh.isEmpty {
+            let scored = ScoredSamples(samples: fresh, scores: judgement.scores, flagged: judgement.flagged)
             stream.ticket = sink.append(scored, series: stream.series, record: stream.record, highestSeq: highest)
             // Incidents go to the store right behind the samples that opened or closed them.
             if !events.isEmpty, let ticket = sink.appendIncidents(events, record: stream.record, highestSeq: highest) {
@@ -432,7 +440,11 @@ public final class ServerSession {
             }
             _ = stream.record.update(ifOwnedBy: owner) { $0.lastTicket = stream.ticket }
         }
-        for item in scored where item.anomalous { stream.verdicts.append(Verdict(seq: item.sample.seq, score: item.score)) }
+        if anomalies > 0 {
+            for i in fresh.indices where judgement.flagged[i] {
+                stream.verdicts.append(Verdict(seq: fresh[i].seq, score: judgement.scores[i]))
+            }
+        }
         stats.samplesAccepted.add(UInt64(fresh.count))
         stats.samplesDuplicate.add(duplicates)
         stats.anomalies.add(anomalies)

@@ -15,7 +15,7 @@ final class GateSink: SampleSink {
     var highWater: Int { 1000 }
     var lowWater: Int { 500 }
     var durableTicket: UInt64 { .max }
-    func append(_ samples: [ScoredSample], series: StreamSeries, record: NodeRecord, highestSeq: UInt64) -> UInt64 {
+    func append(_ samples: ScoredSamples, series: StreamSeries, record: NodeRecord, highestSeq: UInt64) -> UInt64 {
         appended.add(samples.count, ordering: .relaxed)
         record.markDurable(highestSeq)
         return 0

@@ -19,7 +19,7 @@ final class RecordingSink: SampleSink, @unchecked Sendable {  // used from one t
     var durableTicket: UInt64 = .max
     var nextTicket: UInt64 = 0
     var pendingDurable: [(NodeRecord, UInt64)] = []
-    func append(_ samples: [ScoredSample], series: StreamSeries, record: NodeRecord, highestSeq: UInt64) -> UInt64 {
+    func append(_ samples: ScoredSamples, series: StreamSeries, record: NodeRecord, highestSeq: UInt64) -> UInt64 {
         appended += samples
         appendedTenants += Array(repeating: series.tenant, count: samples.count)
         nextTicket += 1
@@ -136,6 +136,23 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         s.receive(samples(1, 7...8), nowNs: 0)
         s.flushAcks()
         #expect(s.takeOutgoing() == [.ack(Ack(streamID: 1, durableSeq: 8))])
+    }
+
+    @Test func aBatchOutOfOrderKeepsOnlyTheSamplesAboveTheHighestBeforeThem() {
+        let f = SessionFixture()
+        let s = f.session()
+        s.receive(.hello(Hello(nodeID: "n1", authToken: "good", streamID: 1)), nowNs: 0)
+        // Nothing pending: an in-order batch is taken whole, one out of order sample by sample.
+        let seqs: [UInt64] = [2, 1, 4, 3, 5]
+        s.receive(.samples(SampleBatch(streamID: 1, samples: seqs.map { Sample(seq: $0, timestampNs: Int64($0)) })), nowNs: 0)
+        s.flushAcks()
+        #expect(f.sink.appended.map(\.sample.seq) == [2, 4, 5])
+        #expect(f.stats.samplesDuplicate.value == 2)
+        s.receive(samples(1, 6...8), nowNs: 0)
+        s.flushAcks()
+        #expect(f.sink.appended.map(\.sample.seq) == [2, 4, 5, 6, 7, 8])
+        #expect(f.stats.samplesDuplicate.value == 2)
+        #expect(s.takeOutgoing().last == .ack(Ack(streamID: 1, durableSeq: 8)))
     }
 
     @Test func resendsAtOrBelowDurableSeqAreAckedNotStored() {
