@@ -5,6 +5,7 @@
 // Modules by role:
 //   CProtobufC     system library: the protobuf-c runtime (libprotobuf-c-dev)
 //   CGridMonProto  C: protobuf-c code generated from Proto/ by Tools/gen-proto (committed, never edited)
+//   CGridMonCRC32C C shim: the CPU's CRC-32C instruction (SSE4.2, arm64 CRC32), which Swift cannot reach
 //   GridMonCore    pure helpers shared by the cores: CRC-32C, a seedable RNG, flag/variable value parsers,
 //                  a latency histogram
 //   GridMonForest  pure Swift: the Isolation Forest (fit, score), its model file, CSV, quality metrics
@@ -55,7 +56,8 @@ let package = Package(
             name: "CGridMonProto",
             dependencies: ["CProtobufC"]
         ),
-        .target(name: "GridMonCore"),
+        .target(name: "CGridMonCRC32C"),
+        .target(name: "GridMonCore", dependencies: ["CGridMonCRC32C"]),
         .target(
             name: "GridMonForest",
             dependencies: ["GridMonCore"]

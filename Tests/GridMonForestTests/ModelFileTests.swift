@@ -113,34 +113,3 @@ import Testing
         }
     }
 }
-
-@Suite struct CRC32CTests {
-    @Test func knownVectors() {
-        // RFC 3720 B.4: 32 bytes of zeros → 0x8A9136AA; "123456789" → 0xE3069283.
-        #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
-        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
-        // RFC 3720 B.4: 32 bytes of 0xFF → 0x62A8AB43; bytes 0...31 ascending → 0x46DD794E.
-        #expect(CRC32C.checksum([UInt8](repeating: 0xFF, count: 32)) == 0x62A8_AB43)
-        #expect(CRC32C.checksum((0..<32).map { UInt8($0) }) == 0x46DD_794E)
-    }
-
-    @Test func slicedAndBytewiseAgreeAtEveryLengthAndSplit() {
-        func bytewise(_ bytes: [UInt8]) -> UInt32 {
-            var crc: UInt32 = ~0
-            for byte in bytes {
-                crc ^= UInt32(byte)
-                for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
-            }
-            return ~crc
-        }
-        var rng = SplitMix64(seed: 5)
-        let data = (0..<300).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        for length in 0...data.count {
-            let prefix = Array(data.prefix(length))
-            #expect(CRC32C.checksum(prefix) == bytewise(prefix))
-            let split = length / 3
-            let continued = prefix[split...].withUnsafeBytes { CRC32C.checksum($0, continuing: CRC32C.checksum(Array(prefix[..<split]))) }
-            #expect(continued == bytewise(prefix))
-        }
-    }
-}
