@@ -72,23 +72,17 @@ public struct PackedSamples: Sendable, Equatable {
 
     /// Packs one sample with its verdict.
     public mutating func append(_ sample: Sample, score: Double, anomalous: Bool, drops: inout LineProtocolDrops) {
-        put(sample.timestampNs)
-        put(score.bitPattern)
-        let flagsAt = bytes.count
-        bytes.append(anomalous ? 1 : 0)
-        func fixed(_ value: Double) {
-            if !value.isFinite { drops.nonFiniteFields += 1 }
-            putValue(value)
-        }
-        fixed(sample.cpuPercent)
-        fixed(sample.memoryPercent)
-        fixed(sample.diskPercent)
-        fixed(sample.load1)
-        fixed(sample.netRxBytesPerSec)
-        fixed(sample.netTxBytesPerSec)
-        fixed(sample.diskReadBytesPerSec)
-        fixed(sample.diskWriteBytesPerSec)
-        if !score.isFinite { drops.nonFiniteFields += 1 }
+        // Kept, counted, and skipped when lines are made.
+        func countNonFinite(_ value: Double) { if !value.isFinite { drops.nonFiniteFields += 1 } }
+        countNonFinite(sample.cpuPercent)
+        countNonFinite(sample.memoryPercent)
+        countNonFinite(sample.diskPercent)
+        countNonFinite(sample.load1)
+        countNonFinite(sample.netRxBytesPerSec)
+        countNonFinite(sample.netTxBytesPerSec)
+        countNonFinite(sample.diskReadBytesPerSec)
+        countNonFinite(sample.diskWriteBytesPerSec)
+        countNonFinite(score)
         kept.removeAll(keepingCapacity: true)
         let extras = sample.extra
         // The same checks, in the same order, as `SystemMetrics.appendLineTail`.
@@ -101,16 +95,49 @@ public struct PackedSamples: Sendable, Equatable {
             guard let name = nameNumber(gauge.name), kept.count < Int(UInt16.max) else { drops.badNames += 1; continue }
             kept.append((name, gauge.value))
         }
-        put(UInt16(kept.count))
         var inOrder = true
         for (i, gauge) in kept.enumerated() where Int(gauge.name) != i { inOrder = false; break }
-        if inOrder { bytes[flagsAt] |= 2 }
-        for gauge in kept {
-            if !inOrder { put(gauge.name) }
-            putValue(gauge.value)
+
+        // Room for the most this sample can take, written through a pointer and cut to what
+        // it took: one append instead of one per byte (each a uniqueness and a capacity
+        // check; 13 % of the server's CPU with 64-sample frames into the outbox, perf).
+        let start = bytes.count
+        let room = Self.maxFixedBytes + 2 + kept.count * (2 + Self.maxValueBytes)
+        var zeroed = 0
+        while zeroed < room {  // (a memcpy per block: `repeatElement` went element by element)
+            let n = min(room - zeroed, Self.zeros.count)
+            bytes.append(contentsOf: Self.zeros[..<n])
+            zeroed += n
         }
+        let used = bytes.withUnsafeMutableBufferPointer { buffer in
+            var w = ByteWriter(at: buffer.baseAddress! + start)
+            w.put(sample.timestampNs)
+            w.put(score.bitPattern)
+            w.put(UInt8(anomalous ? 1 : 0) | (inOrder ? 2 : 0))
+            w.value(sample.cpuPercent)
+            w.value(sample.memoryPercent)
+            w.value(sample.diskPercent)
+            w.value(sample.load1)
+            w.value(sample.netRxBytesPerSec)
+            w.value(sample.netTxBytesPerSec)
+            w.value(sample.diskReadBytesPerSec)
+            w.value(sample.diskWriteBytesPerSec)
+            w.put(UInt16(kept.count))
+            for gauge in kept {
+                if !inOrder { w.put(gauge.name) }
+                w.value(gauge.value)
+            }
+            return w.offset
+        }
+        bytes.removeLast(room - used)
         count += 1
     }
+
+    private static let zeros = [UInt8](repeating: 0, count: 1024)
+    /// Most bytes one value takes: a 1 and its f64 (a varint of a whole number ≤ 2⁵³ takes 8).
+    private static let maxValueBytes = 9
+    /// Most bytes a sample takes before its extra count: timestamp, score, flags, 8 values.
+    private static let maxFixedBytes = 8 + 8 + 1 + 8 * maxValueBytes
 
     /// Drops the last `bytes.count - length` bytes: the sample packed last (the caller found
     /// it too large). Names it added stay in the table (unused).
@@ -130,31 +157,39 @@ public struct PackedSamples: Sendable, Equatable {
         return index
     }
 
-    /// A whole number of at most 2⁵³ as an even varint, anything else (fractions, -0, NaN,
-    /// ±Inf) as 1 and its f64.
-    private mutating func putValue(_ value: Double) {
-        if value.magnitude <= 9_007_199_254_740_992, value.rounded(.towardZero) == value, value.sign == .plus || value != 0 {
-            let n = Int64(value)
-            var u = UInt64(bitPattern: (n << 1) ^ (n >> 63)) << 1
-            while u >= 0x80 {
-                bytes.append(UInt8(truncatingIfNeeded: u) | 0x80)
-                u >>= 7
-            }
-            bytes.append(UInt8(u))
-        } else {
-            bytes.append(1)
-            put(value.bitPattern)
-        }
-    }
+    /// Writes a sample's bytes where `append` made room for them.
+    private struct ByteWriter {
+        let base: UnsafeMutablePointer<UInt8>
+        private(set) var offset = 0
 
-    /// Little-endian, byte by byte: 5 ns a value against 10 ns through `append(contentsOf:)`
-    /// of its raw bytes (a generic copy per call; 4.8 % of the server's CPU with 1-sample
-    /// frames, perf), and this runs for every fractional value of every sample.
-    private mutating func put<T: FixedWidthInteger>(_ value: T) {
-        var rest = value
-        for _ in 0..<MemoryLayout<T>.size {
-            bytes.append(UInt8(truncatingIfNeeded: rest))
-            rest >>= 8
+        init(at base: UnsafeMutablePointer<UInt8>) { self.base = base }
+
+        /// Little-endian.
+        @inline(__always)
+        mutating func put<T: FixedWidthInteger>(_ value: T) {
+            UnsafeMutableRawPointer(base + offset).storeBytes(of: value.littleEndian, as: T.self)
+            offset += MemoryLayout<T>.size
+        }
+
+        /// A whole number of at most 2⁵³ as an even varint, anything else (fractions, -0,
+        /// NaN, ±Inf) as 1 and its f64.
+        @inline(__always)
+        mutating func value(_ value: Double) {
+            if value.magnitude <= 9_007_199_254_740_992, value.rounded(.towardZero) == value, value.sign == .plus || value != 0 {
+                let n = Int64(value)
+                var u = UInt64(bitPattern: (n << 1) ^ (n >> 63)) << 1
+                while u >= 0x80 {
+                    base[offset] = UInt8(truncatingIfNeeded: u) | 0x80
+                    offset += 1
+                    u >>= 7
+                }
+                base[offset] = UInt8(u)
+                offset += 1
+            } else {
+                base[offset] = 1
+                offset += 1
+                put(value.bitPattern)
+            }
         }
     }
 
@@ -208,7 +243,7 @@ public struct PackedSamples: Sendable, Equatable {
 
         mutating func double() -> Double? { integer(UInt64.self).map(Double.init(bitPattern:)) }
 
-        /// A value as `putValue` wrote it.
+        /// A value as `ByteWriter.value` wrote it.
         mutating func value() -> Double? {
             var u: UInt64 = 0
             var shift: UInt64 = 0
