@@ -21,12 +21,11 @@ public struct ScoredSample: Sendable, Equatable {
 /// Immutable; the arrays are shared, not copied.
 public struct ScoredSamples: RandomAccessCollection, Sendable {
     public let samples: [Sample]
-    /// Per sample, 0...1; `scores.count == samples.count`.
+    /// Per sample, 0...1. This and `flagged` hold at least `samples.count` values (a reused
+    /// judgement may hold more); only the first `samples.count` count.
     public let scores: [Double]
     public let flagged: [Bool]
 
-    /// `scores` and `flagged` may be longer than `samples` (a reused judgement); only the
-    /// first `samples.count` count.
     public init(samples: [Sample], scores: [Double], flagged: [Bool]) {
         self.samples = samples
         self.scores = scores

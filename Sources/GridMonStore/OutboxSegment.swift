@@ -118,7 +118,8 @@ public enum OutboxSegment {
     private static func allZero(_ bytes: [UInt8], from offset: Int) -> Bool {
         bytes.withUnsafeBytes { raw in
             var i = offset
-            // 8 bytes at a time: recovery runs this over up to `SegmentFile`'s zeros (4 MiB).
+            // 8 bytes at a time: recovery runs this over the zeros `SegmentFile` lays down ahead
+            // (less than two 1 MiB steps).
             while i + 8 <= raw.count {
                 if raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) != 0 { return false }
                 i += 8
