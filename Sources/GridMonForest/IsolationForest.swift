@@ -71,118 +71,21 @@ public struct IsolationForest: Sendable {
         return out
     }
 
-    /// Scores the rows of `matrix` into `out` (one per row).
-    ///
-    /// Rows go through each tree eight at a time, as eight independent walks in eight
-    /// registers: the processor overlaps their loads instead of waiting on one walk at a time
-    /// (a single walk is a chain of dependent loads). A last partial block is padded.
+    /// Scores the rows of `matrix` into `out` (one per row); see `ScoringLayout.score`.
     public func score(_ matrix: FeatureMatrix, into out: inout [Double]) {
         precondition(matrix.columns == features.count, "matrix has \(matrix.columns) columns, the model \(features.count)")
         precondition(out.count >= matrix.rows)
-        let rows = matrix.rows
-        let whole = rows / 8 * 8
-        if whole > 0 {
-            matrix.values.withUnsafeBufferPointer { x in
-                out.withUnsafeMutableBufferPointer { out in scoreBlocks(x.baseAddress!, blocks: whole / 8, columns: matrix.columns, out.baseAddress!) }
-            }
-        }
-        if whole < rows {
-            let columns = matrix.columns
-            matrix.values.withUnsafeBufferPointer { x in
-                if rows - whole <= 3 {
-                    // A few rows: one walk each costs less than a padded block of eight.
-                    for i in whole..<rows { out[i] = scoreOne(x.baseAddress! + i * columns) }
-                } else {
-                    // Pad the tail to a whole block with copies of the last row (on the stack).
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * columns) { tail in
-                        for lane in 0..<8 {
-                            let row = min(whole + lane, rows - 1)
-                            for f in 0..<columns { tail[lane * columns + f] = x[row * columns + f] }
-                        }
-                        withUnsafeTemporaryAllocation(of: Double.self, capacity: 8) { scores in
-                            scoreBlocks(UnsafePointer(tail.baseAddress!), blocks: 1, columns: columns, scores.baseAddress!)
-                            for i in whole..<rows { out[i] = scores[i - whole] }
-                        }
-                    }
-                }
+        guard matrix.rows > 0 else { return }
+        let layout = self.layout, scale = self.scale, rows = matrix.rows, columns = matrix.columns
+        matrix.values.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { out in
+                layout.score(x.baseAddress!, rows: rows, columns: columns, scale: scale, into: out.baseAddress!)
             }
         }
     }
 
-    /// One row through every tree, one walk at a time (for small batches).
-    private func scoreOne(_ x: UnsafePointer<Float>) -> Double {
-        layout.nodes.withUnsafeBufferPointer { nodeBuffer in
-            layout.leaves.withUnsafeBufferPointer { leaves in
-                let nodes = nodeBuffer.baseAddress!
-                var sum = 0.0
-                for t in 0..<layout.roots.count {
-                    var cursor = layout.roots[t]
-                    for _ in 0..<layout.depths[t] {
-                        let node = nodes[cursor]
-                        let feature = Int(node.packed >> ScoringLayout.indexBits)
-                        cursor = Int(node.packed & (1 << ScoringLayout.indexBits - 1)) + (x[feature] > node.threshold ? 1 : 0)
-                    }
-                    sum += leaves[cursor]
-                }
-                return exp2(sum * (-1.0 / (Double(trees.count) * normalizer)))
-            }
-        }
-    }
-
-    /// Rows are scored in chunks of up to 256 (their features and sums stay in L1), tree by
-    /// tree (a tree's ~500 nodes stay in L1 while every row of the chunk walks it). Within a
-    /// chunk the features are transposed per block of 8 rows (feature-major), so one base
-    /// register serves all eight walks and the lane is a constant offset.
-    private func scoreBlocks(_ x: UnsafePointer<Float>, blocks: Int, columns: Int, _ out: UnsafeMutablePointer<Double>) {
-        let scale = -1.0 / (Double(trees.count) * normalizer)
-        let chunkBlocks = 32
-        layout.nodes.withUnsafeBufferPointer { nodeBuffer in
-            layout.leaves.withUnsafeBufferPointer { leafBuffer in
-                let nodes = nodeBuffer.baseAddress!
-                let leaves = leafBuffer.baseAddress!
-                withUnsafeTemporaryAllocation(of: Double.self, capacity: chunkBlocks * 8) { sums in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: chunkBlocks * 8 * columns) { soa in
-                        var firstBlock = 0
-                        while firstBlock < blocks {
-                            let chunk = min(chunkBlocks, blocks - firstBlock)
-                            for i in 0..<chunk * 8 { sums[i] = 0 }
-                            // soa[block][feature][lane]
-                            for block in 0..<chunk {
-                                for lane in 0..<8 {
-                                    let row = x + ((firstBlock + block) * 8 + lane) * columns
-                                    for f in 0..<columns { soa[(block * columns + f) * 8 + lane] = row[f] }
-                                }
-                            }
-                            for t in 0..<layout.roots.count {
-                                let root = layout.roots[t]
-                                let depth = layout.depths[t]
-                                for block in 0..<chunk {
-                                    let xb = soa.baseAddress! + block * columns * 8
-                                    var c0 = root, c1 = root, c2 = root, c3 = root, c4 = root, c5 = root, c6 = root, c7 = root
-                                    for _ in 0..<depth {
-                                        c0 = ScoringLayout.step(nodes, c0, xb, 0)
-                                        c1 = ScoringLayout.step(nodes, c1, xb, 1)
-                                        c2 = ScoringLayout.step(nodes, c2, xb, 2)
-                                        c3 = ScoringLayout.step(nodes, c3, xb, 3)
-                                        c4 = ScoringLayout.step(nodes, c4, xb, 4)
-                                        c5 = ScoringLayout.step(nodes, c5, xb, 5)
-                                        c6 = ScoringLayout.step(nodes, c6, xb, 6)
-                                        c7 = ScoringLayout.step(nodes, c7, xb, 7)
-                                    }
-                                    let s = sums.baseAddress! + block * 8
-                                    s[0] += leaves[c0]; s[1] += leaves[c1]; s[2] += leaves[c2]; s[3] += leaves[c3]
-                                    s[4] += leaves[c4]; s[5] += leaves[c5]; s[6] += leaves[c6]; s[7] += leaves[c7]
-                                }
-                            }
-                            let o = out + firstBlock * 8
-                            for i in 0..<chunk * 8 { o[i] = exp2(sums[i] * scale) }
-                            firstBlock += chunk
-                        }
-                    }
-                }
-            }
-        }
-    }
+    /// What a walk's summed leaf values are multiplied by before `exp2`: −1 / (trees × c(ψ)).
+    var scale: Double { -1.0 / (Double(trees.count) * normalizer) }
 }
 
 /// What a model file says about where a model came from.

@@ -91,6 +91,9 @@ public struct TemporalDetector: Sendable {
     /// columns (indices into `TemporalFeatures.names`) each forest reads, in order.
     public let levelFeatures: Bool
     public let forestColumns: [Int]
+    /// Per metric: its forest's scoring layout and scale, for `scores`.
+    private let layouts: [ScoringLayout]
+    private let scales: [Double]
 
     public init(metrics: [String], window: Int, slowHorizon: Int?, topK: Int, forests: [IsolationForest],
                 medians: [Double], spreads: [Double], threshold: Double,
@@ -108,6 +111,8 @@ public struct TemporalDetector: Sendable {
         self.spreads = spreads
         self.threshold = threshold
         active = forests.map { forest in forest.trees.contains { $0.depth > 0 } }
+        layouts = forests.map(\.layout)
+        scales = forests.map(\.scale)
     }
 
     /// True when no metric is active: the detector cannot tell anything apart and never flags.
@@ -230,14 +235,22 @@ public struct TemporalDetector: Sendable {
         let stride = metrics.count * width
         precondition(rows.count == count * stride)
         scratch.normalised = [Double](repeating: 0, count: count * metrics.count)
+        guard count > 0 else { return [] }
         if scratch.metricScores.count < count { scratch.metricScores = [Double](repeating: 0, count: count) }
+        let columns = forestColumns.count
         for m in metrics.indices where active[m] {
             scratch.matrix.removeAll(keepingCapacity: true)
             for i in 0..<count {
                 let base = i * stride + m * width
                 for c in forestColumns { scratch.matrix.append(rows[base + c]) }
             }
-            forests[m].score(FeatureMatrix(columns: forestColumns.count, values: scratch.matrix), into: &scratch.metricScores)
+            // Through the forest's layout, not `forests[m].score`: see `ScoringLayout.score`.
+            let layout = layouts[m], scale = scales[m]
+            scratch.matrix.withUnsafeBufferPointer { x in
+                scratch.metricScores.withUnsafeMutableBufferPointer { out in
+                    layout.score(x.baseAddress!, rows: count, columns: columns, scale: scale, into: out.baseAddress!)
+                }
+            }
             for i in 0..<count {
                 scratch.normalised[i * metrics.count + m] = (scratch.metricScores[i] - medians[m]) / spreads[m]
             }

@@ -2,6 +2,7 @@
 //
 //   gridmon-bench codec [--rounds N] [--millis M]
 //   gridmon-bench forest --model M.gmf --data TEST.csv --train TRAIN.csv [--rounds N]
+//   gridmon-bench detectors [--nodes N] [--warmup W] [--rounds N]
 //
 // Prints one line per measurement: `swift <case> ns_per_op=<median CPU ns> ops=<count>`,
 // the same format as Tools/bench/codec_baseline.c, so a script can put both side by side.
@@ -11,8 +12,9 @@ import GridMonCore
 let usage = """
     usage: gridmon-bench codec [--rounds N] [--millis M]
            gridmon-bench forest --model M.gmf --data TEST.csv --train TRAIN.csv [--rounds N]
+           gridmon-bench detectors [--nodes N] [--warmup W] [--rounds N]
            gridmon-bench --version
-    Release-build micro-benchmarks (run by Tools/bench-codec and Tools/bench-forest). Prints
+    Release-build micro-benchmarks (run by Tools/bench-codec, Tools/bench-forest and Tools/bench-detect --bank). Prints
     `swift <case> ns_per_op=<median CPU ns> ops=<count>` per measurement.
     Exit codes: 0 done, 2 bad arguments.
 
@@ -48,6 +50,8 @@ switch command {
 case "codec": CodecBenchmark(rounds: rounds, millis: millis).run()
 case "forest":
     ForestBenchmark(rounds: rounds, model: options["model"] ?? "", data: options["data"] ?? "", train: options["train"] ?? "").run()
+case "detectors":
+    DetectorBenchmark(rounds: rounds, nodes: Int(options["nodes"] ?? "") ?? 2000, warmup: Int(options["warmup"] ?? "") ?? 300).run()
 default:
     fputs("gridmon-bench: unknown benchmark '\(command)'\n" + usage)
     exit(2)

@@ -60,6 +60,50 @@ func clusterWithOutliers(seed: UInt64 = 7) -> (FeatureMatrix, outliers: [[Double
         for i in 0..<37 { #expect(batch[i] == forest.score([Double(data[i, 0]), Double(data[i, 1])])) }
     }
 
+    /// The scoring layout's walks (eight rows through a tree; one to three rows through
+    /// sixteen trees in lockstep, then the rest one by one) against the definition, a walk of
+    /// the canonical nodes one tree after another: bit for bit, for tree counts around the
+    /// group of sixteen and row counts on both paths (issue #17). Data of a few distinct
+    /// points gives trees of unlike depths (duplicates cannot be split), so a group of walks
+    /// must step to its deepest tree.
+    @Test(arguments: [1, 7, 16, 17, 33, 100], [false, true])
+    func scoresEqualAWalkOfTheCanonicalTreesOneByOne(trees: Int, fewDistinct: Bool) {
+        var (data, outliers) = clusterWithOutliers(seed: UInt64(trees))
+        if fewDistinct {
+            var rng = SplitMix64(seed: UInt64(trees))
+            data = FeatureMatrix(columns: 2)
+            for i in 0..<500 { data.append(i % 50 == 0 ? [rng.nextUnit(), rng.nextUnit()] : [0, 0]) }
+        }
+        var options = FitOptions()
+        options.trees = trees
+        options.seed = UInt64(trees)
+        let forest = IsolationForest.fit(data, features: ["x", "y"], options: options)
+        if fewDistinct && trees > 1 { #expect(Set(forest.trees.map(\.depth)).count > 1) }
+        func definition(_ x: [Float]) -> Double {
+            var sum = 0.0
+            for tree in forest.trees {
+                var at = tree.root
+                while forest.nodes[at].left != forest.nodes[at].right {
+                    let node = forest.nodes[at]
+                    at = Int(x[Int(node.feature)] <= node.threshold ? node.left : node.right)
+                }
+                sum += forest.leafValues[at]
+            }
+            return exp2(sum * (-1.0 / (Double(forest.trees.count) * forest.normalizer)))
+        }
+        var rows = FeatureMatrix(columns: 2)
+        for point in outliers { rows.append(point) }
+        for i in 0..<10 { rows.append(floats: [data[i, 0], data[i, 1]][...]) }
+        rows.append([Double.nan, 0])
+        for count in [1, 2, 3, 8, 13] {
+            let scores = forest.scores(rows.selecting(rows: Array(0..<count)))
+            for i in 0..<count {
+                let expected = definition([rows[i, 0], rows[i, 1]])
+                #expect(scores[i].bitPattern == expected.bitPattern, "trees \(trees), \(count) rows, row \(i)")
+            }
+        }
+    }
+
     @Test func contaminationSetsTheThresholdAtTheTrainingQuantile() {
         let (data, _) = clusterWithOutliers()
         var options = FitOptions()
