@@ -232,20 +232,37 @@ public struct NodeDetector: Sendable {
         return events
     }
 
-    /// The node's history for a (re)fit, when one is due and none is in flight.
+    /// The node's history for a (re)fit, when one is due and none is in flight (`fitIsDue`
+    /// and `makeJob` in one step, for a caller that fits at once).
     public mutating func takeJob() -> TrainingJob? {
-        guard !jobOut, options.warmup > 0, samples >= nextFitAt, reservoirRows >= 2, let layout else { return nil }
+        fitIsDue() ? makeJob() : nil
+    }
+
+    /// Whether a (re)fit is due and none is queued or in flight; if so the node now counts
+    /// one as queued until `install`. The history is copied later, by `makeJob`, when the
+    /// trainer gets to this node: a queue of keys, not of histories (each up to 4 MiB).
+    public mutating func fitIsDue() -> Bool {
+        guard !jobOut, options.warmup > 0, samples >= nextFitAt, reservoirRows >= 2, layout != nil else { return false }
         let stuck = model?.isDegenerate == true && changedSinceFit >= max(1, options.warmup)
         let due = model == nil || stuck || changedSinceFit * 2 >= historyRows || samples - lastFitAt >= options.refitEvery
-        guard due else { return nil }
-        jobOut = true
+        if due { jobOut = true }
+        return due
+    }
+
+    /// The history to fit on now, for a fit `fitIsDue` queued (nil, and nothing queued any
+    /// more, when the node cannot be fit: its layout was reset meanwhile).
+    public mutating func makeJob() -> TrainingJob? {
+        guard jobOut, reservoirRows >= 2, let layout else {
+            jobOut = false
+            return nil
+        }
         jobRows = reservoirRows
         changedSinceFit = 0
         lastFitAt = samples
         return TrainingJob(key: key, metrics: layout.names, features: reservoir, rows: reservoirRows, atSample: samples)
     }
 
-    /// A fit finished (nil: it could not be run, e.g. the queue was full — retried later).
+    /// A fit finished (nil: it could not be run, e.g. the trainer had stopped — retried later).
     public mutating func install(_ detector: TemporalDetector?) {
         jobOut = false
         guard let detector else {

@@ -198,7 +198,7 @@ final class ServerShared: Sendable {
             + "gridmon_detector_fits_total \(bank.fits.load(ordering: .relaxed))\n"
         text += "# HELP gridmon_detector_degenerate_fits_total Fits on constant history (the node is not judged until it moves).\n"
             + "# TYPE gridmon_detector_degenerate_fits_total counter\ngridmon_detector_degenerate_fits_total \(bank.degenerateFits.load(ordering: .relaxed))\n"
-        text += "# HELP gridmon_detector_skipped_fits_total Fits skipped because the trainer's queue was full (retried later).\n"
+        text += "# HELP gridmon_detector_skipped_fits_total Fits not queued because the trainer had stopped (retried later).\n"
             + "# TYPE gridmon_detector_skipped_fits_total counter\ngridmon_detector_skipped_fits_total \(bank.skippedFits.load(ordering: .relaxed))\n"
         text += "# HELP gridmon_detector_fit_seconds_total Time the trainer spent fitting.\n# TYPE gridmon_detector_fit_seconds_total counter\n"
             + "gridmon_detector_fit_seconds_total \(Double(bank.fitNanos.load(ordering: .relaxed)) / 1e9)\n"

@@ -4,7 +4,7 @@
 Server CPU comes from /proc/PID/stat (utime+stime) around each run; the flood client's
 from its rusage. Throughput runs are interleaved scenario by scenario and reported as medians.
 """
-import argparse, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -18,8 +18,13 @@ def free_port():
 
 
 def cpu_seconds(pid):
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid):
+    """(user, system) CPU seconds of a process so far."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def peak_rss_mb(pid):
@@ -126,6 +131,12 @@ def main():
     ap.add_argument("--idle-seconds", type=int, default=60)
     ap.add_argument("--idle-only", action="store_true", help="only the 10,000-connection run (and the fsync probe)")
     ap.add_argument("--commit-delays", default="0,2,100", help="--commit-delay-ms values compared in the 10,000-connection run")
+    ap.add_argument("--idle-store", default="outbox", choices=("outbox", "none"),
+                    help="the 10,000-connection run's store (none: no commits, each ack leaves at once; what one read and one send per frame cost)")
+    ap.add_argument("--judged", action="store_true",
+                    help="the 10,000-connection run on the default temporal scorer with every node judged by its own detector "
+                         "(the fleet simulation first runs at 1 sample/s per node until all 10,000 detectors are fit: 8-10 minutes), "
+                         "fleet samples (all eight gauges move) throughout: the fleet's steady state after its first minutes")
     a = ap.parse_args()
     # The table in the README is the plain forest's; Tools/bench-detect compares the scorers.
     os.environ.setdefault("GRIDMON_SCORER", "forest")
@@ -187,12 +198,22 @@ def fsync_probe():
 def idle(a, server_cpu, client_cpu):
     """10,000 connections, one 1-sample frame per second each, for each --commit-delay-ms,
     interleaved run by run; medians."""
-    delays = [int(d) for d in a.commit_delays.split(",")]
+    delays = [int(d) for d in a.commit_delays.split(",")] if a.idle_store == "outbox" else ["-"]
     rows = {d: [] for d in delays}
+    workload = []
+    if a.judged:
+        os.environ["GRIDMON_SCORER"] = "temporal"  # the server's default; main() sets forest for the tables
+        workload = ["--mode", "fleet", "--incident-rate", "0"]
     for run in range(a.runs):
         for d in delays:
-            server = Server(a.bin, server_cpu, "outbox", ["--commit-delay-ms", str(d)])
+            server = Server(a.bin, server_cpu, a.idle_store, ["--commit-delay-ms", str(d)] if d != "-" else [])
             try:
+                if a.judged:
+                    took = judge_every_node(a.bin, client_cpu, server, workload)
+                    print(f"run {run + 1}/{a.runs}: every node judged after {took:.0f} s of warm-up", file=sys.stderr)
+                fits0 = server.metric("gridmon_detector_fits_total") or 0
+                commits0 = server.metric("gridmon_sink_commit_seconds_count") or 0
+                commit_s0 = server.metric("gridmon_sink_commit_seconds_sum") or 0
                 before = cpu_seconds(server.proc.pid)
                 start = time.time()
                 # The steady state apart from the whole run: CPU between 40 % and 90 % of it, once
@@ -201,34 +222,64 @@ def idle(a, server_cpu, client_cpu):
                 def probe():
                     for at in (0.4, 0.9):
                         time.sleep(max(0.0, start + at * a.idle_seconds - time.time()))
-                        steady.append((time.time(), cpu_seconds(server.proc.pid)))
+                        steady.append((time.time(), *cpu_split(server.proc.pid)))
                 prober = threading.Thread(target=probe)
                 prober.start()
-                r = flood(a.bin, client_cpu, server.port, ["--batch", "1", "--connections", "10000", "--rate", "1",
+                r = flood(a.bin, client_cpu, server.port, workload + ["--batch", "1", "--connections", "10000", "--rate", "1",
                                                            "--samples", "0", "--duration", str(a.idle_seconds), "--window", "16"])
                 prober.join()
                 wall = time.time() - start
                 used = cpu_seconds(server.proc.pid) - before
                 rss = peak_rss_mb(server.proc.pid)
-                commits = server.metric("gridmon_sink_commit_seconds_count") or 0
-                commit_ms = 1000 * (server.metric("gridmon_sink_commit_seconds_sum") or 0) / max(commits, 1)
+                fits = (server.metric("gridmon_detector_fits_total") or 0) - fits0
+                commits = (server.metric("gridmon_sink_commit_seconds_count") or 0) - commits0
+                commit_ms = 1000 * ((server.metric("gridmon_sink_commit_seconds_sum") or 0) - commit_s0) / max(commits, 1)
             finally:
                 server.stop()
             lat = r["ack_latency_us"]
             rows[d].append({"acked": r["samples_acked"], "p50": lat["p50"] / 1000, "p99": lat["p99"] / 1000,
                             "p999": lat["p99.9"] / 1000, "cpu": 100 * used / wall,
-                            "steady_cpu": 100 * (steady[1][1] - steady[0][1]) / (steady[1][0] - steady[0][0]), "flood_cpu": 100 * r["client_cpu"] / wall,
+                            "steady_cpu": 100 * (steady[1][1] + steady[1][2] - steady[0][1] - steady[0][2]) / (steady[1][0] - steady[0][0]),
+                            "steady_user": 100 * (steady[1][1] - steady[0][1]) / (steady[1][0] - steady[0][0]),
+                            "steady_sys": 100 * (steady[1][2] - steady[0][2]) / (steady[1][0] - steady[0][0]),
+                            "flood_cpu": 100 * r["client_cpu"] / wall,
                             "rss": rss, "errors": r["errors"], "commit_ms": commit_ms, "commits": commits / wall})
-            print(f"run {run + 1}/{a.runs} idle commit-delay {d} ms: p99 {rows[d][-1]['p99']:.2f} ms, "
-                  f"server CPU {rows[d][-1]['cpu']:.1f}% (steady {rows[d][-1]['steady_cpu']:.1f}%)", file=sys.stderr)
-    print(f"(outbox store) 10,000 connections x 1 sample/s for {a.idle_seconds} s, medians of {a.runs} interleaved runs:\n")
-    print("| --commit-delay-ms | samples acked | ack p50 | ack p99 | ack p99.9 | mean commit (write + fdatasync) | commits/s | server CPU (% of a core) | steady state (40-90 % of the run) | server peak RSS | flood CPU |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+            print(f"run {run + 1}/{a.runs} idle ({a.idle_store}) commit-delay {d} ms: p99 {rows[d][-1]['p99']:.2f} ms, "
+                  f"server CPU {rows[d][-1]['cpu']:.1f}% (steady {rows[d][-1]['steady_cpu']:.1f}%), {fits:.0f} detector fits during it",
+                  file=sys.stderr)
+    judged = ", every node judged by its own detector (fleet samples)" if a.judged else ""
+    print(f"({a.idle_store} store{judged}) 10,000 connections x 1 sample/s for {a.idle_seconds} s, medians of {a.runs} interleaved runs:\n")
+    print("| --commit-delay-ms | samples acked | ack p50 | ack p99 | ack p99.9 | mean commit (write + fdatasync) | commits/s | server CPU (% of a core) | steady state (40-90 % of the run) | of which user / kernel | server peak RSS | flood CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for d in delays:
         med = lambda k: statistics.median(x[k] for x in rows[d])
         print(f"| {d} | {med('acked'):,.0f} | {med('p50'):.2f} ms | {med('p99'):.2f} ms | {med('p999'):.2f} ms | {med('commit_ms'):.2f} ms | {med('commits'):,.0f} | "
-              f"{med('cpu'):.1f} % | {med('steady_cpu'):.1f} % | "
+              f"{med('cpu'):.1f} % | {med('steady_cpu'):.1f} % | {med('steady_user'):.1f} / {med('steady_sys'):.1f} % | "
               f"{med('rss'):.0f} MB | {med('flood_cpu'):.1f} % |")
+
+def judge_every_node(bindir, client_cpu, server, workload, nodes=10_000, limit=1200):
+    """Runs the flood (`workload`) at 1 sample/s per node, as the fleet's first minutes, until
+    every node's own detector is fit (the server's gridmon_detector_fits_total reaches
+    `nodes`: 300 samples each, then ~11 ms of fitting each on the trainer thread, which yields
+    to the reactor), then stops it (SIGINT). Returns the seconds it took. Faster warm-ups
+    saturated the server's one core and starved the fits (at 2 samples/s, 3,909 of 10,000 in
+    9 minutes), and the nodes' first refits then fell into the measured run."""
+    cmd = ["taskset", "-c", str(client_cpu), f"{bindir}/gridmon-flood", "--target", f"127.0.0.1:{server.port}", "--quiet"] + workload \
+        + ["--batch", "1", "--connections", str(nodes), "--rate", "1", "--samples", "0", "--duration", str(limit), "--window", "16"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    start = time.time()
+    fits = 0
+    try:
+        while proc.poll() is None and fits < nodes:
+            time.sleep(5)
+            fits = server.metric("gridmon_detector_fits_total") or 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    if fits < nodes:
+        sys.exit(f"only {fits:.0f} of {nodes} nodes' detectors fit within {limit} s")
+    return time.time() - start
+
 
 if __name__ == "__main__":
     main()
