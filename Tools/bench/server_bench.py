@@ -4,7 +4,7 @@
 Server CPU comes from /proc/PID/stat (utime+stime) around each run; the flood client's
 from its rusage. Throughput runs are interleaved scenario by scenario and reported as medians.
 """
-import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -258,12 +258,12 @@ def idle(a, server_cpu, client_cpu):
               f"{med('rss'):.0f} MB | {med('flood_cpu'):.1f} % |")
 
 def judge_every_node(bindir, client_cpu, server, workload, nodes=10_000, limit=1200):
-    """Runs the flood (`workload`) at 1 sample/s per node, as the fleet's first minutes, until
-    every node's own detector is fit (the server's gridmon_detector_fits_total reaches
-    `nodes`: 300 samples each, then ~11 ms of fitting each on the trainer thread, which yields
-    to the reactor), then stops it (SIGINT). Returns the seconds it took. Faster warm-ups
-    saturated the server's one core and starved the fits (at 2 samples/s, 3,909 of 10,000 in
-    9 minutes), and the nodes' first refits then fell into the measured run."""
+    """Runs the flood (`workload`) at 1 sample/s per node, as a fleet's first minutes go
+    (300 samples of learning, then ~13 ms of fitting per node on the server's trainer
+    thread), until every node's own detector is fit (the server's
+    gridmon_detector_fits_total reaches `nodes`), then stops it. Returns the seconds it took.
+    Slow enough that the nodes' first refits (about 2,350 samples in) stay well clear of the
+    measured run."""
     cmd = ["taskset", "-c", str(client_cpu), f"{bindir}/gridmon-flood", "--target", f"127.0.0.1:{server.port}", "--quiet"] + workload \
         + ["--batch", "1", "--connections", str(nodes), "--rate", "1", "--samples", "0", "--duration", str(limit), "--window", "16"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -274,7 +274,8 @@ def judge_every_node(bindir, client_cpu, server, workload, nodes=10_000, limit=1
             time.sleep(5)
             fits = server.metric("gridmon_detector_fits_total") or 0
     finally:
-        proc.send_signal(signal.SIGINT)
+        # SIGTERM: a background job's SIGINT may be ignored (a non-interactive shell sets it so).
+        proc.terminate()
         proc.wait(timeout=60)
     if fits < nodes:
         sys.exit(f"only {fits:.0f} of {nodes} nodes' detectors fit within {limit} s")
