@@ -82,7 +82,6 @@ public final class Agent: EventHandler {
     private var failures = 0
     private var stopping = false
     private var random = SystemRandomNumberGenerator()
-    private var signalFD: Int32 = -1
     /// Which server, and which of its addresses, this attempt is on.
     private var serverIndex = 0
     private var addresses: [ResolvedAddress] = []
@@ -118,13 +117,8 @@ public final class Agent: EventHandler {
 
     /// Runs until SIGINT/SIGTERM.
     public func run() throws(SyscallError) {
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        sigaddset(&mask, SIGINT)
-        sigaddset(&mask, SIGTERM)
-        pthread_sigmask(SIG_BLOCK, &mask, nil)
-        signalFD = try syscallChecked("signalfd") { signalfd(-1, &mask, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }
-        try reactor.register(signalFD, events: .readable, handler: SignalListener(fd: signalFD) { [unowned self] in self.beginShutdown() })
+        let signals = try SignalSource([SIGINT, SIGTERM]) { [unowned self] _ in self.beginShutdown() }
+        try reactor.register(signals.fd, events: .readable, handler: signals)
         Log.info("agent_started", ["node": config.nodeID, "servers": config.servers.map(\.description).joined(separator: ","),
                                    "interval_ms": config.intervalNs / 1_000_000, "collectors": sampler.collectorNames.joined(separator: ","),
                                    "buffer": config.bufferDirectory ?? "memory", "buffered": queue.count, "next_seq": nextSeq,
@@ -537,20 +531,5 @@ public final class Agent: EventHandler {
             closeSocket()
         }
         reactor.handle.stop()
-    }
-}
-
-/// Drains a signalfd and calls `action` once per readiness.
-final class SignalListener: EventHandler {
-    let fd: Int32
-    let action: () -> Void
-    init(fd: Int32, _ action: @escaping () -> Void) {
-        self.fd = fd
-        self.action = action
-    }
-    func handleEvents(_ events: IOEvents) {
-        var info = signalfd_siginfo()
-        while Glibc.read(fd, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {}
-        action()
     }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import GridMonCore
 import GridMonPosix
 import GridMonWire
@@ -173,6 +174,26 @@ public final class FloodRun {
         }
     }
 
+    /// Ends the run early on SIGINT or SIGTERM as its duration would: sending stops, the last
+    /// acks are awaited (bounded, as at the end of any run) and `run()` returns the report; a
+    /// second signal stops at once. Blocks both signals in the calling thread, so call it
+    /// before any other thread starts (threads inherit the mask); they are read from a
+    /// `SignalSource` on the run's reactor. For the executable: tests leave the process's
+    /// signals alone. - Throws: `SyscallError` when the signalfd cannot be made or registered.
+    public func stopOnSignals() throws(SyscallError) {
+        let signals = try SignalSource([SIGINT, SIGTERM]) { [unowned self] signal in
+            let name = signal == SIGINT ? "SIGINT" : "SIGTERM"
+            if self.sendingStopped {
+                Log.info("stopping_now", ["signal": name])
+                self.finish()
+            } else {
+                Log.info("stopping", ["signal": name, "note": "waiting for the last acks; signal again to stop at once"])
+                self.stopSending()
+            }
+        }
+        try reactor.register(signals.fd, events: .readable, handler: signals)
+    }
+
     private func finish() {
         guard !finished else { return }
         finished = true
@@ -207,3 +228,4 @@ public final class FloodRun {
         }
     }
 }
+

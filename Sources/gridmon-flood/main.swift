@@ -2,7 +2,7 @@
 //
 // Exit codes: 0 the run completed and every sent sample was acknowledged; 1 the run completed
 // but samples stayed unacknowledged or errors occurred; 64 bad flags (EX_USAGE);
-// 69 the run could not start (EX_UNAVAILABLE).
+// 69 the run could not start (EX_UNAVAILABLE). SIGINT/SIGTERM end a run early, with its report.
 import ArgumentParser
 import GridMonConfig
 import GridMonCore
@@ -27,7 +27,8 @@ struct Flood: ParsableCommand {
             Both run as fast as the server acknowledges (or paced with --rate), over --connections \
             connections carrying --streams node streams each, in frames of --batch samples, until \
             --samples were sent or --duration passed. Every run is bounded by one or both. \
-            Targets loopback unless --allow-remote. Every option has a GRIDMON_… environment twin. \
+            SIGINT or SIGTERM ends a run early the same way: sending stops, the last acks are \
+            awaited and the report is printed (a second signal stops at once). Targets loopback unless --allow-remote. Every option has a GRIDMON_… environment twin. \
             Progress goes to stderr every second; the report to stdout (--json for scripts).
 
             Exit codes: 0 all acked, 1 unacked samples or none acked at all, 64 bad flags, 69 cannot start.
@@ -164,7 +165,10 @@ struct Flood: ParsableCommand {
                 throw ExitCode(1)
             }
         }
-        do { flood = try FloodRun(config: config, fleet: labelled) } catch {
+        do {
+            flood = try FloodRun(config: config, fleet: labelled)
+            try flood.stopOnSignals()  // before the incident collector's thread starts
+        } catch {
             Log.error("cannot_start", ["error": error])
             throw ExitCode(69)
         }

@@ -9,6 +9,18 @@ import Testing
         try #require(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any])
     }
 
+    /// gridmon-flood started in the background: its stdout piped, its stderr dropped.
+    private func startFlood(_ arguments: [String]) throws -> (Process, Pipe) {
+        let flood = Process()
+        flood.executableURL = ServerProcess.binary.deletingLastPathComponent().appendingPathComponent("gridmon-flood")
+        flood.arguments = arguments
+        let out = Pipe()
+        flood.standardOutput = out
+        flood.standardError = FileHandle.nullDevice
+        try flood.run()
+        return (flood, out)
+    }
+
     @Test func floodModeSendsEverySampleAndAllAreAcked() throws {
         let server = try ServerProcess()
         let run = try runBinary("gridmon-flood", [
@@ -48,19 +60,31 @@ import Testing
         #expect(sent > 1200 && sent < 2600, "sent \(sent)")
     }
 
+    /// SIGTERM (and SIGINT) end a run as its duration would: sending stops, the last acks are
+    /// awaited, the report is printed and the exit is clean — long before the 120 s asked for.
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aSignalEndsTheRunWithItsReport(signal: Int32) throws {
+        let server = try ServerProcess()
+        let (flood, out) = try startFlood(["--target", "\(server.address)", "--samples", "0", "--duration", "120", "--rate", "50",
+                                           "--connections", "2", "--batch", "1", "--json", "--quiet"])
+        usleep(2_000_000)
+        kill(flood.processIdentifier, signal)
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        flood.waitUntilExit()
+        #expect(flood.terminationReason == .exit && flood.terminationStatus == 0)
+        let json = try report(stdout)
+        let sent = try #require(json["samples_sent"] as? Int)
+        #expect(sent >= 50 && json["samples_acked"] as? Int == sent)
+        #expect(try #require((json["seconds"] as? NSNumber)?.doubleValue) < 60)
+    }
+
     @Test func survivesTheServerBeingKilledAndRestarted() throws {
         let port = try freeLoopbackPort()
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-kill-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         var server: ServerProcess? = try ServerProcess(listen: "127.0.0.1:\(port)", dataDir: dataDir)
-        let flood = Process()
-        flood.executableURL = ServerProcess.binary.deletingLastPathComponent().appendingPathComponent("gridmon-flood")
-        flood.arguments = ["--target", "127.0.0.1:\(port)", "--samples", "0", "--duration", "5", "--rate", "100",
-                           "--connections", "5", "--batch", "10", "--json", "--quiet"]
-        let out = Pipe()
-        flood.standardOutput = out
-        flood.standardError = FileHandle.nullDevice
-        try flood.run()
+        let (flood, out) = try startFlood(["--target", "127.0.0.1:\(port)", "--samples", "0", "--duration", "5", "--rate", "100",
+                                           "--connections", "5", "--batch", "10", "--json", "--quiet"])
         usleep(1_500_000)
         #expect(server?.stop(signal: SIGKILL) == SIGKILL)
         server = nil
