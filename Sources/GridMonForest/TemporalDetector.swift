@@ -111,6 +111,12 @@ public struct TemporalDetector: Sendable {
         self.spreads = spreads
         self.threshold = threshold
         active = forests.map { forest in forest.trees.contains { $0.depth > 0 } }
+        // `scores` walks each forest's layout directly with rows of `forestColumns.count`
+        // floats, past `IsolationForest.score`'s own check (fits make such forests, and
+        // `DetectorFile.decode` throws on any other).
+        let columns = forestColumns.count
+        precondition(forests.count == metrics.count && forests.allSatisfy { $0.features.count == columns },
+                     "a forest per metric over its forest columns")
         layouts = forests.map(\.layout)
         scales = forests.map(\.scale)
     }
