@@ -4,15 +4,17 @@ import Glibc
 
 /// An Isolation Forest (Liu, Ting and Zhou, ICDM 2008) laid out for fast scoring.
 ///
-/// All trees live in one flat node array. A node holds its split (feature, threshold) and
-/// both child indices; a leaf points to itself twice, so walking a tree is a fixed number of
-/// branch-free steps (its depth) and several samples can walk it side by side.
+/// The trees live in one `ScoringLayout`: 8 bytes a node, each tree breadth-first, a node's
+/// children side by side, so walking a tree is a fixed number of branch-free steps (its
+/// depth) and several samples can walk it side by side. `nodes`, `leafValues` and `trees`
+/// are the canonical view of the same trees, in the layout's order, rebuilt on each call.
 ///
 /// Score: s(x) = 2^(−E[h(x)] / c(ψ)), in 0...1, higher = more anomalous; `h` is the depth of
 /// the leaf x reaches plus c(n) for the n training points in that leaf — exactly
 /// scikit-learn's `-score_samples(x)`. Pure and immutable: share freely between threads.
 public struct IsolationForest: Sendable {
-    /// One node. Internal: go to `left` when `x[feature] <= threshold`, else `right`.
+    /// One node. Internal: go to `right` when `x[feature] > threshold`, else `left` (NaN goes
+    /// left; scikit-learn refuses NaN input).
     /// Leaf: `left == right ==` its own index, `feature` 0, `threshold` +∞.
     public struct Node: Sendable, Equatable {
         public var threshold: Float
@@ -29,11 +31,12 @@ public struct IsolationForest: Sendable {
         public var depth: Int
     }
 
+    /// Most nodes (all trees together) and features a forest can have: what one node's
+    /// packed word holds (`ScoringLayout`). `ModelFile.decode` and `gridmon-train` refuse more.
+    public static let maxNodes = ScoringLayout.maxNodes - 1
+    public static let maxFeatures = ScoringLayout.maxFeatures
+
     public let features: [String]
-    public let nodes: [Node]
-    /// Path length credited at each leaf: its depth + c(training points in it); 0 elsewhere.
-    public let leafValues: [Double]
-    public let trees: [Tree]
     /// ψ, the subsample size each tree was grown from.
     public let subsampleSize: Int
     /// Scores at or above this are anomalous.
@@ -41,15 +44,27 @@ public struct IsolationForest: Sendable {
     public var metadata: ModelMetadata
     let layout: ScoringLayout
 
+    /// Every tree's nodes (canonical view, O(nodes) per call: bind it once).
+    public var nodes: [Node] { layout.canonical().nodes }
+    /// Path length credited at each leaf: its depth + c(training points in it); 0 elsewhere
+    /// (canonical view, O(nodes) per call).
+    public var leafValues: [Double] { layout.canonical().leafValues }
+    /// Where each tree's nodes start in `nodes`, how many, and how deep.
+    public var trees: [Tree] { layout.trees }
+    public var treeCount: Int { layout.roots.count }
+    public var nodeCount: Int { layout.nodes.count }
+    /// Bytes the trees take in memory.
+    public var byteCount: Int { layout.byteCount }
+
     /// c(ψ): the expected path length the scores are normalised by.
     public var normalizer: Double { averagePathLength(subsampleSize) }
 
+    /// A forest of `trees` over `nodes` (a leaf points at itself twice; children come after
+    /// their parent). Traps past `maxNodes` nodes or `maxFeatures` features.
     public init(features: [String], nodes: [Node], leafValues: [Double], trees: [Tree], subsampleSize: Int,
                 threshold: Double, metadata: ModelMetadata) {
+        precondition(features.count <= Self.maxFeatures, "\(features.count) features, at most \(Self.maxFeatures)")
         self.features = features
-        self.nodes = nodes
-        self.leafValues = leafValues
-        self.trees = trees
         self.subsampleSize = subsampleSize
         self.threshold = threshold
         self.metadata = metadata
@@ -85,7 +100,7 @@ public struct IsolationForest: Sendable {
     }
 
     /// What a walk's summed leaf values are multiplied by before `exp2`: −1 / (trees × c(ψ)).
-    var scale: Double { -1.0 / (Double(trees.count) * normalizer) }
+    var scale: Double { -1.0 / (Double(treeCount) * normalizer) }
 }
 
 /// What a model file says about where a model came from.

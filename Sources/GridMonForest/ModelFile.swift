@@ -63,15 +63,16 @@ public enum ModelFile {
         let headerBytes = Array(header.utf8)
         put(&out, UInt32(headerBytes.count))
         out += headerBytes
+        let (nodes, leafValues) = forest.layout.canonical()
         for tree in forest.trees {
             put(&out, UInt32(tree.nodeCount))
             for i in tree.root..<tree.root + tree.nodeCount {
-                let node = forest.nodes[i]
+                let node = nodes[i]
                 put(&out, node.threshold.bitPattern)
                 put(&out, UInt32(bitPattern: node.feature))
                 put(&out, UInt32(bitPattern: node.left - Int32(tree.root)))
                 put(&out, UInt32(bitPattern: node.right - Int32(tree.root)))
-                put(&out, forest.leafValues[i].bitPattern)
+                put(&out, leafValues[i].bitPattern)
             }
         }
         put(&out, CRC32C.checksum(out))
@@ -110,6 +111,9 @@ public enum ModelFile {
             let count = Int(try reader.u32("tree \(t) node count"))
             guard count >= 1, count <= (reader.end - reader.position) / nodeBytes else {
                 throw .truncated("tree \(t) announces \(count) nodes")
+            }
+            guard nodes.count + count <= IsolationForest.maxNodes else {
+                throw .badNode(tree: t, node: count - 1, "the trees have more than \(IsolationForest.maxNodes) nodes in all")
             }
             let root = nodes.count
             var depth = [Int](repeating: -1, count: count)
@@ -207,9 +211,9 @@ public enum ModelFile {
                     guard !value.isEmpty, !features.contains(value) else { throw .badHeader("empty or repeated feature name '\(value)'") }
                     features.append(value)
                 case "threshold": threshold = try number(key, value)
-                case "subsample": subsample = Int(try number(key, value))
-                case "trees": trees = Int(try number(key, value))
-                case "rows": rows = Int(try number(key, value))
+                case "subsample": subsample = try count(key, value)
+                case "trees": trees = try count(key, value)
+                case "rows": rows = try count(key, value)
                 case "seed": guard let v = UInt64(value) else { throw .badHeader("seed '\(value)'") }; seed = v
                 case "created_unix": guard let v = Int64(value) else { throw .badHeader("created_unix '\(value)'") }; createdUnix = v
                 case "source": source = value
@@ -222,9 +226,20 @@ public enum ModelFile {
             guard let declared, declared == features.count, declared > 0 else {
                 throw .badHeader("features says \(declared.map(String.init) ?? "?"), \(features.count) feature lines")
             }
+            guard declared <= IsolationForest.maxFeatures else {
+                throw .badHeader("\(declared) features, at most \(IsolationForest.maxFeatures)")
+            }
             guard (0...1).contains(threshold) else { throw .badHeader("threshold \(threshold) outside 0...1") }
             guard subsample >= 1 else { throw .badHeader("subsample \(subsample)") }
             guard (1...ModelFile.maxTrees).contains(trees) else { throw .badHeader("trees \(trees)") }
+        }
+
+        /// A whole number written as one (or as a float, by older converters), at most 2^31 − 1:
+        /// `Int(Double)` traps on what an Int cannot hold.
+        private func count(_ key: String, _ value: String) throws(ModelFileError) -> Int {
+            let number = try number(key, value)
+            guard number <= Double(Int32.max) else { throw .badHeader("\(key) \(value) is too large") }
+            return Int(number)
         }
 
         private func number(_ key: String, _ value: String) throws(ModelFileError) -> Double {

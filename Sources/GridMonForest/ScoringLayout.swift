@@ -1,12 +1,17 @@
 import Glibc
 
-/// The forest re-laid out for scoring speed: 8-byte nodes, siblings side by side.
+/// The forest re-laid out for scoring speed and size: 8 bytes a node, siblings side by side.
 ///
 /// Each tree is renumbered breadth-first so a node's two children are adjacent: the walk
 /// step is `child = left + (x > threshold)`, with the feature index and `left` packed into
-/// one 32-bit word. A leaf has threshold +∞ and points at itself, so it stays put (also for
-/// NaN input, since NaN > +∞ is false). Built once from the canonical nodes; immutable, so
-/// shared by every copy of its forest and safe to read from any thread.
+/// one 32-bit word. A leaf points at itself and its threshold is a quiet NaN, so it stays put
+/// (`x > NaN` is false for every x, NaN included); the NaN's low 22 bits index `leafValues`,
+/// the forest's distinct leaf path lengths. This is the forest's only copy of its trees
+/// (`IsolationForest.nodes` is rebuilt from it on demand): a live detector of 8 metrics ×
+/// 16 trees held canonical nodes (16 bytes), their leaf values (8) and this layout (16) for
+/// 40 bytes a node, 8.4 GB for a fleet of 10,000 judged nodes (issue #17,
+/// `Tools/bench-server --judged`). Immutable once built, so shared by every copy of its
+/// forest and safe to read from any thread.
 final class ScoringLayout: Sendable {
     /// `threshold` then `packed = feature << 20 | left` (absolute node index).
     struct PackedNode: Sendable {
@@ -15,46 +20,103 @@ final class ScoringLayout: Sendable {
     }
 
     static let indexBits: UInt32 = 20
+    static let indexMask: UInt32 = 1 << indexBits - 1
+    /// Largest node count and feature count `packed` can hold (20 and 12 bits).
     static let maxNodes = 1 << 20
     static let maxFeatures = 1 << 12
+    /// A leaf's threshold: the quiet-NaN bits, and the mask of the `leafValues` index in them.
+    static let leafTag: UInt32 = 0x7FC0_0000
+    static let leafIndexMask: UInt32 = 0x3F_FFFF
 
     let nodes: [PackedNode]
-    let leaves: [Double]
+    /// The distinct leaf path lengths (depth + c(rows in the leaf)), by bit pattern: a forest
+    /// of 16 trees grown on 256 rows has a few hundred.
+    let leafValues: [Double]
     let roots: [Int]
+    /// Per tree: its deepest leaf's depth, the steps every walk takes.
     let depths: [Int]
 
-    init(nodes canonical: [IsolationForest.Node], leafValues: [Double], trees: [IsolationForest.Tree]) {
+    /// Lays out `trees` of `canonical` nodes (a leaf points at itself twice; children after
+    /// their parent). Traps on more than `maxNodes` nodes or a feature index past
+    /// `maxFeatures`: `ModelFile.decode` and `IsolationForest.fit`'s callers check first.
+    init(nodes canonical: [IsolationForest.Node], leafValues canonicalLeaves: [Double], trees: [IsolationForest.Tree]) {
         precondition(canonical.count < Self.maxNodes, "forest too large for the scoring layout (\(canonical.count) nodes)")
         var nodes: [PackedNode] = [], leaves: [Double] = [], roots: [Int] = [], depths: [Int] = []
+        var leafIndex: [UInt64: UInt32] = [:]
         nodes.reserveCapacity(canonical.count)
-        leaves.reserveCapacity(canonical.count)
         for tree in trees {
             let root = nodes.count
             roots.append(root)
-            depths.append(tree.depth)
-            // Breadth-first: queue[i] is the canonical index of new node root + i.
-            var queue = [tree.root]
-            var head = 0
+            // Breadth-first: queue[i] is the canonical index of new node root + i, level[i] its depth.
+            var queue = [tree.root], level = [0]
+            var head = 0, deepest = 0
             while head < queue.count {
                 let old = canonical[queue[head]]
-                let isLeaf = old.left == old.right
-                if isLeaf {
-                    nodes.append(PackedNode(threshold: .infinity, packed: UInt32(root + head)))
-                    leaves.append(leafValues[queue[head]])
+                if old.left == old.right {
+                    let value = canonicalLeaves[queue[head]]
+                    let index = leafIndex[value.bitPattern] ?? {
+                        leaves.append(value)
+                        leafIndex[value.bitPattern] = UInt32(leaves.count - 1)
+                        return UInt32(leaves.count - 1)
+                    }()
+                    nodes.append(PackedNode(threshold: Float(bitPattern: Self.leafTag | index), packed: UInt32(root + head)))
+                    deepest = max(deepest, level[head])
                 } else {
+                    precondition(old.feature >= 0 && Int(old.feature) < Self.maxFeatures, "feature \(old.feature) out of the scoring layout's range")
                     let left = root + queue.count
                     queue.append(Int(old.left))
                     queue.append(Int(old.right))
+                    level.append(level[head] + 1)
+                    level.append(level[head] + 1)
                     nodes.append(PackedNode(threshold: old.threshold, packed: UInt32(old.feature) << Self.indexBits | UInt32(left)))
-                    leaves.append(0)
                 }
                 head += 1
             }
+            depths.append(deepest)
         }
         self.nodes = nodes
-        self.leaves = leaves
+        self.leafValues = leaves
         self.roots = roots
         self.depths = depths
+    }
+
+    /// The canonical view of the nodes, in this layout's order: what `ModelFile` writes and
+    /// `IsolationForest.nodes` / `leafValues` return. O(nodes); not for scoring.
+    func canonical() -> (nodes: [IsolationForest.Node], leafValues: [Double]) {
+        var out: [IsolationForest.Node] = [], values: [Double] = []
+        out.reserveCapacity(nodes.count)
+        values.reserveCapacity(nodes.count)
+        for (i, node) in nodes.enumerated() {
+            let left = Int(node.packed & Self.indexMask)
+            if left == i {
+                out.append(IsolationForest.Node(threshold: .infinity, feature: 0, left: Int32(i), right: Int32(i)))
+                values.append(leafValue(node))
+            } else {
+                out.append(IsolationForest.Node(threshold: node.threshold, feature: Int32(node.packed >> Self.indexBits),
+                                                left: Int32(left), right: Int32(left + 1)))
+                values.append(0)
+            }
+        }
+        return (out, values)
+    }
+
+    /// Where each tree starts in the canonical view, its node count and depth.
+    var trees: [IsolationForest.Tree] {
+        roots.indices.map { t in
+            let end = t + 1 < roots.count ? roots[t + 1] : nodes.count
+            return IsolationForest.Tree(root: roots[t], nodeCount: end - roots[t], depth: depths[t])
+        }
+    }
+
+    /// Bytes held by the layout's arrays.
+    var byteCount: Int {
+        nodes.capacity * MemoryLayout<PackedNode>.stride + leafValues.capacity * 8 + (roots.capacity + depths.capacity) * 8 + 64
+    }
+
+    /// A leaf's path length (the walk ends on a leaf: it took its tree's deepest depth in steps).
+    @inline(__always)
+    func leafValue(_ leaf: PackedNode) -> Double {
+        leafValues[Int(leaf.threshold.bitPattern & Self.leafIndexMask)]
     }
 
     /// Scores `rows` rows of `columns` floats each (row-major, at `x`) into `out`.
@@ -98,7 +160,7 @@ final class ScoringLayout: Sendable {
     /// are added in tree order, as one walk at a time would: the score is bit for bit the same.
     func scoreOne(_ x: UnsafePointer<Float>, scale: Double) -> Double {
         nodes.withUnsafeBufferPointer { nodeBuffer in
-            leaves.withUnsafeBufferPointer { leafBuffer in
+            leafValues.withUnsafeBufferPointer { leafBuffer in
                 let nodes = nodeBuffer.baseAddress!
                 let leaves = leafBuffer.baseAddress!
                 var sum = 0.0
@@ -111,7 +173,7 @@ final class ScoringLayout: Sendable {
                         for _ in 0..<depth {
                             for k in 0..<n { c[k] = Self.step(nodes, c[k], x) }
                         }
-                        for k in 0..<n { sum += leaves[c[k]] }
+                        for k in 0..<n { sum += Self.leaf(nodes, c[k], leaves) }
                         t += n
                     }
                 }
@@ -127,7 +189,7 @@ final class ScoringLayout: Sendable {
     func scoreBlocks(_ x: UnsafePointer<Float>, blocks: Int, columns: Int, scale: Double, _ out: UnsafeMutablePointer<Double>) {
         let chunkBlocks = 32
         nodes.withUnsafeBufferPointer { nodeBuffer in
-            leaves.withUnsafeBufferPointer { leafBuffer in
+            leafValues.withUnsafeBufferPointer { leafBuffer in
                 let nodes = nodeBuffer.baseAddress!
                 let leaves = leafBuffer.baseAddress!
                 withUnsafeTemporaryAllocation(of: Double.self, capacity: chunkBlocks * 8) { sums in
@@ -160,8 +222,10 @@ final class ScoringLayout: Sendable {
                                         c7 = Self.step(nodes, c7, xb, 7)
                                     }
                                     let s = sums.baseAddress! + block * 8
-                                    s[0] += leaves[c0]; s[1] += leaves[c1]; s[2] += leaves[c2]; s[3] += leaves[c3]
-                                    s[4] += leaves[c4]; s[5] += leaves[c5]; s[6] += leaves[c6]; s[7] += leaves[c7]
+                                    s[0] += Self.leaf(nodes, c0, leaves); s[1] += Self.leaf(nodes, c1, leaves)
+                                    s[2] += Self.leaf(nodes, c2, leaves); s[3] += Self.leaf(nodes, c3, leaves)
+                                    s[4] += Self.leaf(nodes, c4, leaves); s[5] += Self.leaf(nodes, c5, leaves)
+                                    s[6] += Self.leaf(nodes, c6, leaves); s[7] += Self.leaf(nodes, c7, leaves)
                                 }
                             }
                             let o = out + firstBlock * 8
@@ -174,12 +238,18 @@ final class ScoringLayout: Sendable {
         }
     }
 
+    /// The path length of the leaf a walk ended on (`at`; see `leafValue`).
+    @inline(__always)
+    static func leaf(_ nodes: UnsafePointer<PackedNode>, _ at: Int, _ leaves: UnsafePointer<Double>) -> Double {
+        leaves[Int(nodes[at].threshold.bitPattern & leafIndexMask)]
+    }
+
     /// One step of a walk from node `at` for lane `lane` of a feature-major block at `x`
     /// (`x[feature * 8 + lane]`).
     @inline(__always)
     static func step(_ nodes: UnsafePointer<PackedNode>, _ at: Int, _ x: UnsafePointer<Float>, _ lane: Int) -> Int {
         let node = nodes[at]
-        let left = Int(node.packed & (1 << indexBits - 1))
+        let left = Int(node.packed & indexMask)
         let feature = Int(node.packed >> indexBits)
         return left + (x[feature &* 8 &+ lane] > node.threshold ? 1 : 0)
     }
@@ -188,7 +258,7 @@ final class ScoringLayout: Sendable {
     @inline(__always)
     static func step(_ nodes: UnsafePointer<PackedNode>, _ at: Int, _ x: UnsafePointer<Float>) -> Int {
         let node = nodes[at]
-        let left = Int(node.packed & (1 << indexBits - 1))
+        let left = Int(node.packed & indexMask)
         let feature = Int(node.packed >> indexBits)
         return left + (x[feature] > node.threshold ? 1 : 0)
     }

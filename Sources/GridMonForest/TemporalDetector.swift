@@ -110,7 +110,7 @@ public struct TemporalDetector: Sendable {
         self.medians = medians
         self.spreads = spreads
         self.threshold = threshold
-        active = forests.map { forest in forest.trees.contains { $0.depth > 0 } }
+        active = forests.map { forest in forest.layout.depths.contains { $0 > 0 } }
         // `scores` walks each forest's layout directly with rows of `forestColumns.count`
         // floats, past `IsolationForest.score`'s own check (fits make such forests, and
         // `DetectorFile.decode` throws on any other).
@@ -308,6 +308,6 @@ public struct TemporalDetector: Sendable {
 
     /// Bytes the detector's forests hold (for the per-node memory report).
     public var byteCount: Int {
-        forests.reduce(0) { $0 + $1.nodes.count * 40 + $1.trees.count * 24 } + metrics.count * 56
+        forests.reduce(0) { $0 + $1.byteCount } + metrics.count * 56
     }
 }

@@ -103,6 +103,16 @@ struct Fit: ParsableCommand {
         let table = loadCSV(data)
         let names = features.isEmpty ? table.columns : features.split(separator: ",").map(String.init)
         let created = createdUnix >= 0 ? createdUnix : Int64(time(nil))
+        // A forest's nodes pack a feature index into 12 bits and a node index into 20
+        // (`ScoringLayout`); a tree grown on ψ rows has at most 2ψ − 1 nodes.
+        let treeCount = trees > 0 ? trees : (method == "temporal" ? TemporalDetector.Options().trees : 100)
+        let psi = min(subsample, max(table.rows.count, 1))
+        if method == "forest", names.count > IsolationForest.maxFeatures {
+            fail("\(data): \(names.count) feature columns, a forest takes at most \(IsolationForest.maxFeatures)")
+        }
+        if treeCount * (2 * psi - 1) > IsolationForest.maxNodes {
+            fail("--trees \(treeCount) × up to \(2 * psi - 1) nodes each (subsample \(psi)) is more than a forest's \(IsolationForest.maxNodes) nodes: use fewer trees or a smaller --subsample")
+        }
         if method == "temporal" {
             var options = TemporalDetector.Options()
             options.window = window
@@ -127,7 +137,7 @@ struct Fit: ParsableCommand {
         options.source = data
         let forest = IsolationForest.fit(matrix(table, names, data), features: names, options: options, createdUnix: created)
         do { try Files.writeAtomically(out, ModelFile.encode(forest)) } catch { fail("\(error)") }
-        print("wrote \(out): \(forest.trees.count) trees, \(forest.nodes.count) nodes, \(names.count) features, threshold \(forest.threshold)")
+        print("wrote \(out): \(forest.treeCount) trees, \(forest.nodeCount) nodes, \(names.count) features, threshold \(forest.threshold)")
     }
 }
 
@@ -216,7 +226,7 @@ struct Inspect: ParsableCommand {
                 kind          temporal per-metric detector
                 metrics       \(t.metrics.joined(separator: ", "))
                 window        \(t.window) samples, top-\(t.topK) vote, threshold \(t.threshold)
-                forests       \(t.forests.count) × \(t.forests.first?.trees.count ?? 0) trees, \(t.forests.reduce(0) { $0 + $1.nodes.count }) nodes
+                forests       \(t.forests.count) × \(t.forests.first?.trees.count ?? 0) trees, \(t.forests.reduce(0) { $0 + $1.nodeCount }) nodes
                 features      \((t.forests.first?.features ?? []).map { $0.split(separator: ".").last.map(String.init) ?? $0 }.joined(separator: ", ")) per metric\(t.rangeScale.map { ", range term at \($0) × the training range" } ?? "")
                 source        \(t.forests.first?.metadata.source ?? "")
                 """)

@@ -124,4 +124,27 @@ import Testing
         #expect(metric(metrics, "gridmon_node_models") == 1)
         #expect(metric(metrics, "gridmon_node_model_fits_total") == 1)
     }
+
+    /// A forest packs a node's feature into 12 bits and its child into 20 (`ScoringLayout`):
+    /// asking for more is a one-line error and exit 1, not a trap (before issue #17 both
+    /// crashed gridmon-train on a precondition).
+    @Test func trainRefusesAForestTooLargeToScore() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gridmon-large-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var csv = "cpu,memory\n"
+        for i in 0..<300 { csv += "\(i % 17),\(i % 5)\n" }
+        try csv.write(to: directory.appendingPathComponent("small.csv"), atomically: true, encoding: .utf8)
+        let many = try runBinary("gridmon-train", ["fit", "--data", directory.appendingPathComponent("small.csv").path, "--trees", "100000",
+                                                   "--out", directory.appendingPathComponent("m.gmf").path])
+        #expect(many.status == 1 && many.stderr.contains("--trees 100000 × up to 511 nodes each"), "\(many.status) \(many.stderr)")
+        let columns = 4097
+        var wide = (0..<columns).map { "f\($0)" }.joined(separator: ",") + "\n"
+        for i in 0..<20 { wide += (0..<columns).map { "\(($0 + i) % 7)" }.joined(separator: ",") + "\n" }
+        try wide.write(to: directory.appendingPathComponent("wide.csv"), atomically: true, encoding: .utf8)
+        let broad = try runBinary("gridmon-train", ["fit", "--data", directory.appendingPathComponent("wide.csv").path,
+                                                    "--out", directory.appendingPathComponent("w.gmf").path])
+        #expect(broad.status == 1 && broad.stderr.contains("4097 feature columns, a forest takes at most 4096"), "\(broad.status) \(broad.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("m.gmf").path))
+    }
 }

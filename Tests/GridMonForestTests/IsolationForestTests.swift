@@ -79,15 +79,16 @@ func clusterWithOutliers(seed: UInt64 = 7) -> (FeatureMatrix, outliers: [[Double
         options.seed = UInt64(trees)
         let forest = IsolationForest.fit(data, features: ["x", "y"], options: options)
         if fewDistinct && trees > 1 { #expect(Set(forest.trees.map(\.depth)).count > 1) }
+        let nodes = forest.nodes, leafValues = forest.leafValues
         func definition(_ x: [Float]) -> Double {
             var sum = 0.0
             for tree in forest.trees {
                 var at = tree.root
-                while forest.nodes[at].left != forest.nodes[at].right {
-                    let node = forest.nodes[at]
+                while nodes[at].left != nodes[at].right {
+                    let node = nodes[at]
                     at = Int(x[Int(node.feature)] <= node.threshold ? node.left : node.right)
                 }
-                sum += forest.leafValues[at]
+                sum += leafValues[at]
             }
             return exp2(sum * (-1.0 / (Double(forest.trees.count) * forest.normalizer)))
         }

@@ -77,6 +77,37 @@ import Testing
         #expect(throws: ModelFileError.self) { try ModelFile.decode(tamper(12, node: 0, value: 100_000)) }
     }
 
+    /// A file with a header and one announced tree of `count` zeroed nodes, checksummed.
+    private func file(header text: String, nodes count: Int = 0) -> [UInt8] {
+        var bytes = Array(ModelFile.magic)
+        withUnsafeBytes(of: UInt32(1).littleEndian) { bytes.append(contentsOf: $0) }
+        let header = Array(text.utf8)
+        withUnsafeBytes(of: UInt32(header.count).littleEndian) { bytes.append(contentsOf: $0) }
+        bytes += header
+        if count > 0 {
+            withUnsafeBytes(of: UInt32(count).littleEndian) { bytes.append(contentsOf: $0) }
+            bytes += [UInt8](repeating: 0, count: count * 24)
+        }
+        let crc = CRC32C.checksum(bytes)
+        withUnsafeBytes(of: crc.littleEndian) { bytes.append(contentsOf: $0) }
+        return bytes
+    }
+
+    /// What a forest's packed nodes cannot hold is refused before anything is built (before
+    /// issue #17 the loader trapped on more than 2^20 nodes or `subsample 1e300`, and scored
+    /// a feature past 4,096 as another one).
+    @Test func limitsOfTheScoringLayoutAreErrorsNotTraps() {
+        let wide = "features 5000\n" + (0..<5000).map { "feature f\($0)\n" }.joined() + "threshold 0.5\nsubsample 256\ntrees 1\n"
+        #expect(throws: ModelFileError.badHeader("5000 features, at most 4096")) { try ModelFile.decode(file(header: wide)) }
+        #expect(throws: ModelFileError.badHeader("subsample 1e300 is too large")) {
+            try ModelFile.decode(file(header: "features 1\nfeature x\nthreshold 0.5\nsubsample 1e300\ntrees 1\n"))
+        }
+        let huge = file(header: "features 1\nfeature x\nthreshold 0.5\nsubsample 256\ntrees 1\n", nodes: 1 << 20)
+        #expect(throws: ModelFileError.badNode(tree: 0, node: (1 << 20) - 1, "the trees have more than 1048575 nodes in all")) {
+            try ModelFile.decode(huge)
+        }
+    }
+
     @Test func headerProblemsAreNamed() {
         var bytes = Array(ModelFile.magic)
         withUnsafeBytes(of: UInt32(1).littleEndian) { bytes.append(contentsOf: $0) }
