@@ -15,6 +15,10 @@ public struct FloodConfig: Sendable {
     public var durationNs: UInt64? = nil
     /// Samples per second per stream; nil = as fast as acks allow (flood).
     public var ratePerStream: Double? = nil
+    /// When not 0, ack latency is also reported for the frames sent this long after the start
+    /// alone, so a run's steady state can be read apart from the ramp-up of thousands of
+    /// connections.
+    public var latencyAfterNs: UInt64 = 0
     /// Unacknowledged samples allowed per stream before it waits for an ack.
     public var windowSamples = 8192
     public var authToken = ""

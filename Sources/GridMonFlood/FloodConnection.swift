@@ -188,7 +188,7 @@ final class FloodConnection: EventHandler {
                 return drop()
             }
             do {
-                try buffer.withUnsafeBytes { raw in
+                _ = try buffer.withUnsafeBytes { raw in
                     try decoder.decode(UnsafeRawBufferPointer(rebasing: raw[..<count])) { payload in
                         handle(try run.decoder.decode(payload))
                     }
@@ -244,7 +244,7 @@ final class FloodConnection: EventHandler {
         while streams[i].inFlightHead < streams[i].inFlight.count,
               streams[i].inFlight[streams[i].inFlightHead].lastSeq <= ack.durableSeq {
             let frame = streams[i].inFlight[streams[i].inFlightHead]
-            run.recordLatency(nanos: now - frame.sentNs, count: frame.count)
+            run.recordLatency(sentNs: frame.sentNs, nanos: now - frame.sentNs, count: frame.count)
             acked += UInt64(frame.count)
             run.tally(node: streams[i].node, seqs: (frame.lastSeq + 1 - UInt64(frame.count))...frame.lastSeq, flagged: flagged)
             streams[i].inFlightHead += 1

@@ -1,3 +1,5 @@
+import Histogram
+
 /// The final report of a flood run, as text for people and JSON for scripts.
 public struct FloodReport: Sendable {
     public var samplesSent: UInt64
@@ -8,6 +10,11 @@ public struct FloodReport: Sendable {
     public var samplesPerSecond: Double
     /// Ack latency percentiles in microseconds.
     public var latency: [(label: String, micros: UInt64)]
+    /// The same for frames sent `latencyAfterSeconds` or more after the start (empty when 0).
+    public var laterLatency: [(label: String, micros: UInt64)]
+    /// Samples counted in `laterLatency`.
+    public var laterLatencySamples: UInt64
+    public var latencyAfterSeconds: Double
     public var reconnects: UInt64
     public var anomaliesReported: UInt64
     public var errors: [String: UInt64]
@@ -15,18 +22,23 @@ public struct FloodReport: Sendable {
     /// TLS handshakes and their mean client-side wall time in microseconds.
     public var tls: (handshakes: UInt64, meanMicros: Double)?
 
-    public init(stats: FloodStats, elapsedNs: UInt64) {
+    public init(stats: FloodStats, elapsedNs: UInt64, latencyAfterNs: UInt64 = 0) {
+        latencyAfterSeconds = Double(latencyAfterNs) / 1e9
         samplesSent = stats.samplesSent
         samplesAcked = stats.samplesAcked
         samplesResent = stats.samplesResent
         framesSent = stats.framesSent
         seconds = Double(elapsedNs) / 1e9
         samplesPerSecond = seconds > 0 ? Double(stats.samplesAcked) / seconds : 0
-        let h = stats.latencyMicros
-        latency = h.totalCount == 0 ? [] : [
-            ("p50", h.valueAtPercentile(50)), ("p90", h.valueAtPercentile(90)), ("p99", h.valueAtPercentile(99)),
-            ("p99.9", h.valueAtPercentile(99.9)), ("max", h.max),
-        ]
+        func percentiles(_ h: Histogram<UInt64>) -> [(label: String, micros: UInt64)] {
+            h.totalCount == 0 ? [] : [
+                ("p50", h.valueAtPercentile(50)), ("p90", h.valueAtPercentile(90)), ("p99", h.valueAtPercentile(99)),
+                ("p99.9", h.valueAtPercentile(99.9)), ("max", h.max),
+            ]
+        }
+        latency = percentiles(stats.latencyMicros)
+        laterLatency = latencyAfterNs > 0 ? percentiles(stats.laterLatencyMicros) : []
+        laterLatencySamples = stats.laterLatencyMicros.totalCount
         reconnects = stats.reconnects
         anomaliesReported = stats.anomaliesReported
         errors = stats.errors
@@ -40,6 +52,9 @@ public struct FloodReport: Sendable {
         var out = "samples sent      \(samplesSent)\nsamples acked     \(samplesAcked)\nsamples resent    \(samplesResent)\nframes sent       \(framesSent)\n"
         out += "elapsed           \(format(seconds)) s\nthroughput        \(format(samplesPerSecond)) samples/s (acked)\n"
         out += "ack latency       " + (latency.isEmpty ? "none recorded" : latency.map { "\($0.label) \(micros($0.micros))" }.joined(separator: "  ")) + "\n"
+        if latencyAfterSeconds > 0 {
+            out += "  after \(format(latencyAfterSeconds)) s     " + (laterLatency.isEmpty ? "none recorded" : laterLatency.map { "\($0.label) \(micros($0.micros))" }.joined(separator: "  ")) + "\n"
+        }
         out += "anomalies         \(anomaliesReported)\nreconnects        \(reconnects)\n"
         if let tls {
             out += "tls handshakes    \(tls.handshakes) (mean \(format(tls.meanMicros)) µs, connect to established)\n"
@@ -62,6 +77,10 @@ public struct FloodReport: Sendable {
             "\"reconnects\":\(reconnects)", "\"anomalies\":\(anomaliesReported)",
         ]
         fields.append("\"ack_latency_us\":{" + latency.map { "\"\($0.label)\":\($0.micros)" }.joined(separator: ",") + "}")
+        if latencyAfterSeconds > 0 {
+            fields.append("\"latency_after_s\":\(format(latencyAfterSeconds)),\"latency_after_samples\":\(laterLatencySamples)")
+            fields.append("\"ack_latency_after_us\":{" + laterLatency.map { "\"\($0.label)\":\($0.micros)" }.joined(separator: ",") + "}")
+        }
         if let tls {
             fields.append("\"tls\":{\"handshakes\":\(tls.handshakes),\"mean_us\":\(format(tls.meanMicros))}")
         }

@@ -157,8 +157,11 @@ public final class FloodRun {
         }
     }
 
-    func recordLatency(nanos: UInt64, count: Int) {
+    func recordLatency(sentNs: UInt64, nanos: UInt64, count: Int) {
         _ = stats.latencyMicros.record(max(1, nanos / 1000), count: UInt64(count))
+        if config.latencyAfterNs > 0 && sentNs >= started + config.latencyAfterNs {
+            _ = stats.laterLatencyMicros.record(max(1, nanos / 1000), count: UInt64(count))
+        }
     }
 
     private func stopSending() {

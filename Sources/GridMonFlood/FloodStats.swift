@@ -15,6 +15,8 @@ public struct FloodStats: Sendable {
     public var errors: [String: UInt64] = [:]
     /// Ack latency per sample in microseconds: send of its frame → ack covering it.
     public var latencyMicros = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    /// The same for frames sent after `FloodConfig.latencyAfterNs` (the steady state).
+    public var laterLatencyMicros = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
 
     /// TLS handshakes completed and their summed wall time (ns, from the TCP connect to the
     /// handshake's end, as the client saw it).

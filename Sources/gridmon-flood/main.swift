@@ -74,6 +74,9 @@ struct Flood: ParsableCommand {
     @Option(help: "Samples per second per stream; 0 = as fast as acks allow. [GRIDMON_RATE]")
     var rate: Double = Settings.shared.double("rate", 0, variable: "GRIDMON_RATE")
 
+    @Option(help: "Also report ack latency for the frames sent this many seconds after the start alone (0 = no): the steady state apart from the ramp-up of many connections. [GRIDMON_LATENCY_AFTER]")
+    var latencyAfter: Double = Settings.shared.double("latency-after", 0, variable: "GRIDMON_LATENCY_AFTER")
+
     @Option(help: "Unacknowledged samples allowed per stream. [GRIDMON_WINDOW]")
     var window: Int = Settings.shared.int("window", 8192, variable: "GRIDMON_WINDOW")
 
@@ -128,6 +131,7 @@ struct Flood: ParsableCommand {
         guard (1...10_000).contains(streams) else { throw ValidationError("--streams must be 1 ... 10000") }
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be 1 ... 100000") }
         guard window >= batch else { throw ValidationError("--window must be at least --batch") }
+        guard latencyAfter >= 0, latencyAfter <= 86_400 else { throw ValidationError("--latency-after must be 0 ... 86400 seconds") }
         guard rate >= 0, duration >= 0, duration <= 86_400 else { throw ValidationError("--rate and --duration must be non-negative (duration ≤ 1 day)") }
     }
 
@@ -141,6 +145,7 @@ struct Flood: ParsableCommand {
         config.durationNs = duration > 0 ? UInt64(duration * 1e9) : nil
         config.ratePerStream = rate > 0 ? rate : nil
         config.windowSamples = window
+        config.latencyAfterNs = UInt64(latencyAfter * 1e9)
         config.authToken = token
         config.nodePrefix = nodePrefix
         config.seed = seed
@@ -198,7 +203,7 @@ struct Flood: ParsableCommand {
             throw ExitCode(69)
         }
         if !quiet && isatty(2) == 1 { _ = write(2, "\n", 1) }
-        let report = FloodReport(stats: stats, elapsedNs: flood.elapsedNs)
+        let report = FloodReport(stats: stats, elapsedNs: flood.elapsedNs, latencyAfterNs: config.latencyAfterNs)
         print(json ? report.json : report.text, terminator: json ? "\n" : "")
         if let collector, let fleet = labelled as? FleetWorkload {
             do {

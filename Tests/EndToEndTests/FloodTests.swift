@@ -52,12 +52,17 @@ import Testing
         let server = try ServerProcess()
         let run = try runBinary("gridmon-flood", [
             "--target", "\(server.address)", "--samples", "0", "--duration", "2", "--rate", "50",
-            "--connections", "20", "--batch", "1", "--json", "--quiet",
+            "--connections", "20", "--batch", "1", "--json", "--quiet", "--latency-after", "1",
         ])
         #expect(run.status == 0, "\(run.stderr)")
-        let sent = try #require(try report(run.stdout)["samples_sent"] as? Int)
+        let json = try report(run.stdout)
+        let sent = try #require(json["samples_sent"] as? Int)
         // 20 streams × 50 samples/s × 2 s = 2000, give or take the ramp-up and tick phase.
         #expect(sent > 1200 && sent < 2600, "sent \(sent)")
+        // The second half of the run's samples have latencies of their own (the steady state).
+        let later = try #require(json["latency_after_samples"] as? Int)
+        #expect(later > sent / 4 && later < sent * 3 / 4, "\(later) of \(sent) sent after 1 s")
+        #expect((json["ack_latency_after_us"] as? [String: Any])?["p99"] as? Int != nil)
     }
 
     /// SIGTERM (and SIGINT) end a run as its duration would: sending stops, the last acks are

@@ -226,7 +226,8 @@ def idle(a, server_cpu, client_cpu):
                 prober = threading.Thread(target=probe)
                 prober.start()
                 r = flood(a.bin, client_cpu, server.port, workload + ["--batch", "1", "--connections", "10000", "--rate", "1",
-                                                           "--samples", "0", "--duration", str(a.idle_seconds), "--window", "16"])
+                                                           "--samples", "0", "--duration", str(a.idle_seconds), "--window", "16",
+                                                           "--latency-after", str(0.4 * a.idle_seconds)])
                 prober.join()
                 wall = time.time() - start
                 used = cpu_seconds(server.proc.pid) - before
@@ -237,23 +238,28 @@ def idle(a, server_cpu, client_cpu):
             finally:
                 server.stop()
             lat = r["ack_latency_us"]
+            later = r["ack_latency_after_us"]
             rows[d].append({"acked": r["samples_acked"], "p50": lat["p50"] / 1000, "p99": lat["p99"] / 1000,
-                            "p999": lat["p99.9"] / 1000, "cpu": 100 * used / wall,
+                            "p999": lat["p99.9"] / 1000, "later_p50": later["p50"] / 1000, "later_p99": later["p99"] / 1000,
+                            "later_p999": later["p99.9"] / 1000, "cpu": 100 * used / wall,
                             "steady_cpu": 100 * (steady[1][1] + steady[1][2] - steady[0][1] - steady[0][2]) / (steady[1][0] - steady[0][0]),
                             "steady_user": 100 * (steady[1][1] - steady[0][1]) / (steady[1][0] - steady[0][0]),
                             "steady_sys": 100 * (steady[1][2] - steady[0][2]) / (steady[1][0] - steady[0][0]),
                             "flood_cpu": 100 * r["client_cpu"] / wall,
                             "rss": rss, "errors": r["errors"], "commit_ms": commit_ms, "commits": commits / wall})
-            print(f"run {run + 1}/{a.runs} idle ({a.idle_store}) commit-delay {d} ms: p99 {rows[d][-1]['p99']:.2f} ms, "
+            print(f"run {run + 1}/{a.runs} idle ({a.idle_store}) commit-delay {d} ms: p99 {rows[d][-1]['p99']:.2f} ms "
+                  f"(steady {rows[d][-1]['later_p99']:.2f} ms), "
                   f"server CPU {rows[d][-1]['cpu']:.1f}% (steady {rows[d][-1]['steady_cpu']:.1f}%), {fits:.0f} detector fits during it",
                   file=sys.stderr)
     judged = ", every node judged by its own detector (fleet samples)" if a.judged else ""
     print(f"({a.idle_store} store{judged}) 10,000 connections x 1 sample/s for {a.idle_seconds} s, medians of {a.runs} interleaved runs:\n")
-    print("| --commit-delay-ms | samples acked | ack p50 | ack p99 | ack p99.9 | mean commit (write + fdatasync) | commits/s | server CPU (% of a core) | steady state (40-90 % of the run) | of which user / kernel | server peak RSS | flood CPU |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("Steady state: frames sent from 40 % of the run on (ack latency), CPU between 40 % and 90 % of it.\n")
+    print("| --commit-delay-ms | samples acked | ack p50 / p99 / p99.9, whole run | steady state | mean commit (write + fdatasync) | commits/s | server CPU (% of a core) | steady state | of which user / kernel | server peak RSS | flood CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for d in delays:
         med = lambda k: statistics.median(x[k] for x in rows[d])
-        print(f"| {d} | {med('acked'):,.0f} | {med('p50'):.2f} ms | {med('p99'):.2f} ms | {med('p999'):.2f} ms | {med('commit_ms'):.2f} ms | {med('commits'):,.0f} | "
+        print(f"| {d} | {med('acked'):,.0f} | {med('p50'):.2f} / {med('p99'):.2f} / {med('p999'):.2f} ms | "
+              f"{med('later_p50'):.2f} / {med('later_p99'):.2f} / {med('later_p999'):.2f} ms | {med('commit_ms'):.2f} ms | {med('commits'):,.0f} | "
               f"{med('cpu'):.1f} % | {med('steady_cpu'):.1f} % | {med('steady_user'):.1f} / {med('steady_sys'):.1f} % | "
               f"{med('rss'):.0f} MB | {med('flood_cpu'):.1f} % |")
 
