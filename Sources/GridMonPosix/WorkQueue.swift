@@ -1,4 +1,5 @@
 import Synchronization
+import GridMonCore
 
 /// A bounded queue of jobs and the one thread that runs them in order (the per-node model
 /// trainers). `submit` never blocks: past `capacity` queued jobs it refuses, and the caller
@@ -8,13 +9,14 @@ import Synchronization
 public final class WorkQueue<Job: Sendable>: @unchecked Sendable {  // `thread` is touched by start/stop only
     public let capacity: Int
     private let work: @Sendable (Job) -> Void
-    private let queue = Mutex<(jobs: [Job], stopped: Bool)>(([], false))
+    private let queue: Mutex<(jobs: BoundedFIFO<Job>, stopped: Bool)>
     private let wake = Semaphore()
     private var thread: PosixThread?
 
     public init(capacity: Int, work: @escaping @Sendable (Job) -> Void) {
         self.capacity = max(1, capacity)
         self.work = work
+        queue = Mutex((BoundedFIFO(capacity: self.capacity), false))
     }
 
     /// Starts the thread.
@@ -35,9 +37,8 @@ public final class WorkQueue<Job: Sendable>: @unchecked Sendable {  // `thread` 
     /// Queues `job`; false when the queue is full or stopped (nothing queued).
     public func submit(_ job: Job) -> Bool {
         let accepted = queue.withLock { q -> Bool in
-            guard !q.stopped, q.jobs.count < capacity else { return false }
-            q.jobs.append(job)
-            return true
+            guard !q.stopped else { return false }
+            return q.jobs.append(job)
         }
         if accepted { wake.signal() }
         return accepted
@@ -49,7 +50,7 @@ public final class WorkQueue<Job: Sendable>: @unchecked Sendable {  // `thread` 
             // whose empty case read as `.some(nil)` and ended the thread after its first batch).
             let (job, stopped) = queue.withLock { q -> (Job?, Bool) in
                 if q.stopped { return (nil, true) }
-                return (q.jobs.isEmpty ? nil : q.jobs.removeFirst(), false)
+                return (q.jobs.popFirst(), false)
             }
             if stopped { return }
             guard let job else {
