@@ -7,7 +7,7 @@
 //   CGridMonProto  C: protobuf-c code generated from Proto/ by Tools/gen-proto (committed, never edited)
 //   CGridMonCRC32C C shim: the CPU's CRC-32C instruction (SSE4.2, arm64 CRC32), which Swift cannot reach
 //   GridMonCore    pure helpers shared by the cores: CRC-32C, a seedable RNG, flag/variable value parsers,
-//                  a latency histogram
+//                  a latency histogram, a bounded FIFO
 //   GridMonForest  pure Swift: the Isolation Forest (fit, score), its model file, CSV, quality metrics
 //   GridMonStore   pure Swift: InfluxDB line protocol encoder, the outbox's record format
 //   CCurl, CZlib   system libraries: libcurl (the InfluxDB writer's HTTP), zlib (gzip bodies)
