@@ -53,6 +53,7 @@ public struct IsolationForest: Sendable {
     public var trees: [Tree] { layout.trees }
     public var treeCount: Int { layout.roots.count }
     public var nodeCount: Int { layout.nodes.count }
+    public var leafCount: Int { layout.leafCount }
     /// Bytes the trees take in memory.
     public var byteCount: Int { layout.byteCount }
 

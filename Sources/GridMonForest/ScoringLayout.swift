@@ -108,6 +108,13 @@ final class ScoringLayout: Sendable {
         }
     }
 
+    /// Leaves in all trees (a leaf is the node that points at itself).
+    var leafCount: Int {
+        var count = 0
+        for (i, node) in nodes.enumerated() where Int(node.packed & Self.indexMask) == i { count += 1 }
+        return count
+    }
+
     /// Bytes held by the layout's arrays.
     var byteCount: Int {
         nodes.capacity * MemoryLayout<PackedNode>.stride + leafValues.capacity * 8 + (roots.capacity + depths.capacity) * 8 + 64

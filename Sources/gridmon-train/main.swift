@@ -237,7 +237,7 @@ struct Inspect: ParsableCommand {
             kind          Isolation Forest
             features      \(forest.features.joined(separator: ", "))
             trees         \(forest.trees.count)
-            nodes         \(forest.nodes.count) (\(forest.leafValues.filter { $0 > 0 }.count) leaves)
+            nodes         \(forest.nodeCount) (\(forest.leafCount) leaves)
             subsample     \(forest.subsampleSize)  (c(ψ) = \(forest.normalizer))
             depth         max \(depths.max() ?? 0), mean \(Double(depths.reduce(0, +)) / Double(max(1, depths.count)))
             threshold     \(forest.threshold)

@@ -60,6 +60,9 @@ import Testing
         // The canonical view is the same forest: same shape per tree, and laid out again it
         // is itself (what a model file written from it reads back as).
         #expect(forest.nodeCount == nodes.count && forest.treeCount == trees)
+        // Every split has two children: nodes = 2 × leaves − trees.
+        #expect(forest.leafCount == nodes.indices.filter { nodes[$0].left == nodes[$0].right }.count)
+        #expect(forest.nodeCount == 2 * forest.leafCount - trees)
         #expect(forest.trees.map(\.nodeCount) == shape.map(\.nodeCount) && forest.trees.map(\.depth) == shape.map(\.depth))
         let again = IsolationForest(features: forest.features, nodes: forest.nodes, leafValues: forest.leafValues, trees: forest.trees,
                                     subsampleSize: 256, threshold: 0.5, metadata: ModelMetadata())
