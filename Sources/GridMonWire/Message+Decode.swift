@@ -8,6 +8,10 @@ import CGridMonProto
 /// `ProtobufCAllocator` hook they come from one block instead, and the whole frame's C memory
 /// is dropped at once after its values are copied into Swift.
 ///
+/// A payload holding only a `SampleBatch` in the plain shape is read by `SampleBatchParser`
+/// without protobuf-c (the same values; every other payload, and any the parser declines,
+/// goes through protobuf-c as above).
+///
 /// Ownership and threading: keep one per thread (the server: one per reactor worker); not
 /// thread-safe. Memory: the block is kept between frames and grows to fit the largest frame
 /// seen, up to 4 MiB (`ScratchArena`); anything past that is taken from the heap and freed
@@ -19,6 +23,7 @@ public final class MessageDecoder {
 
     /// Decodes one frame payload; the same errors as `Message(payload:)`.
     public func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> Message {
+        if let batch = SampleBatchParser.parse(payload) { return .samples(batch) }
         defer { arena.reset() }
         var allocator = ProtobufCAllocator(
             alloc: { data, size in

@@ -35,14 +35,14 @@ struct CodecBenchmark {
             let payload = Array(out.dropFirst(FrameFormat.headerSize))
             precondition(payload.withUnsafeBytes { (try? Message(payload: $0)) } == message, "round trip")
             precondition(payload.withUnsafeBytes { (try? decoder.decode($0)) } == message, "round trip")
-            // The server's path: C structs in the decoder's arena.
+            // The server's path: MessageDecoder (SampleBatchParser for these frames).
             let decode = payload.withUnsafeBytes { bytes in
                 measure(rounds: rounds, millis: millis) {
                     blackHole(try! decoder.decode(bytes))
                 }
             }
             report("decode_\(count)", decode, perSample: count)
-            // One-off decoding: C structs from malloc, freed by free_unpacked (as the C baseline).
+            // protobuf-c: C structs from malloc, freed by free_unpacked (as the C baseline).
             let heap = payload.withUnsafeBytes { bytes in
                 measure(rounds: rounds, millis: millis) {
                     blackHole(try! Message(payload: bytes))

@@ -3,10 +3,12 @@
 // Input layout: byte 0 picks how the rest is chunked (1...256 bytes per read, cycled with a
 // small stride so chunk sizes vary), byte 1 bit 0 picks whether a preface is expected.
 // Every complete frame is decoded into a `Message` twice, by the server's `MessageDecoder`
-// (protobuf-c's structs in an arena) and by `Message(payload:)` (structs on the heap, where
-// ASan sees every overread), and both must agree; every decoded message is encoded again
-// and must decode to the same value. Crashes, ASan reports and leaks (LeakSanitizer, e.g.
-// protobuf-c memory not freed) all fail the run.
+// (`SampleBatchParser` for a plain SampleBatch, else protobuf-c's structs in an arena) and by
+// `Message(payload:)` (protobuf-c, structs on the heap, where ASan sees every overread), and
+// both must agree: the same encoding (every double's bits) and the same description (the
+// encoder cuts strings at a NUL, as protobuf-c does, so only the description sees one);
+// every decoded message is encoded again and must decode to the same value. Crashes, ASan
+// reports and leaks (LeakSanitizer, e.g. protobuf-c memory not freed) all fail the run.
 import CLibFuzzer
 import GridMonWire
 #if canImport(Glibc)
@@ -32,9 +34,10 @@ let callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32 = { data, siz
                 let heap = Result { () throws(WireError) in try Message(payload: payload) }
                 let arena = Result { () throws(WireError) in try arenaDecoder.decode(payload) }
                 switch (heap, arena) {
-                case (.success(let a), .success(let b)) where encoder.encodePayload(a) == encoder.encodePayload(b): break
+                case (.success(let a), .success(let b))
+                where encoder.encodePayload(a) == encoder.encodePayload(b) && "\(a)" == "\(b)": break
                 case (.failure(let a), .failure(let b)) where a == b: break
-                default: fatalError("the arena decoder disagrees: \(heap) against \(arena)")
+                default: fatalError("the server's decoder disagrees with protobuf-c: \(heap) against \(arena)")
                 }
                 guard case .success(let message) = heap else { return }
                 let again = encoder.encodePayload(message)
