@@ -11,7 +11,7 @@ per stream. Runs interleave GridMon and gRPC scenario by scenario; medians are p
 import argparse, json, os, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from server_bench import Server, cpu_seconds, free_port, peak_rss_mb  # noqa: E402
+from server_bench import Server, cpu_seconds_exact, free_port, peak_rss_mb  # noqa: E402
 
 WINDOW = 4096
 
@@ -29,11 +29,11 @@ def gridmon(bindir, server_cpu, client_cpu, batch, connections, samples):
     os.environ["GRIDMON_SCORER"] = "static"
     server = Server(bindir, server_cpu, "none")
     try:
-        before = cpu_seconds(server.proc.pid)
+        before = cpu_seconds_exact(server.proc.pid)
         report, ccpu, crss = client(["taskset", "-c", str(client_cpu), f"{bindir}/gridmon-flood", "--target", f"127.0.0.1:{server.port}",
                                      "--json", "--quiet", "--batch", str(batch), "--connections", str(connections),
                                      "--samples", str(samples), "--window", str(WINDOW)])
-        used = cpu_seconds(server.proc.pid) - before
+        used = cpu_seconds_exact(server.proc.pid) - before
         rss = peak_rss_mb(server.proc.pid)
     finally:
         server.stop()
@@ -47,11 +47,11 @@ def grpc(peer, server_cpu, client_cpu, batch, connections, samples):
                               stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
-        before = cpu_seconds(server.pid)
+        before = cpu_seconds_exact(server.pid)
         report, ccpu, crss = client(["taskset", "-c", str(client_cpu), f"{peer}/grpc-peer", "load", "--port", str(port),
                                      "--connections", str(connections), "--samples", str(samples), "--batch", str(batch),
                                      "--window", str(WINDOW)])
-        used = cpu_seconds(server.pid) - before
+        used = cpu_seconds_exact(server.pid) - before
         rss = peak_rss_mb(server.pid)
     finally:
         server.terminate()
@@ -65,13 +65,14 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--peer", required=True, help="directory of the grpc-peer binary")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--samples", type=int, default=2_000_000)
+    # 8,000,000 at 64 samples a frame: GridMon then spends ~0.4 s of CPU a run, the peer ~2-4 s.
+    ap.add_argument("--samples", type=int, default=8_000_000)
     a = ap.parse_args()
     server_cpu, client_cpu = os.cpu_count() - 1, 0
     # 64-sample frames (an agent catching up, the flood's default) and 1-sample frames (an agent
     # at its 1 s interval: what a fleet sends), each through 1, 100 and 1,000 streams.
     scenarios = [(kind, batch, c) for batch in (64, 1) for c in (1, 100, 1000) for kind in ("GridMon", "gRPC")]
-    samples = {64: a.samples, 1: a.samples // 4}
+    samples = {64: a.samples, 1: a.samples // 16}
     results = {s: [] for s in scenarios}
     for run in range(a.runs):
         for kind, batch, c in scenarios:
@@ -82,7 +83,8 @@ def main():
                   f"p99 {r['p99_us'] / 1000:.1f} ms", file=sys.stderr)
     print(f"Same frames (GridMon's codec), static rule, no store; one connection per stream, {WINDOW} samples in flight "
           f"per stream; server pinned to CPU {server_cpu} (one thread), client to CPU {client_cpu}; {samples[64]:,} samples "
-          f"per run in 64-sample frames, {samples[1]:,} in 1-sample frames; medians of {a.runs} interleaved runs.\n")
+          f"per run in 64-sample frames, {samples[1]:,} in 1-sample frames; server CPU from /proc/PID/task/*/schedstat; "
+          f"medians of {a.runs} interleaved runs.\n")
     print("| frame | streams | server | samples per server CPU-second | p99 ack latency | server peak RSS | client peak RSS | client CPU |")
     print("|---|---|---|---|---|---|---|---|")
     for kind, batch, c in scenarios:
