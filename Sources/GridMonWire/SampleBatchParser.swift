@@ -16,7 +16,7 @@
 /// treatment of unknown fields). Within that shape the result is what protobuf-c gives:
 /// scalars repeated in one message keep the last value, a string ends at its first NUL byte
 /// (protobuf-c's C strings) and invalid UTF-8 is repaired with U+FFFD as `String(cString:)`
-/// does. `MessageDecoderTests` and the fuzz target (`Tools/fuzz-frames`) compare the two.
+/// does. `SampleBatchParserTests` and the fuzz target (`Tools/fuzz-frames`) compare the two.
 ///
 /// Pure: no allocation beyond the returned arrays and strings (the sample array sized by a
 /// first pass over the batch), no state, safe from any thread. Bounds: every length is
