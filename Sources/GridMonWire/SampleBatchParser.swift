@@ -70,8 +70,11 @@ enum SampleBatchParser {
                         _ = batch.varint()  // the stream id, read in the first pass
                         continue
                     }
-                    guard let bytes = batch.lengthDelimited() else { throw Declined() }
-                    let slot = slots.baseAddress! + initialized
+                    // Both passes read the same bytes, so the count matches; checked all the
+                    // same, as a decline rather than a trap, since the bytes are a peer's.
+                    guard let bytes = batch.lengthDelimited(), initialized < count, let first = slots.baseAddress
+                    else { throw Declined() }
+                    let slot = first + initialized
                     slot.initialize(to: Sample(seq: 0, timestampNs: 0))
                     initialized += 1
                     guard parseSample(bytes, into: &slot.pointee) else { throw Declined() }
