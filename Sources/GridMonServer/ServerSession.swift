@@ -88,11 +88,8 @@ public final class ServerSession {
     private var dueStreams: [UInt32] = []
     /// Acks waiting for the sink to make their samples durable: (stream, seq, verdicts, ticket).
     private var awaiting: [(stream: UInt32, seq: UInt64, verdicts: [Verdict], ticket: UInt64)] = []
-    private var judgement = Judgement()
-    /// Where one stream's frames of one read are joined for scoring and storing.
-    private var joined: [Sample] = []
-    /// Most samples `joined` keeps room for between reads (~100 bytes each).
-    private static let maxJoinedKept = 4096
+    /// Where a stream's frames are joined and judged; shared with the thread's other sessions.
+    private let scratch: StoreScratch
 
     /// Messages waiting to be sent, in order.
     public private(set) var outgoing: [Message] = []
@@ -117,7 +114,7 @@ public final class ServerSession {
 
     public init(
         owner: StreamOwner, config: SessionConfig, nodes: NodeTable, authenticator: @escaping () -> Authenticator,
-        scorer: Scorer, sink: SampleSink, stats: ServerStats,
+        scorer: Scorer, sink: SampleSink, stats: ServerStats, scratch: StoreScratch = StoreScratch(),
         evictElsewhere: @escaping (_ owner: StreamOwner, _ node: String) -> Void
     ) {
         self.owner = owner
@@ -128,6 +125,7 @@ public final class ServerSession {
         self.scorer = scorer
         self.sink = sink
         self.stats = stats
+        self.scratch = scratch
     }
 
     /// Takes the messages to send; the caller encodes and writes them.
@@ -406,27 +404,27 @@ public final class ServerSession {
     /// the sink. False when this connection no longer owns the node (a newer connection took
     /// it over): then nothing is stored, and the agent resends on its new connection.
     private func store(_ stream: Stream) -> Bool {
+        defer { scratch.trim() }
         let fresh: [Sample]
         if stream.pending.count <= 1 {
             fresh = stream.pending.first ?? []
         } else {
-            // Several frames: joined in the session's reused buffer (unshared again once this
+            // Several frames: joined in the thread's reused buffer (unshared again once this
             // store is done, so it is emptied in place next time, not reallocated; growing a
             // fresh array per read instead faulted in new pages: 10 % of the server's CPU
             // with 64-sample frames pipelined).
-            joined.removeAll(keepingCapacity: joined.capacity <= Self.maxJoinedKept)
-            for part in stream.pending { joined.append(contentsOf: part) }
-            fresh = joined
+            fresh = scratch.join(stream.pending)
         }
         stream.pending.removeAll(keepingCapacity: true)
         let duplicates = stream.pendingDuplicates
         stream.pendingDuplicates = 0
         var events: [IncidentEvent] = []
         if !fresh.isEmpty {
-            scorer.score(fresh, key: stream.key, into: &judgement)
+            scorer.score(fresh, key: stream.key, into: &scratch.judgement)
             events = scorer.takeEvents()
-            stream.detector = judgement.state
+            stream.detector = scratch.judgement.state
         }
+        let judgement = scratch.judgement
         var anomalies: UInt64 = 0
         for i in fresh.indices where judgement.flagged[i] { anomalies += 1 }
         // Only the connection that owns the node moves its durable seq.

@@ -55,6 +55,8 @@ final class Worker: EventHandler {
     /// Set on worker 0 only: the admin port and signals are served there.
     var admin: AdminPort?
     private let scorer: Scorer
+    /// Shared by this thread's sessions (see `StoreScratch`).
+    private let storeScratch = StoreScratch()
     private var listener: Int32
     private var connections: [Int32: ServerConnection] = [:]
     private var byID: [UInt64: ServerConnection] = [:]
@@ -226,7 +228,7 @@ final class Worker: EventHandler {
             let shared = self.shared
             let session = ServerSession(
                 owner: owner, config: shared.config.session, nodes: shared.nodes, authenticator: { shared.authenticator },
-                scorer: scorer, sink: shared.sink, stats: stats,
+                scorer: scorer, sink: shared.sink, stats: stats, scratch: storeScratch,
                 evictElsewhere: { [unowned self] previous, node in self.evict(previous, node) })
             var tls: TLSSession?
             if let context = shared.tls {

@@ -46,6 +46,8 @@ final class SessionFixture {
     let stats = ServerStats()
     var auth = Authenticator(tokens: ["good": "acme", "beta-token": "beta"])
     var sessions: [UInt64: ServerSession] = [:]
+    /// Shared by every session, as a worker shares one among its connections.
+    let scratch = StoreScratch()
 
     func session(_ id: UInt64 = 1, maxStreams: Int = 8) -> ServerSession {
         var config = SessionConfig()
@@ -53,7 +55,7 @@ final class SessionFixture {
         let auth = self.auth
         let session = ServerSession(
             owner: StreamOwner(worker: 0, connection: id), config: config, nodes: nodes, authenticator: { auth },
-            scorer: scorer, sink: sink, stats: stats,
+            scorer: scorer, sink: sink, stats: stats, scratch: scratch,
             evictElsewhere: { [unowned self] owner, node in self.sessions[owner.connection]?.evict(node) })
         sessions[id] = session
         return session
