@@ -91,8 +91,33 @@ enum SampleBatchParser {
     @inline(__always)
     private static func parseSample(_ bytes: Cursor, into sample: inout Sample) -> Bool {
         var cursor = bytes
-        while !cursor.atEnd {
-            switch cursor.byte() {
+        // Encoders write fields in field-number order (protobuf encoding spec, "Field Order":
+        // serializers should), each at most once, and proto3 leaves out zeros: so the fields
+        // are tried in that order first, each a branch taken or not that the CPU predicts,
+        // where a jump table on every tag mispredicted (perf: ~20 % of this function). What
+        // is left (the extra gauges, and any field out of order or repeated) goes through
+        // the general loop, which treats every field the same way; the last value still wins.
+        var tag = cursor.tag()
+        if tag == Int(sampleSeq) {
+            guard let value = cursor.varint() else { return false }
+            sample.seq = value
+            tag = cursor.tag()
+        }
+        if tag == Int(sampleTimestamp) {
+            guard let value = cursor.varint() else { return false }
+            sample.timestampNs = Int64(bitPattern: value)
+            tag = cursor.tag()
+        }
+        if tag == 3 << 3 | 1 { guard cursor.double(&sample.cpuPercent) else { return false }; tag = cursor.tag() }
+        if tag == 4 << 3 | 1 { guard cursor.double(&sample.memoryPercent) else { return false }; tag = cursor.tag() }
+        if tag == 5 << 3 | 1 { guard cursor.double(&sample.diskPercent) else { return false }; tag = cursor.tag() }
+        if tag == 6 << 3 | 1 { guard cursor.double(&sample.load1) else { return false }; tag = cursor.tag() }
+        if tag == 7 << 3 | 1 { guard cursor.double(&sample.netRxBytesPerSec) else { return false }; tag = cursor.tag() }
+        if tag == 8 << 3 | 1 { guard cursor.double(&sample.netTxBytesPerSec) else { return false }; tag = cursor.tag() }
+        if tag == 9 << 3 | 1 { guard cursor.double(&sample.diskReadBytesPerSec) else { return false }; tag = cursor.tag() }
+        if tag == 10 << 3 | 1 { guard cursor.double(&sample.diskWriteBytesPerSec) else { return false }; tag = cursor.tag() }
+        while tag >= 0 {
+            switch UInt8(truncatingIfNeeded: tag) {
             case sampleSeq:
                 guard let value = cursor.varint() else { return false }
                 sample.seq = value
@@ -114,6 +139,7 @@ enum SampleBatchParser {
             default:
                 return false
             }
+            tag = cursor.tag()
         }
         return true
     }
@@ -156,6 +182,15 @@ private struct Cursor {
         return position.pointee
     }
 
+    /// The next byte as a tag, or -1 at the end (a 0 byte is no tag of the schema either, but
+    /// it is a byte: the sample it sits in is declined, not cut short).
+    @inline(__always)
+    mutating func tag() -> Int {
+        guard position < end else { return -1 }
+        defer { position += 1 }
+        return Int(position.pointee)
+    }
+
     /// A base-128 varint of at most 10 bytes, the tenth holding only bit 63; protobuf-c
     /// refuses longer ones (scan_varint), and this parser leaves the overflowing ones to it.
     @inline(__always)
@@ -164,6 +199,7 @@ private struct Cursor {
             defer { position += 1 }
             return UInt64(position.pointee)
         }
+        if end - position >= 10 { return wideVarint() }
         var value: UInt64 = 0
         var shift: UInt64 = 0
         while position < end, shift < 64 {
@@ -175,6 +211,42 @@ private struct Cursor {
             shift += 7
         }
         return nil
+    }
+
+    /// `varint()` with at least 10 bytes left: the first eight are read as one word, and its
+    /// 7-bit groups put together with masks and shifts instead of a loop of one branch per
+    /// byte (a timestamp in nanoseconds takes 9 bytes; the loop was ~30 % of the parser).
+    /// The same values and the same refusals as the loop.
+    @inline(__always)
+    private mutating func wideVarint() -> UInt64? {
+        let word = UInt64(littleEndian: UnsafeRawPointer(position).loadUnaligned(as: UInt64.self))
+        let stops = ~word & 0x8080_8080_8080_8080
+        if stops != 0 {
+            // The lowest byte without its continuation bit ends the varint.
+            let bits = stops.trailingZeroBitCount + 1
+            position += bits >> 3
+            return Self.gather(word & (UInt64.max >> (64 - bits)))
+        }
+        // Eight bytes give 56 bits; a ninth gives 7 more, a tenth only bit 63.
+        let ninth = position[8]
+        let value = Self.gather(word) | UInt64(ninth & 0x7F) << 56
+        if ninth < 0x80 {
+            position += 9
+            return value
+        }
+        let tenth = position[9]
+        guard tenth <= 1 else { return nil }
+        position += 10
+        return value | UInt64(tenth) << 63
+    }
+
+    /// The low 7 bits of each byte of `word`, packed together in order (56 bits).
+    @inline(__always)
+    private static func gather(_ word: UInt64) -> UInt64 {
+        var x = word & 0x7F7F_7F7F_7F7F_7F7F
+        x = (x & 0x007F_007F_007F_007F) | (x & 0x7F00_7F00_7F00_7F00) >> 1
+        x = (x & 0x0000_3FFF_0000_3FFF) | (x & 0x3FFF_0000_3FFF_0000) >> 2
+        return (x & 0x0000_0000_0FFF_FFFF) | (x & 0x0FFF_FFFF_0000_0000) >> 4
     }
 
     /// Eight little-endian bytes as a double's bits, into `value`; false if fewer are left.

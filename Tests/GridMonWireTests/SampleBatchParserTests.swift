@@ -69,6 +69,72 @@ import Testing
         }
     }
 
+    /// Varints of every length, 1 to 10 bytes, minimal and padded: read as one word when 10 or
+    /// more bytes follow (the seq before a timestamp and gauges), byte by byte when not (a
+    /// sample that ends with its seq); either way what protobuf-c reads.
+    @Test func varintsOfEveryLengthMatchProtobufC() throws {
+        var values: [UInt64] = [0, 1, .max, .max - 1, 1 << 63]
+        for bits in 1...63 { values += [(1 << bits) - 1, 1 << bits, (1 << bits) + 1] }
+        let encoder = MessageEncoder()
+        for value in values {
+            for sample in [Sample(seq: value, timestampNs: Int64(bitPattern: value), cpuPercent: 1.5, extra: [Gauge(name: "g", value: 2)]),
+                           Sample(seq: value, timestampNs: 0)] {
+                let payload = encoder.encodePayload(.samples(SampleBatch(streamID: UInt32(truncatingIfNeeded: value), samples: [sample])))
+                let parsed = try #require(fast(payload))
+                #expect(reference(payload) == .success(parsed))
+                #expect(parsed.samples[0][0] == value)
+            }
+        }
+        // Padded (non-minimal) varints of 2 to 10 bytes for the seq, each followed by a
+        // timestamp (so read as one word when 10 bytes follow) or last (byte by byte).
+        for length in 2...10 {
+            let seq: [UInt8] = [0x81] + Array(repeating: 0x80, count: length - 2) + [0x00]
+            for tail in [[0x10, 0x05, 0x19, 0, 0, 0, 0, 0, 0, 0xF0, 0x3F] as [UInt8], []] {
+                let sample = [0x08] + seq + tail
+                let payload: [UInt8] = [0x1A, UInt8(sample.count + 2), 0x12, UInt8(sample.count)] + sample
+                let parsed = try #require(fast(payload))
+                #expect(reference(payload) == .success(parsed))
+                #expect(parsed.samples[0][0] == 1)
+            }
+        }
+    }
+
+    /// A varint that runs to the end of its sample is unterminated, whatever byte lies beyond
+    /// the payload (here a 0 that would end it, read by a parser that looked past its range).
+    @Test func aVarintIsNeverReadPastItsField() {
+        for cut in 0..<9 {
+            let sample: [UInt8] = [0x08] + Array(repeating: 0xFF, count: 8 - cut) + [0x81]
+            let frame: [UInt8] = [0x1A, UInt8(sample.count + 2), 0x12, UInt8(sample.count)] + sample
+            let parsed = (frame + [0x00, 0x00]).withUnsafeBytes {
+                SampleBatchParser.parse(UnsafeRawBufferPointer(rebasing: $0[..<frame.count]))
+            }
+            #expect(parsed == nil)
+            #expect((try? reference(frame).get()) == nil)  // protobuf-c refuses it too
+        }
+    }
+
+    /// Fields in any order, repeated, or with extras between fixed gauges: the last value of
+    /// each wins, as in protobuf-c.
+    @Test func fieldsOutOfOrderMatchProtobufC() throws {
+        let fixed: [[UInt8]] = [[0x08, 0x07], [0x10, 0x09]] + (3...10).map { [UInt8($0 << 3 | 1), 0, 0, 0, 0, 0, 0, UInt8($0), 0x40] }
+        let extra: [UInt8] = [0x5A, 0x0E, 0x0A, 0x03, 0x61, 0x62, 0x63, 0x11, 0, 0, 0, 0, 0, 0, 0x08, 0x40]
+        var rng = SplitMix64(seed: 99)
+        for _ in 0..<300 {
+            var fields = fixed + [extra]
+            fields.shuffle(using: &rng)
+            fields += fields.prefix(Int.random(in: 0...2, using: &rng)).map { field in  // (lengths stay one-byte varints)
+                var repeated = field
+                if repeated[0] & 7 == 1 { repeated[repeated.count - 2] ^= 0x0F }  // another double
+                return repeated
+            }
+            let sample = fields.flatMap { $0 }
+            let batch: [UInt8] = [0x12, UInt8(sample.count)] + sample
+            let payload: [UInt8] = [0x1A, UInt8(batch.count)] + batch
+            let parsed = try #require(fast(payload))
+            #expect(reference(payload) == .success(parsed))
+        }
+    }
+
     @Test func otherBodiesAreLeftToProtobufC() {
         let encoder = MessageEncoder()
         for message in WireFixture.messages {
@@ -114,6 +180,7 @@ import Testing
         [0x1A, 0x03, 0x08, 0x80, 0x80],  // unterminated varint
         [0x1A, 0x0C, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x81, 0x00],  // 11-byte varint
         [0x1A, 0x0B, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F],  // past 64 bits
+        [0x1A, 0x0B, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02],  // past 64 bits by one
         [0x1A, 0x86, 0x80, 0x80, 0x80, 0x80, 0x00, 0x08, 0x01, 0x08, 0x02, 0x08, 0x03],  // 6-byte length prefix
         [0x22, 0x00],  // an Ack body
     ])
