@@ -17,23 +17,30 @@ struct NotifyOptions: ParsableArguments {
     var slackUrl: [String] = Settings.shared.list("slack-url", variable: "GRIDMON_SLACK_URLS") ?? []
 
     @Option(help: "File holding the shared secret that signs webhook payloads (HMAC-SHA256, X-GridMon-Signature); mode 0600. [GRIDMON_WEBHOOK_SECRET_FILE]")
-    var webhookSecretFile: String? = Settings.shared.text("webhook-secret-file")?.text
+    var webhookSecretFile: String?
 
     @Option(help: "An alert resolves only after its node stayed quiet this long; an incident reopening meanwhile is folded into it (flapping: one alert). Default 5m. [GRIDMON_NOTIFY_RESOLVE_HOLD]")
-    var notifyResolveHold: String? = Settings.shared.text("notify-resolve-hold")?.text
+    var notifyResolveHold: String?
 
     @Option(help: "How often firing alerts are re-sent to Alertmanager (it resolves an alert not re-sent within its resolve_timeout, 5m by default). Default 1m. [GRIDMON_ALERTMANAGER_RESEND]")
-    var alertmanagerResend: String? = Settings.shared.text("alertmanager-resend")?.text
+    var alertmanagerResend: String?
 
     @Option(help: "Most bytes of queued notifications on disk (oldest dropped past it, counted). Default 16MiB. [GRIDMON_NOTIFY_QUEUE_BYTES]")
-    var notifyQueueBytes: String? = Settings.shared.text("notify-queue-bytes")?.text
+    var notifyQueueBytes: String?
 
     @Option(help: "The fleet view's URL as people reach it, linked from every notification. Default: http://ADMIN-LISTEN/. [GRIDMON_FLEET_URL]")
-    var fleetUrl: String? = Settings.shared.text("fleet-url")?.text
+    var fleetUrl: String?
 
     /// The notifier's options, or nil when no receiver is configured; throws a message naming
     /// the flag and its variable when a value is wrong.
     func options(adminListen: String) throws -> Notifier.Options? {
+        // A flag wins over its variable and the config file (no default on the @Option: an
+        // Optional option with a default is deprecated in swift-argument-parser).
+        let webhookSecretFile = self.webhookSecretFile ?? Settings.shared.text("webhook-secret-file")?.text
+        let notifyResolveHold = self.notifyResolveHold ?? Settings.shared.text("notify-resolve-hold")?.text
+        let alertmanagerResend = self.alertmanagerResend ?? Settings.shared.text("alertmanager-resend")?.text
+        let notifyQueueBytes = self.notifyQueueBytes ?? Settings.shared.text("notify-queue-bytes")?.text
+        let fleetUrl = self.fleetUrl ?? Settings.shared.text("fleet-url")?.text
         var receivers: [ReceiverConfig] = []
         let sources: [([String], String, String, ReceiverConfig.Kind)] = [
             (alertmanagerUrl, "alertmanager-url", "GRIDMON_ALERTMANAGER_URLS", .alertmanager),

@@ -179,5 +179,13 @@ struct NotificationTests {
         let none = try runBinary("gridmon-stream-server", ["--insecure-no-auth", "--store", "none", "--slack-url", "http://127.0.0.1:9/x",
                                                           "--data-dir", tempPath("nf")], timeout: 20)
         #expect(none.status == 64 && none.stderr.contains("notifications need --store outbox"))
+        // The options without a flag are read from their variables (and refused by name).
+        let hold = try runBinary("gridmon-stream-server", ["--insecure-no-auth", "--webhook-url", "http://127.0.0.1:9/x", "--data-dir", tempPath("nf")],
+                                 environment: ["GRIDMON_NOTIFY_RESOLVE_HOLD": "soon"], timeout: 20)
+        #expect(hold.status == 64 && hold.stderr.contains("GRIDMON_NOTIFY_RESOLVE_HOLD") && hold.stderr.contains("got 'soon'"), "\(hold.stderr)")
+        let flagWins = try runBinary("gridmon-stream-server", ["--insecure-no-auth", "--webhook-url", "http://127.0.0.1:9/x", "--data-dir", tempPath("nf"),
+                                                              "--notify-queue-bytes", "1KiB"],
+                                     environment: ["GRIDMON_NOTIFY_QUEUE_BYTES": "64MiB"], timeout: 20)
+        #expect(flagWins.status == 64 && flagWins.stderr.contains("got '1KiB'"), "\(flagWins.stderr)")
     }
 }
