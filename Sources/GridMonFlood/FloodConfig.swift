@@ -9,6 +9,9 @@ public struct FloodConfig: Sendable {
     public var streamsPerConnection = 1
     /// Samples per `SampleBatch` frame.
     public var batchSize = 64
+    /// Named gauges added to every sample besides the fixed eight, shaped like the agent's
+    /// (`AgentGauges`; 0 ... `AgentGauges.maxCount`).
+    public var extraGauges = 0
     /// Stop after this many samples were sent (nil = no count limit).
     public var totalSamples: UInt64? = 1_000_000
     /// Stop sending after this long (nil = no time limit).

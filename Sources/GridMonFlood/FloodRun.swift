@@ -41,7 +41,17 @@ public final class FloodRun {
         self.reactor = try Reactor()
         self.random = SplitMix64(seed: config.seed)
         self.fleet = fleet
-        self.workload = fleet.map { f in { node, seq in f.sample(node: node, seq: seq) } } ?? workload
+        let base = fleet.map { f in { node, seq in f.sample(node: node, seq: seq) } } ?? workload
+        if config.extraGauges > 0 {
+            let names = AgentGauges.names(config.extraGauges)
+            self.workload = { node, seq in
+                var sample = base(node, seq)
+                sample.extra += AgentGauges.gauges(names, seq: seq)
+                return sample
+            }
+        } else {
+            self.workload = base
+        }
         if fleet != nil { stats.detection = DetectionTally() }
         self.remaining = config.totalSamples ?? UInt64.max
         if let limit = perStreamLimit {

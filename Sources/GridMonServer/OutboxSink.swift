@@ -137,10 +137,13 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         packed.reserve(samples: min(samples.count, Self.maxRecordLineBytes / 64))
         var ticket: UInt64 = 0
         var inRecord = 0
+        var plan = stream.extraGauges.withLock { $0 }
+        defer { stream.extraGauges.withLock { $0 = plan } }
         for index in 0..<samples.count {
             let before = packed.bytes.count
             if !series.isEmpty {
-                packed.append(samples.samples[index], score: samples.scores[index], anomalous: samples.flagged[index], drops: &d)
+                packed.append(samples.samples[index], score: samples.scores[index], anomalous: samples.flagged[index], drops: &d,
+                              plan: &plan)
             }
             if series.isEmpty || packed.bytes.count - before > Self.maxLineBytes {
                 packed.truncate(to: before)

@@ -41,7 +41,7 @@ public struct ScoredSamples: RandomAccessCollection, Sendable {
 /// protocol series key, escaped once when the stream opens instead of once per outbox record
 /// (at 10,000 agents × 1 sample/s, every record: 2.5 % of the server's CPU; issue #17, item 3).
 ///
-/// Immutable; made by the session, shared with the sink.
+/// Made by the session, shared with the sink; immutable but for `extraGauges`.
 public final class StreamSeries: Sendable {
     public let node: String
     public let tenant: String
@@ -50,6 +50,11 @@ public final class StreamSeries: Sendable {
     public let lineSeriesKey: [UInt8]?
     /// What making `lineSeriesKey` left out (counted again for every record written with it).
     public let lineSeriesDrops: LineProtocolDrops
+    /// Which of the stream's extra gauges the store can write, judged once while its samples
+    /// carry the same names (the sink packing them keeps it). Behind a lock though only the
+    /// stream's own reactor thread stores its samples: uncontended, a lock and an unlock per
+    /// record.
+    public let extraGauges = Mutex(ExtraGaugePlan())
 
     public init(node: String, tenant: String, labels: [Label]) {
         self.node = node

@@ -35,7 +35,11 @@ public struct PackedSamples: Sendable, Equatable {
     public private(set) var names: [String] = []
     public private(set) var bytes: [UInt8] = []
     public private(set) var count = 0
+    /// The number of each name of `names[..<indexed]`: made only when a name is looked up
+    /// out of order (a sample whose gauges are the table's first names, in order, the usual
+    /// case, needs none).
     private var nameIndex: [String: UInt16] = [:]
+    private var indexed = 0
     /// Sum of the names' UTF-8 lengths (for `byteCount`).
     private var nameBytes = 0
     /// Scratch: the extra gauges kept from the sample being packed.
@@ -51,7 +55,6 @@ public struct PackedSamples: Sendable, Equatable {
         self.names = names
         self.bytes = bytes
         self.count = count
-        for (index, name) in names.enumerated() { nameIndex[name] = UInt16(truncatingIfNeeded: index) }
         nameBytes = names.reduce(0) { $0 + $1.utf8.count }
     }
 
@@ -65,6 +68,7 @@ public struct PackedSamples: Sendable, Equatable {
     public mutating func removeAll() {
         names.removeAll()
         nameIndex.removeAll()
+        indexed = 0
         bytes.removeAll(keepingCapacity: true)
         count = 0
         nameBytes = 0
@@ -72,6 +76,14 @@ public struct PackedSamples: Sendable, Equatable {
 
     /// Packs one sample with its verdict.
     public mutating func append(_ sample: Sample, score: Double, anomalous: Bool, drops: inout LineProtocolDrops) {
+        var plan = ExtraGaugePlan()
+        append(sample, score: score, anomalous: anomalous, drops: &drops, plan: &plan)
+    }
+
+    /// Packs one sample with its verdict, its extra gauges judged by `plan` (kept by the
+    /// caller from one sample of a stream to the next, so the same names are judged once).
+    public mutating func append(_ sample: Sample, score: Double, anomalous: Bool, drops: inout LineProtocolDrops,
+                                plan: inout ExtraGaugePlan) {
         // Kept, counted, and skipped when lines are made.
         func countNonFinite(_ value: Double) { if !value.isFinite { drops.nonFiniteFields += 1 } }
         countNonFinite(sample.cpuPercent)
@@ -86,17 +98,22 @@ public struct PackedSamples: Sendable, Equatable {
         kept.removeAll(keepingCapacity: true)
         let extras = sample.extra
         // The same checks, in the same order, as `SystemMetrics.appendLineTail`.
-        var seen: Set<String>? = extras.count > 16 ? Set(minimumCapacity: extras.count) : nil
-        for (index, gauge) in extras.enumerated() where !SystemMetrics.reserved.contains(gauge.name) {
-            guard MetricNames.isWritableFieldKey(gauge.name) else { drops.badNames += 1; continue }
-            let repeated = seen != nil ? !seen!.insert(gauge.name).inserted : extras[..<index].contains { $0.name == gauge.name }
-            guard !repeated else { drops.badNames += 1; continue }
+        plan.update(for: extras)
+        var inOrder = true
+        for (index, gauge) in extras.enumerated() {
+            switch plan.verdicts[index] {
+            case .reserved: continue
+            case .badName: drops.badNames += 1; continue
+            case .keep: break
+            }
             guard gauge.value.isFinite else { drops.nonFiniteFields += 1; continue }
-            guard let name = nameNumber(gauge.name), kept.count < Int(UInt16.max) else { drops.badNames += 1; continue }
+            guard kept.count < Int(UInt16.max), let name = nameNumber(gauge.name, at: kept.count, inOrder: inOrder) else {
+                drops.badNames += 1
+                continue
+            }
+            if Int(name) != kept.count { inOrder = false }
             kept.append((name, gauge.value))
         }
-        var inOrder = true
-        for (i, gauge) in kept.enumerated() where Int(gauge.name) != i { inOrder = false; break }
 
         // Room for the most this sample can take, written through a pointer and cut to what
         // it took: one append instead of one per byte (each a uniqueness and a capacity
@@ -147,14 +164,29 @@ public struct PackedSamples: Sendable, Equatable {
         count -= 1
     }
 
-    private mutating func nameNumber(_ name: String) -> UInt16? {
+    /// The number of `name` in the table, entered if new; nil when the table is full.
+    /// `position` is the gauge's place among the sample's kept ones and `inOrder` whether
+    /// those before it were the table's first names in order: then the name is looked for at
+    /// that place first, and is new if the table ends there (a sample's kept names are
+    /// distinct), with no hashing either way.
+    private mutating func nameNumber(_ name: String, at position: Int, inOrder: Bool) -> UInt16? {
+        if inOrder {
+            if position < names.count, names[position] == name { return UInt16(position) }
+            if position == names.count { return enter(name) }
+        }
+        while indexed < names.count {
+            nameIndex[names[indexed]] = UInt16(indexed)
+            indexed += 1
+        }
         if let found = nameIndex[name] { return found }
+        return enter(name)
+    }
+
+    private mutating func enter(_ name: String) -> UInt16? {
         guard names.count < Self.maxNames else { return nil }
-        let index = UInt16(names.count)
         names.append(name)
-        nameIndex[name] = index
         nameBytes += name.utf8.count
-        return index
+        return UInt16(names.count - 1)
     }
 
     /// Writes a sample's bytes where `append` made room for them.

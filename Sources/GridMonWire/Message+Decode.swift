@@ -18,12 +18,14 @@ import CGridMonProto
 /// when the frame is done.
 public final class MessageDecoder {
     private let arena = ScratchArena()
+    /// Gauge names seen in this thread's frames, shared by the samples that carry them again.
+    private let gaugeNames = GaugeNameCache()
 
     public init() {}
 
     /// Decodes one frame payload; the same errors as `Message(payload:)`.
     public func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> Message {
-        if let batch = SampleBatchParser.parse(payload) { return .samples(batch) }
+        if let batch = SampleBatchParser.parse(payload, names: gaugeNames) { return .samples(batch) }
         defer { arena.reset() }
         var allocator = ProtobufCAllocator(
             alloc: { data, size in

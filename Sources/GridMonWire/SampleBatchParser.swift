@@ -19,7 +19,8 @@
 /// does. `SampleBatchParserTests` and the fuzz target (`Tools/fuzz-frames`) compare the two.
 ///
 /// Pure: no allocation beyond the returned arrays and strings (the sample array sized by a
-/// first pass over the batch), no state, safe from any thread. Bounds: every length is
+/// first pass over the batch, a sample's extra gauges by a look ahead), no state of its own,
+/// safe from any thread; the caller's `GaugeNameCache`, when it passes one, is its thread's. Bounds: every length is
 /// checked against the bytes left in its parent before anything is read or reserved.
 enum SampleBatchParser {
     // One-byte tags, (field number << 3) | wire type (protobuf encoding spec, "Message
@@ -35,7 +36,8 @@ enum SampleBatchParser {
 
     /// The batch in `payload`, or nil when the payload is not in the plain shape (see the
     /// type's comment); nil says nothing about whether the payload is valid.
-    static func parse(_ payload: UnsafeRawBufferPointer) -> SampleBatch? {
+    /// With `names`, gauge names met before are shared (`GaugeNameCache`), not made again.
+    static func parse(_ payload: UnsafeRawBufferPointer, names: GaugeNameCache? = nil) -> SampleBatch? {
         guard let base = payload.baseAddress else { return nil }
         var frame = Cursor(base.assumingMemoryBound(to: UInt8.self), count: payload.count)
         guard frame.byte() == frameSamples, let body = frame.lengthDelimited(), frame.atEnd else { return nil }
@@ -77,7 +79,7 @@ enum SampleBatchParser {
                     let slot = first + initialized
                     slot.initialize(to: Sample(seq: 0, timestampNs: 0))
                     initialized += 1
-                    guard parseSample(bytes, into: &slot.pointee) else { throw Declined() }
+                    guard parseSample(bytes, into: &slot.pointee, names: names) else { throw Declined() }
                 }
             }
             return SampleBatch(streamID: streamID, samples: samples)
@@ -89,7 +91,7 @@ enum SampleBatchParser {
     private struct Declined: Error {}
 
     @inline(__always)
-    private static func parseSample(_ bytes: Cursor, into sample: inout Sample) -> Bool {
+    private static func parseSample(_ bytes: Cursor, into sample: inout Sample, names: GaugeNameCache?) -> Bool {
         var cursor = bytes
         // Encoders write fields in field-number order (protobuf encoding spec, "Field Order":
         // serializers should), each at most once, and proto3 leaves out zeros: so the fields
@@ -134,7 +136,8 @@ enum SampleBatchParser {
             case 9 << 3 | 1: guard cursor.double(&sample.diskReadBytesPerSec) else { return false }
             case 10 << 3 | 1: guard cursor.double(&sample.diskWriteBytesPerSec) else { return false }
             case sampleExtra:
-                guard let gauge = cursor.lengthDelimited().flatMap(parseGauge) else { return false }
+                if sample.extra.isEmpty { sample.extra.reserveCapacity(cursor.fieldsInARow(tag: Int(sampleExtra))) }
+                guard let bytes = cursor.lengthDelimited(), let gauge = parseGauge(bytes, names: names) else { return false }
                 sample.extra.append(gauge)
             default:
                 return false
@@ -144,14 +147,14 @@ enum SampleBatchParser {
         return true
     }
 
-    private static func parseGauge(_ bytes: Cursor) -> Gauge? {
+    private static func parseGauge(_ bytes: Cursor, names: GaugeNameCache?) -> Gauge? {
         var cursor = bytes
         var gauge = Gauge(name: "", value: 0)
         while !cursor.atEnd {
             switch cursor.byte() {
             case gaugeName:
                 guard let name = cursor.lengthDelimited() else { return nil }
-                gauge.name = name.cString()
+                gauge.name = names?.name(name.bytes) ?? GaugeNameCache.decode(name.bytes)
             case gaugeValue:
                 guard cursor.double(&gauge.value) else { return nil }
             default:
@@ -270,11 +273,20 @@ private struct Cursor {
         return field
     }
 
-    /// The bytes up to the first NUL (protobuf-c hands strings over as C strings), as a
-    /// String with invalid UTF-8 repaired, as `String(cString:)` repairs it.
-    func cString() -> String {
-        let bytes = UnsafeBufferPointer(start: position, count: max(0, end - position))
-        let length = bytes.firstIndex(of: 0) ?? bytes.count
-        return String(decoding: UnsafeBufferPointer(rebasing: bytes[..<length]), as: UTF8.self)
+    /// The bytes left.
+    var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: position, count: max(0, end - position)) }
+
+    /// With the cursor just past a length-delimited field's tag: how many fields of that
+    /// `tag` come in a row from here, this one included (the extra gauges, so a sample's
+    /// array of them is allocated once, not grown seven times for an agent's 42). Reads
+    /// lengths only; stops at any other field or a bad length.
+    func fieldsInARow(tag: Int) -> Int {
+        var cursor = self
+        var count = 0
+        while cursor.lengthDelimited() != nil {
+            count += 1
+            guard cursor.tag() == tag else { break }
+        }
+        return count
     }
 }

@@ -65,6 +65,9 @@ struct Flood: ParsableCommand {
     @Option(help: "Samples per frame. [GRIDMON_BATCH]")
     var batch: Int = Settings.shared.int("batch", 64, variable: "GRIDMON_BATCH")
 
+    @Option(help: "Named gauges added to every sample besides the fixed eight, shaped like gridmon-agent's (its 42 with every input on a machine with one mount, disk and interface; then textfile_gauge_<i>), 0 ... \(AgentGauges.maxCount). [GRIDMON_EXTRA_GAUGES]")
+    var extraGauges: Int = Settings.shared.int("extra_gauges", 0, variable: "GRIDMON_EXTRA_GAUGES")
+
     @Option(help: "Stop after sending this many samples (0 = no count limit). [GRIDMON_SAMPLES]")
     var samples: UInt64 = Settings.shared.int("samples", 1_000_000, variable: "GRIDMON_SAMPLES")
 
@@ -130,6 +133,7 @@ struct Flood: ParsableCommand {
         guard (1...60_000).contains(connections) else { throw ValidationError("--connections must be 1 ... 60000") }
         guard (1...10_000).contains(streams) else { throw ValidationError("--streams must be 1 ... 10000") }
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be 1 ... 100000") }
+        guard (0...AgentGauges.maxCount).contains(extraGauges) else { throw ValidationError("--extra-gauges must be 0 ... \(AgentGauges.maxCount)") }
         guard window >= batch else { throw ValidationError("--window must be at least --batch") }
         guard latencyAfter >= 0, latencyAfter <= 86_400 else { throw ValidationError("--latency-after must be 0 ... 86400 seconds") }
         guard rate >= 0, duration >= 0, duration <= 86_400 else { throw ValidationError("--rate and --duration must be non-negative (duration ≤ 1 day)") }
@@ -141,6 +145,7 @@ struct Flood: ParsableCommand {
         config.connections = connections
         config.streamsPerConnection = streams
         config.batchSize = batch
+        config.extraGauges = extraGauges
         config.totalSamples = samples > 0 ? samples : nil
         config.durationNs = duration > 0 ? UInt64(duration * 1e9) : nil
         config.ratePerStream = rate > 0 ? rate : nil

@@ -39,6 +39,28 @@ import Testing
         #expect(metric(metrics, "gridmon_nodes") == 32)
     }
 
+    /// `--extra-gauges`: every sample carries the agent's 42 named gauges (then textfile ones),
+    /// and the server's outbox keeps each of them as a field of every point (issue #17: the
+    /// load of a real fleet; packing judges a stream's names once, decoding shares them).
+    @Test func extraGaugesShapedLikeTheAgentsAreStoredWithEverySample() throws {
+        let server = try ServerProcess()
+        let run = try runBinary("gridmon-flood", ["--target", "\(server.address)", "--samples", "600", "--batch", "1",
+                                                  "--connections", "3", "--extra-gauges", "45", "--json", "--quiet"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try report(run.stdout)["samples_acked"] as? Int == 600)
+        #expect(server.stop() == 0)
+        let export = try runBinary("gridmon-stream-server", ["export", "--data-dir", server.dataDir])
+        let points = export.stdout.split(separator: "\n").filter { $0.hasPrefix("system_metrics,") }
+        #expect(points.count == 600)
+        for name in ["cpu_usage_user", "net_bytes_recv_per_s.eth0", "disk_used_percent./", "agent_buffer_dropped_total",
+                     "textfile_gauge_42", "textfile_gauge_44"] {
+            #expect(points.allSatisfy { $0.contains(",\(name)=") || $0.contains(" \(name)=") }, "\(name)")
+        }
+        #expect(!points.contains { $0.contains("textfile_gauge_45=") })
+        let bad = try runBinary("gridmon-flood", ["--target", "\(server.address)", "--samples", "1", "--extra-gauges", "1001"])
+        #expect(bad.status != 0 && bad.stderr.contains("--extra-gauges must be 0 ... 1000"))
+    }
+
     @Test func oneSampleFramesAndTextReport() throws {
         let server = try ServerProcess()
         let run = try runBinary("gridmon-flood", ["--target", "\(server.address)", "--samples", "3000", "--batch", "1", "--quiet"])

@@ -54,6 +54,58 @@ import Testing
         #expect(drops.nonFiniteFields > 0 && drops.badNames > 0)
     }
 
+    /// A stream keeps one `ExtraGaugePlan` from record to record: samples whose names are the
+    /// last sample's are not judged again, and every record's lines, drops and bytes are what
+    /// packing each sample with a fresh plan gives — names changing, coming back, in another
+    /// order, repeated, reserved, unwritable.
+    @Test func aPlanKeptAcrossRecordsChangesNothingButTheWork() {
+        var rng = SplitMix64(seed: 3)
+        // Runs of samples with the same names (as an agent sends them), the runs in random shapes.
+        var items: [(sample: Sample, score: Double, anomalous: Bool)] = []
+        let shapes: [[String]] = [
+            ["cpu_usage_user", "net_bytes_recv_per_s.eth0", "disk_used_percent./"],
+            ["net_bytes_recv_per_s.eth0", "cpu_usage_user", "disk_used_percent./"],
+            ["cpu_usage_user", "cpu", "bad name\n", "cpu_usage_user", "fan", "_x"],
+            [], (0..<40).map { "g\($0 % 30)" },
+        ]
+        for run in Self.samples().enumerated() {
+            let names = run.offset % 4 == 3 ? run.element.sample.extra.map(\.name) : shapes[Int(rng.next() % UInt64(shapes.count))]
+            for k in 0..<Int(1 + rng.next() % 5) {
+                var sample = run.element.sample
+                sample.seq = UInt64(items.count + 1)
+                // Equal names, as the same strings (a decoder's cache) or as new ones.
+                sample.extra = names.enumerated().map { i, name in
+                    Gauge(name: k % 2 == 0 ? name : String(decoding: Array(name.utf8), as: UTF8.self), value: Double(i * k) + 0.5)
+                }
+                items.append((sample, run.element.score, run.element.anomalous))
+            }
+        }
+        var plan = ExtraGaugePlan()
+        var start = 0
+        while start < items.count {
+            let end = min(items.count, start + Int(1 + rng.next() % 7))
+            var kept = PackedSamples(), fresh = PackedSamples()
+            var keptDrops = LineProtocolDrops(), freshDrops = LineProtocolDrops()
+            for item in items[start..<end] {
+                kept.append(item.sample, score: item.score, anomalous: item.anomalous, drops: &keptDrops, plan: &plan)
+                fresh.append(item.sample, score: item.score, anomalous: item.anomalous, drops: &freshDrops)
+            }
+            #expect(kept == fresh && keptDrops == freshDrops)
+            var expected: [UInt8] = [], lines: [UInt8] = []
+            var expectedDrops = LineProtocolDrops()
+            for item in items[start..<end] {
+                expected += Self.series
+                SystemMetrics.appendLineTail(item, to: &expected, drops: &expectedDrops)
+            }
+            #expect(kept.appendLines(series: Self.series, to: &lines))
+            #expect(lines == expected && keptDrops == expectedDrops)
+            start = end
+        }
+        // Judged once per change of names, not once per sample.
+        let changes = zip(items.dropFirst(), items).filter { $0.0.sample.extra.map(\.name) != $0.1.sample.extra.map(\.name) }.count
+        #expect(plan.judged == changes + (items[0].sample.extra.isEmpty ? 0 : 1) && plan.judged * 2 < items.count)
+    }
+
     @Test func theBytesOfVersionThreeStayAsFirstWritten() {
         // The on-disk layout is pinned, not only what it decodes to: outboxes already written
         // (byte by byte through the array) must read the same after packing moved to one

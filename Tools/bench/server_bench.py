@@ -146,6 +146,15 @@ def main():
     ap.add_argument("--commit-delays", default="0,2,100", help="--commit-delay-ms values compared in the 10,000-connection run")
     ap.add_argument("--idle-store", default="outbox", choices=("outbox", "none"),
                     help="the 10,000-connection run's store (none: no commits, each ack leaves at once; what one read and one send per frame cost)")
+    ap.add_argument("--idle-scorer", default="temporal", choices=("temporal", "forest", "static"),
+                    help="the 10,000-connection run's --scorer (default the server's: temporal, every node learning for its "
+                         "first 300 samples, longer than the run; forest: every sample judged by the built-in model)")
+    ap.add_argument("--base-bin", help="also run this build's server in the 10,000-connection run, interleaved (bench-server's "
+                                       "GRIDMON_BENCH_SERVER_BASE)")
+    ap.add_argument("--base-name", default="base")
+    ap.add_argument("--idle-extra-gauges", type=int, default=0,
+                    help="named gauges in every sample of the 10,000-connection run besides the fixed eight, shaped like the "
+                         "agent's (gridmon-flood --extra-gauges; the agent with every input sends 42)")
     ap.add_argument("--judged", action="store_true",
                     help="the 10,000-connection run on the default temporal scorer with every node judged by its own detector "
                          "(the fleet simulation first runs at 1 sample/s per node until all 10,000 detectors are fit: 8-10 minutes), "
@@ -212,66 +221,74 @@ def idle(a, server_cpu, client_cpu):
     """10,000 connections, one 1-sample frame per second each, for each --commit-delay-ms,
     interleaved run by run; medians."""
     delays = [int(d) for d in a.commit_delays.split(",")] if a.idle_store == "outbox" else ["-"]
-    rows = {d: [] for d in delays}
+    builds = [("working tree", a.bin)] + ([(a.base_name, a.base_bin)] if a.base_bin else [])
+    rows = {(b, d): [] for b, _ in builds for d in delays}
     workload = []
+    # main() sets forest for the throughput tables; this run takes its own (temporal when judged).
+    os.environ["GRIDMON_SCORER"] = "temporal" if a.judged else a.idle_scorer
     if a.judged:
-        os.environ["GRIDMON_SCORER"] = "temporal"  # the server's default; main() sets forest for the tables
         workload = ["--mode", "fleet", "--incident-rate", "0"]
+    if a.idle_extra_gauges:
+        workload += ["--extra-gauges", str(a.idle_extra_gauges)]
     for run in range(a.runs):
         for d in delays:
-            server = Server(a.bin, server_cpu, a.idle_store, ["--commit-delay-ms", str(d)] if d != "-" else [])
-            try:
-                if a.judged:
-                    took = judge_every_node(a.bin, client_cpu, server, workload)
-                    print(f"run {run + 1}/{a.runs}: every node judged after {took:.0f} s of warm-up", file=sys.stderr)
-                fits0 = server.metric("gridmon_detector_fits_total") or 0
-                commits0 = server.metric("gridmon_sink_commit_seconds_count") or 0
-                commit_s0 = server.metric("gridmon_sink_commit_seconds_sum") or 0
-                before = cpu_seconds(server.proc.pid)
-                start = time.time()
-                # The steady state apart from the whole run: CPU between 40 % and 90 % of it, once
-                # the 10,000 connections are open and their nodes known.
-                steady = []
-                def probe():
-                    for at in (0.4, 0.9):
-                        time.sleep(max(0.0, start + at * a.idle_seconds - time.time()))
-                        steady.append((time.time(), *cpu_split(server.proc.pid)))
-                prober = threading.Thread(target=probe)
-                prober.start()
-                r = flood(a.bin, client_cpu, server.port, workload + ["--batch", "1", "--connections", "10000", "--rate", "1",
-                                                           "--samples", "0", "--duration", str(a.idle_seconds), "--window", "16",
-                                                           "--latency-after", str(0.4 * a.idle_seconds)])
-                prober.join()
-                wall = time.time() - start
-                used = cpu_seconds(server.proc.pid) - before
-                rss = peak_rss_mb(server.proc.pid)
-                fits = (server.metric("gridmon_detector_fits_total") or 0) - fits0
-                commits = (server.metric("gridmon_sink_commit_seconds_count") or 0) - commits0
-                commit_ms = 1000 * ((server.metric("gridmon_sink_commit_seconds_sum") or 0) - commit_s0) / max(commits, 1)
-            finally:
-                server.stop()
-            lat = r["ack_latency_us"]
-            later = r["ack_latency_after_us"]
-            rows[d].append({"acked": r["samples_acked"], "p50": lat["p50"] / 1000, "p99": lat["p99"] / 1000,
-                            "p999": lat["p99.9"] / 1000, "later_p50": later["p50"] / 1000, "later_p99": later["p99"] / 1000,
-                            "later_p999": later["p99.9"] / 1000, "cpu": 100 * used / wall,
-                            "steady_cpu": 100 * (steady[1][1] + steady[1][2] - steady[0][1] - steady[0][2]) / (steady[1][0] - steady[0][0]),
-                            "steady_user": 100 * (steady[1][1] - steady[0][1]) / (steady[1][0] - steady[0][0]),
-                            "steady_sys": 100 * (steady[1][2] - steady[0][2]) / (steady[1][0] - steady[0][0]),
-                            "flood_cpu": 100 * r["client_cpu"] / wall,
-                            "rss": rss, "errors": r["errors"], "commit_ms": commit_ms, "commits": commits / wall})
-            print(f"run {run + 1}/{a.runs} idle ({a.idle_store}) commit-delay {d} ms: p99 {rows[d][-1]['p99']:.2f} ms "
-                  f"(steady {rows[d][-1]['later_p99']:.2f} ms), "
-                  f"server CPU {rows[d][-1]['cpu']:.1f}% (steady {rows[d][-1]['steady_cpu']:.1f}%), {fits:.0f} detector fits during it",
-                  file=sys.stderr)
+            for build, bindir in builds:
+                server = Server(bindir, server_cpu, a.idle_store, ["--commit-delay-ms", str(d)] if d != "-" else [])
+                try:
+                    if a.judged:
+                        took = judge_every_node(a.bin, client_cpu, server, workload)
+                        print(f"run {run + 1}/{a.runs}: every node judged after {took:.0f} s of warm-up", file=sys.stderr)
+                    fits0 = server.metric("gridmon_detector_fits_total") or 0
+                    commits0 = server.metric("gridmon_sink_commit_seconds_count") or 0
+                    commit_s0 = server.metric("gridmon_sink_commit_seconds_sum") or 0
+                    before = cpu_seconds(server.proc.pid)
+                    start = time.time()
+                    # The steady state apart from the whole run: CPU between 40 % and 90 % of it, once
+                    # the 10,000 connections are open and their nodes known.
+                    steady = []
+                    def probe():
+                        for at in (0.4, 0.9):
+                            time.sleep(max(0.0, start + at * a.idle_seconds - time.time()))
+                            steady.append((time.time(), *cpu_split(server.proc.pid)))
+                    prober = threading.Thread(target=probe)
+                    prober.start()
+                    r = flood(a.bin, client_cpu, server.port, workload + ["--batch", "1", "--connections", "10000", "--rate", "1",
+                                                               "--samples", "0", "--duration", str(a.idle_seconds), "--window", "16",
+                                                               "--latency-after", str(0.4 * a.idle_seconds)])
+                    prober.join()
+                    wall = time.time() - start
+                    used = cpu_seconds(server.proc.pid) - before
+                    rss = peak_rss_mb(server.proc.pid)
+                    fits = (server.metric("gridmon_detector_fits_total") or 0) - fits0
+                    commits = (server.metric("gridmon_sink_commit_seconds_count") or 0) - commits0
+                    commit_ms = 1000 * ((server.metric("gridmon_sink_commit_seconds_sum") or 0) - commit_s0) / max(commits, 1)
+                finally:
+                    server.stop()
+                lat = r["ack_latency_us"]
+                later = r["ack_latency_after_us"]
+                rows[(build, d)].append({"acked": r["samples_acked"], "p50": lat["p50"] / 1000, "p99": lat["p99"] / 1000,
+                                "p999": lat["p99.9"] / 1000, "later_p50": later["p50"] / 1000, "later_p99": later["p99"] / 1000,
+                                "later_p999": later["p99.9"] / 1000, "cpu": 100 * used / wall,
+                                "steady_cpu": 100 * (steady[1][1] + steady[1][2] - steady[0][1] - steady[0][2]) / (steady[1][0] - steady[0][0]),
+                                "steady_user": 100 * (steady[1][1] - steady[0][1]) / (steady[1][0] - steady[0][0]),
+                                "steady_sys": 100 * (steady[1][2] - steady[0][2]) / (steady[1][0] - steady[0][0]),
+                                "flood_cpu": 100 * r["client_cpu"] / wall,
+                                "rss": rss, "errors": r["errors"], "commit_ms": commit_ms, "commits": commits / wall})
+                last = rows[(build, d)][-1]
+                print(f"run {run + 1}/{a.runs} idle ({a.idle_store}, {build}) commit-delay {d} ms: p99 {last['p99']:.2f} ms "
+                      f"(steady {last['later_p99']:.2f} ms), "
+                      f"server CPU {last['cpu']:.1f}% (steady {last['steady_cpu']:.1f}%), {fits:.0f} detector fits during it",
+                      file=sys.stderr)
     judged = ", every node judged by its own detector (fleet samples)" if a.judged else ""
-    print(f"({a.idle_store} store{judged}) 10,000 connections x 1 sample/s for {a.idle_seconds} s, medians of {a.runs} interleaved runs:\n")
+    judged += f", {a.idle_extra_gauges} extra gauges per sample" if a.idle_extra_gauges else ""
+    scorer = "" if a.judged else f", --scorer {a.idle_scorer}"
+    print(f"({a.idle_store} store{scorer}{judged}) 10,000 connections x 1 sample/s for {a.idle_seconds} s, medians of {a.runs} interleaved runs:\n")
     print("Steady state: frames sent from 40 % of the run on (ack latency), CPU between 40 % and 90 % of it.\n")
-    print("| --commit-delay-ms | samples acked | ack p50 / p99 / p99.9, whole run | steady state | mean commit (write + fdatasync) | commits/s | server CPU (% of a core) | steady state | of which user / kernel | server peak RSS | flood CPU |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for d in delays:
-        med = lambda k: statistics.median(x[k] for x in rows[d])
-        print(f"| {d} | {med('acked'):,.0f} | {med('p50'):.2f} / {med('p99'):.2f} / {med('p999'):.2f} ms | "
+    print("| server | --commit-delay-ms | samples acked | ack p50 / p99 / p99.9, whole run | steady state | mean commit (write + fdatasync) | commits/s | server CPU (% of a core) | steady state | of which user / kernel | server peak RSS | flood CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (build, d), got in rows.items():
+        med = lambda k: statistics.median(x[k] for x in got)
+        print(f"| {build} | {d} | {med('acked'):,.0f} | {med('p50'):.2f} / {med('p99'):.2f} / {med('p999'):.2f} ms | "
               f"{med('later_p50'):.2f} / {med('later_p99'):.2f} / {med('later_p999'):.2f} ms | {med('commit_ms'):.2f} ms | {med('commits'):,.0f} | "
               f"{med('cpu'):.1f} % | {med('steady_cpu'):.1f} % | {med('steady_user'):.1f} / {med('steady_sys'):.1f} % | "
               f"{med('rss'):.0f} MB | {med('flood_cpu'):.1f} % |")
