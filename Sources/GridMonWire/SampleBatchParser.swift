@@ -20,8 +20,9 @@
 ///
 /// Pure: no allocation beyond the returned arrays and strings (the sample array sized by a
 /// first pass over the batch, a sample's extra gauges by a look ahead), no state of its own,
-/// safe from any thread; the caller's `GaugeNameCache`, when it passes one, is its thread's. Bounds: every length is
-/// checked against the bytes left in its parent before anything is read or reserved.
+/// safe from any thread; the caller's `GaugeNameCache`, when it passes one, is its thread's.
+/// Bounds: every length is checked against the bytes left in its parent before anything is
+/// read or reserved.
 enum SampleBatchParser {
     // One-byte tags, (field number << 3) | wire type (protobuf encoding spec, "Message
     // Structure"): varint 0, fixed64 1, length-delimited 2.
