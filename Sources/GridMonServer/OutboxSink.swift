@@ -138,7 +138,10 @@ public final class OutboxSink: SampleSink, @unchecked Sendable {  // mutable sta
         var ticket: UInt64 = 0
         var inRecord = 0
         var plan = stream.extraGauges.withLock { $0 }
-        defer { stream.extraGauges.withLock { $0 = plan } }
+        defer {
+            plan.trim()  // a peer's thousands of names are not held for the stream's life
+            stream.extraGauges.withLock { $0 = plan }
+        }
         for index in 0..<samples.count {
             let before = packed.bytes.count
             if !series.isEmpty {

@@ -15,11 +15,18 @@ import GridMonWire
 /// left out silently; an unwritable name, or a name an earlier gauge of the sample already
 /// has, is left out as a bad name. (A non-finite value depends on the sample, not the names:
 /// the caller checks it.) Pure value type; memory: the names (shared strings) and a byte per
-/// gauge.
+/// gauge, at most `maxKeptNames` names of `maxKeptNameBytes` between samples (`trim`).
 public struct ExtraGaugePlan: Sendable {
     public enum Verdict: UInt8, Sendable {
         case keep, reserved, badName
     }
+
+    /// Most names, and bytes of names, kept from one sample to the next: an agent with every
+    /// input and a full textfile directory sends about 1,500 gauges of ~30 bytes. A longer list
+    /// (a peer's choice, bounded only by the frame size) is judged afresh for every sample
+    /// rather than held for the stream's life.
+    public static let maxKeptNames = 2_048
+    public static let maxKeptNameBytes = 128 << 10
 
     /// The names `verdicts` are for, in order.
     public private(set) var names: [String] = []
@@ -27,6 +34,8 @@ public struct ExtraGaugePlan: Sendable {
     public private(set) var verdicts: [Verdict] = []
     /// How many times the verdicts were worked out afresh (a new or changed list of names).
     public private(set) var judged = 0
+    /// The UTF-8 bytes of `names`.
+    private var nameBytes = 0
 
     public init() {}
 
@@ -40,15 +49,26 @@ public struct ExtraGaugePlan: Sendable {
         judged += 1
         names.removeAll(keepingCapacity: true)
         verdicts.removeAll(keepingCapacity: true)
+        nameBytes = 0
         // Few gauges (the usual case) are checked against the earlier ones in place; many (a
         // peer's choice) through a set, so the check stays linear.
         var seen: Set<String>? = extras.count > 16 ? Set(minimumCapacity: extras.count) : nil
         for (index, gauge) in extras.enumerated() {
             names.append(gauge.name)
+            nameBytes += gauge.name.utf8.count
             if SystemMetrics.reserved.contains(gauge.name) { verdicts.append(.reserved); continue }
             guard MetricNames.isWritableFieldKey(gauge.name) else { verdicts.append(.badName); continue }
             let repeated = seen != nil ? !seen!.insert(gauge.name).inserted : extras[..<index].contains { $0.name == gauge.name }
             verdicts.append(repeated ? .badName : .keep)
         }
     }
+
+    /// Forgets a list of names longer than `maxKeptNames` or `maxKeptNameBytes`, so the next
+    /// sample is judged afresh; the caller keeping the plan calls it once it has used it.
+    public mutating func trim() {
+        guard names.count > Self.maxKeptNames || nameBytes > Self.maxKeptNameBytes else { return }
+        self = ExtraGaugePlan(judged: judged)
+    }
+
+    private init(judged: Int) { self.judged = judged }
 }

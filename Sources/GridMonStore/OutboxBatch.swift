@@ -111,15 +111,12 @@ public struct OutboxBatch: Sendable, Equatable {
     /// made per name, a 1-sample record of an agent's 42 gauge names cost 42 allocations
     /// (issue #17, perf with `Tools/bench-server --idle-extra-gauges 42`).
     private func putText(_ out: inout [UInt8], _ text: String) {
-        let copied: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
+        var text = text  // (`withUTF8` makes a string contiguous first if it is not)
+        text.withUTF8 { bytes in
             let count = min(bytes.count, Int(UInt16.max))
             put(&out, UInt16(count))
             out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[..<count]))
         }
-        guard copied == nil else { return }
-        let bytes = Array(text.utf8.prefix(Int(UInt16.max)))
-        put(&out, UInt16(bytes.count))
-        out += bytes
     }
 
     /// Reads a record's fields in order; every read is bounds-checked.

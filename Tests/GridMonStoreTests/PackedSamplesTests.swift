@@ -106,6 +106,29 @@ import Testing
         #expect(plan.judged == changes + (items[0].sample.extra.isEmpty ? 0 : 1) && plan.judged * 2 < items.count)
     }
 
+    /// A plan keeps a stream's names from one sample to the next only up to its bounds: a
+    /// peer's 3,000 names, or a few enormous ones, are forgotten by `trim` and judged afresh.
+    @Test func aPlanForgetsListsPastItsBounds() {
+        var plan = ExtraGaugePlan()
+        let agent = (0..<42).map { Gauge(name: "gauge_with_a_longer_name_\($0)", value: 1) }
+        plan.update(for: agent)
+        plan.trim()
+        plan.update(for: agent)
+        #expect(plan.judged == 1 && plan.names.count == 42)
+
+        for many in [(0..<ExtraGaugePlan.maxKeptNames + 1).map { Gauge(name: "g\($0)", value: 1) },
+                     (0..<3).map { Gauge(name: String(repeating: "x", count: ExtraGaugePlan.maxKeptNameBytes / 2) + "\($0)", value: 1) }] {
+            let before = plan.judged
+            plan.update(for: many)
+            #expect(plan.verdicts.count == many.count)
+            plan.trim()
+            #expect(plan.names.isEmpty && plan.verdicts.isEmpty)
+            plan.update(for: many)
+            #expect(plan.judged == before + 2)
+            plan.trim()
+        }
+    }
+
     @Test func theBytesOfVersionThreeStayAsFirstWritten() {
         // The on-disk layout is pinned, not only what it decodes to: outboxes already written
         // (byte by byte through the array) must read the same after packing moved to one
