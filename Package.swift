@@ -145,7 +145,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "gridmon-bench",
-            dependencies: ["GridMonCore", "GridMonWire", "CGridMonProto", "GridMonForest", "GridMonDetect", "GridMonPosix"]
+            dependencies: ["GridMonCore", "GridMonWire", "CGridMonProto", "GridMonForest", "GridMonDetect", "GridMonPosix", "GridMonFlood"]
         ),
         .testTarget(
             name: "GridMonCoreTests",

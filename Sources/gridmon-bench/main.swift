@@ -2,17 +2,18 @@
 //
 //   gridmon-bench codec [--rounds N] [--millis M]
 //   gridmon-bench forest --model M.gmf --data TEST.csv --train TRAIN.csv [--rounds N]
-//   gridmon-bench detectors [--nodes N] [--warmup W] [--rounds N]
+//   gridmon-bench detectors [--nodes N] [--warmup W] [--extra-gauges N] [--trees T] [--rounds N]
 //
 // Prints one line per measurement: `swift <case> ns_per_op=<median CPU ns> ops=<count>`,
 // the same format as Tools/bench/codec_baseline.c, so a script can put both side by side.
 import Glibc
 import GridMonCore
+import GridMonFlood
 
 let usage = """
     usage: gridmon-bench codec [--rounds N] [--millis M]
            gridmon-bench forest --model M.gmf --data TEST.csv --train TRAIN.csv [--rounds N]
-           gridmon-bench detectors [--nodes N] [--warmup W] [--rounds N]
+           gridmon-bench detectors [--nodes N] [--warmup W] [--extra-gauges N] [--trees T] [--rounds N]
            gridmon-bench --version
     Release-build micro-benchmarks (run by Tools/bench-codec, Tools/bench-forest and Tools/bench-detect --bank). Prints
     `swift <case> ns_per_op=<median CPU ns> ops=<count>` per measurement.
@@ -51,7 +52,9 @@ case "codec": CodecBenchmark(rounds: rounds, millis: millis).run()
 case "forest":
     ForestBenchmark(rounds: rounds, model: options["model"] ?? "", data: options["data"] ?? "", train: options["train"] ?? "").run()
 case "detectors":
-    DetectorBenchmark(rounds: rounds, nodes: Int(options["nodes"] ?? "") ?? 2000, warmup: Int(options["warmup"] ?? "") ?? 300).run()
+    DetectorBenchmark(rounds: rounds, nodes: Int(options["nodes"] ?? "") ?? 2000, warmup: Int(options["warmup"] ?? "") ?? 300,
+                      extraGauges: min(max(Int(options["extra-gauges"] ?? "") ?? 0, 0), AgentGauges.maxCount),
+                      trees: min(max(Int(options["trees"] ?? "") ?? 16, 1), 100)).run()
 default:
     fputs("gridmon-bench: unknown benchmark '\(command)'\n" + usage)
     exit(2)
