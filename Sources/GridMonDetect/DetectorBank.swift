@@ -127,7 +127,8 @@ public final class DetectorBank: @unchecked Sendable {  // mutable state is behi
 
     /// Fits a node's temporal detector on its history (deterministic in the node and its count).
     public static func fit(_ job: TrainingJob, options: TemporalDetector.Options) -> TemporalDetector {
-        let width = TemporalFeatures.names(slow: options.slowHorizon != nil).count
+        let kept = TemporalDetector.fitColumns(options)
+        let width = kept.count
         let metrics = job.metrics.count
         var matrices = (0..<metrics).map { _ in FeatureMatrix(columns: width) }
         for m in 0..<metrics { matrices[m].reserve(rows: job.rows) }
@@ -139,6 +140,7 @@ public final class DetectorBank: @unchecked Sendable {  // mutable state is behi
         }
         var options = options
         options.seed = FNV1a.hash(job.key.description) &+ UInt64(job.atSample)
-        return TemporalDetector.fit(features: matrices, metrics: job.metrics, options: options, source: "node \(job.key) history")
+        return TemporalDetector.fit(features: matrices, columns: kept, metrics: job.metrics, options: options,
+                                    source: "node \(job.key) history")
     }
 }

@@ -61,7 +61,8 @@ public struct Judgement: Sendable {
 public struct TrainingJob: Sendable {
     public let key: NodeKey
     public let metrics: [String]
-    /// `rows` rows of `metrics.count × perMetric` floats, as `TemporalFeatures` wrote them.
+    /// `rows` rows of `metrics.count × columns.count` floats: per metric, the columns of its
+    /// `TemporalFeatures` row the fit reads (`TemporalDetector.fitColumns`), in order.
     public let features: [Float]
     public let rows: Int
     /// The node's sample count when the job was taken (the refit schedule continues from it).
@@ -90,6 +91,7 @@ public struct NodeDetector: Sendable {
     private var layout: MetricLayout?
     private var features: TemporalFeatures?
     public private(set) var model: TemporalDetector?
+    /// History rows: per metric, the feature columns a fit reads (`kept`), not all of them.
     private var reservoir: [Float] = []
     /// The last `incidents.window` feature rows not yet in the history (see `observe`).
     private var pending: [Float] = []
@@ -99,6 +101,8 @@ public struct NodeDetector: Sendable {
     private var reservoirRows = 0
     /// Rows of history this node keeps: `reservoir`, fewer for a wide node (`maxHistoryBytes`).
     private var historyRows: Int
+    /// The columns of each metric's feature row that the history keeps (`TemporalDetector.fitColumns`).
+    private let kept: [Int]
     private var eligible = 0
     private var rng: SplitMix64
     public private(set) var samples = 0
@@ -132,6 +136,7 @@ public struct NodeDetector: Sendable {
         rng = SplitMix64(seed: FNV1a.hash(key.description))
         nextFitAt = options.warmup
         historyRows = options.reservoir
+        kept = TemporalDetector.fitColumns(options.detector)
         tracker = IncidentTracker(rules: options.incidents)
         recentNs = [Int64](repeating: 0, count: options.incidents.window)
     }
@@ -154,7 +159,7 @@ public struct NodeDetector: Sendable {
         if layout == nil {
             let made = MetricLayout(first: samples[0], maxMetrics: options.maxMetrics)
             layout = made
-            historyRows = min(options.reservoir, max(16, options.maxHistoryBytes / (made.names.count * TemporalFeatures.names(slow: options.detector.slowHorizon != nil).count * 4)))
+            historyRows = min(options.reservoir, max(16, options.maxHistoryBytes / (made.names.count * kept.count * 4)))
             features = TemporalFeatures(metrics: made.names.count, window: options.detector.window,
                                         slowHorizon: options.detector.slowHorizon)
         }
@@ -188,7 +193,8 @@ public struct NodeDetector: Sendable {
         }
         let judged = model != nil || configured != nil
         var events: [IncidentEvent] = []
-        let width = features!.perMetric * features!.metrics
+        let perMetric = features!.perMetric, metrics = features!.metrics
+        let fullWidth = perMetric * metrics, width = kept.count * metrics
         for i in samples.indices {
             let ns = samples[i].timestampNs
             recentNs[self.samples % recentNs.count] = ns
@@ -203,9 +209,10 @@ public struct NodeDetector: Sendable {
                 }
             }
             guard options.warmup > 0 else { continue }
-            let featureRow = batchFeatures[(i * width)..<((i + 1) * width)]
+            let row = i * fullWidth
             if model == nil {
-                remember(featureRow)  // learning: everything
+                // Learning: everything.
+                remember { [batchFeatures, kept] in Self.copyKept(batchFeatures, row, kept, perMetric, metrics, into: &$0, at: $1) }
             } else if open != nil && self.samples - openedAtSample <= options.acceptIncidentAfter {
                 // Inside an incident: its samples stay out, and so do the flagged ones that
                 // led to it (they were pending when it opened).
@@ -220,13 +227,14 @@ public struct NodeDetector: Sendable {
                 if pending.isEmpty { pending = [Float](repeating: 0, count: window * width) }
                 var slot = (pendingFirst + pendingRows) % window
                 if pendingRows == window {
-                    remember(pending[(pendingFirst * width)..<((pendingFirst + 1) * width)])
+                    let oldest = pendingFirst * width
+                    remember { [pending] in $0.replaceSubrange($1..<($1 + width), with: pending[oldest..<(oldest + width)]) }
                     slot = pendingFirst
                     pendingFirst = (pendingFirst + 1) % window
                 } else {
                     pendingRows += 1
                 }
-                pending.replaceSubrange((slot * width)..<((slot + 1) * width), with: featureRow)
+                Self.copyKept(batchFeatures, row, kept, perMetric, metrics, into: &pending, at: slot * width)
             }
         }
         return events
@@ -284,15 +292,19 @@ public struct NodeDetector: Sendable {
 
     // MARK: - History
 
-    private mutating func remember(_ featureRow: ArraySlice<Float>) {
-        let width = featureRow.count
+    /// Adds a row to the history (Algorithm R once it is full): `write(&reservoir, at)` writes
+    /// the row's `kept` columns at `at` when it is kept.
+    private mutating func remember(_ write: (inout [Float], Int) -> Void) {
+        let width = kept.count * (features?.metrics ?? 0)
         eligible += 1
         if reservoirRows < historyRows {
             if reservoir.capacity < reservoir.count + width {
                 // Grow by doubling, but never past the history's size (the byte budget is exact).
                 reservoir.reserveCapacity(min(historyRows * width, max(reservoir.count * 2, 64 * width)))
             }
-            reservoir.append(contentsOf: featureRow)
+            let at = reservoir.count
+            reservoir.append(contentsOf: repeatElement(0, count: width))
+            write(&reservoir, at)
             reservoirRows += 1
             changedSinceFit += 1
         } else {
@@ -300,8 +312,28 @@ public struct NodeDetector: Sendable {
             // (A history biased to the last hour changed nothing in the fleet simulation.)
             let slot = Int(rng.next() % UInt64(eligible))
             if slot < historyRows {
-                reservoir.replaceSubrange((slot * width)..<((slot + 1) * width), with: featureRow)
+                write(&reservoir, slot * width)
                 changedSinceFit += 1
+            }
+        }
+    }
+
+    /// Writes the `kept` columns of each of `metrics` metrics of the feature row at `row` in
+    /// `rows` into `dst` from `at`.
+    private static func copyKept(_ rows: [Float], _ row: Int, _ kept: [Int], _ perMetric: Int, _ metrics: Int,
+                                 into dst: inout [Float], at: Int) {
+        rows.withUnsafeBufferPointer { src in
+            dst.withUnsafeMutableBufferPointer { dst in
+                kept.withUnsafeBufferPointer { columns in
+                    var out = at
+                    for m in 0..<metrics {
+                        let base = row + m * perMetric
+                        for c in columns {
+                            dst[out] = src[base + c]
+                            out += 1
+                        }
+                    }
+                }
             }
         }
     }

@@ -151,18 +151,32 @@ public struct TemporalDetector: Sendable {
         return fit(features: expanded, metrics: metrics, options: options, createdUnix: createdUnix, source: source)
     }
 
+    /// The per-metric feature columns a fit reads (indices into `TemporalFeatures.names`): the
+    /// forests' columns and, with the range term, `value` (column 0). A live node keeps only
+    /// these in its history: it kept every column, and `mean`, read by no fit since the level
+    /// features went off by default, was a fifth of each node's history (issue #17).
+    public static func fitColumns(_ options: Options) -> [Int] {
+        let forest = forestColumns(slow: options.slowHorizon != nil, levelFeatures: options.levelFeatures)
+        return options.rangeScale != nil && !forest.contains(0) ? [0] + forest : forest
+    }
+
     /// Fits on feature rows already computed by a `TemporalFeatures` stream with `options`'
     /// window and horizon (one matrix per metric, rows in any order: the live learner's
-    /// reservoir).
-    public static func fit(features expanded: [FeatureMatrix], metrics: [String], options: Options = Options(),
-                           createdUnix: Int64 = 0, source: String = "") -> TemporalDetector {
+    /// reservoir). `columns`: which of a `TemporalFeatures` row's columns the matrices hold,
+    /// in order (nil: all of them); they must include `fitColumns(options)`. The fit is the
+    /// same, bit for bit, whichever columns besides those are there.
+    public static func fit(features expanded: [FeatureMatrix], columns stored: [Int]? = nil, metrics: [String],
+                           options: Options = Options(), createdUnix: Int64 = 0, source: String = "") -> TemporalDetector {
         precondition(expanded.count == metrics.count && !metrics.isEmpty)
+        let stored = stored ?? Array(TemporalFeatures.names(slow: options.slowHorizon != nil).indices)
+        precondition(fitColumns(options).allSatisfy(stored.contains), "the matrices hold every column the fit reads")
         var forests: [IsolationForest] = []
         var medians: [Double] = []
         var spreads: [Double] = []
         var ranges: [ClosedRange<Double>] = []
         let slow = options.slowHorizon != nil
-        let columns = forestColumns(slow: slow, levelFeatures: options.levelFeatures)
+        let columns = forestColumns(slow: slow, levelFeatures: options.levelFeatures).map { stored.firstIndex(of: $0)! }
+        let value = stored.firstIndex(of: 0)
         for (m, full) in expanded.enumerated() {
             let matrix = full.selecting(columns)
             var fit = FitOptions()
@@ -177,8 +191,8 @@ public struct TemporalDetector: Sendable {
             forests.append(forest)
             medians.append(q[0])
             spreads.append(max(q[1] - q[0], minSpread))
-            if options.rangeScale != nil {
-                var values = (0..<full.rows).map { Double(full[$0, 0]) }
+            if options.rangeScale != nil, let value {
+                var values = (0..<full.rows).map { Double(full[$0, value]) }
                 let r = quantiles(selecting: &values, [0.001, 0.999])
                 ranges.append(r[0]...r[1])
             }

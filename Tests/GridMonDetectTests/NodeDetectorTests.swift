@@ -106,7 +106,19 @@ import Testing
         #expect(wide.byteCount < (1 << 20) + (200 << 10), "\(wide.byteCount)")
         var narrow = NodeDetector(key: Self.key, options: options)
         _ = Self.feed(&narrow, (1...3000).map { Self.sample($0) })
-        #expect(narrow.byteCount > 3000 * 9 * 5 * 4)  // every row kept: it fits the budget
+        // Every row kept (it fits the budget), each of its 9 metrics with the 4 columns a fit
+        // reads: value, delta, std, deviation (issue #17: not mean, which no fit reads).
+        #expect(TemporalDetector.fitColumns(options.detector) == [0, 1, 3, 4])
+        #expect(narrow.byteCount > 3000 * 9 * 4 * 4)
+        // (4,096 rows of capacity once grown; with the fifth column they alone are this much.)
+        #expect(narrow.byteCount < 4096 * 9 * 5 * 4, "\(narrow.byteCount): a fifth column kept")
+        // What the trainer gets: the same 4 columns a metric, a row a sample.
+        options.warmup = 50
+        var young = NodeDetector(key: Self.key, options: options)
+        var j = Judgement()
+        _ = young.observe((1...50).map { Self.sample($0) }, prior: nil, nextID: { 1 }, into: &j)
+        let job = young.takeJob()
+        #expect(job?.rows == 50 && job?.features.count == 50 * 9 * 4)
     }
 
     /// A detector fit on fewer than `trustedRows` rows flags only at `provisionalFactor` × the

@@ -73,6 +73,32 @@ import Testing
         #expect(far.last! >= detector.threshold * 3)
     }
 
+    /// Issue #17: a node's history keeps only the columns a fit reads (`fitColumns`: not
+    /// `mean` by default), and a fit on those is the fit on every column, bit for bit, for
+    /// each feature set.
+    @Test func aFitOnTheKeptColumnsIsTheFitOnAllOfThem() {
+        var rng = SplitMix64(seed: 17)
+        let rows = (0..<500).map { i in [rng.nextUnit(), rng.nextUnit() * 3 + Double(i % 50) / 10, 1.0] }
+        let cases: [(Int?, Double?, Bool, [Int])] = [
+            (nil, 1.0, false, [0, 1, 3, 4]), (nil, nil, false, [1, 3, 4]), (nil, 1.0, true, [0, 1, 2, 3, 4]),
+            (30, 1.0, false, [0, 1, 3, 4, 5, 6]), (30, nil, true, [0, 1, 2, 3, 4, 5, 6]),
+        ]
+        for (horizon, scale, level, kept) in cases {
+            var options = TemporalDetector.Options()
+            options.slowHorizon = horizon
+            options.rangeScale = scale
+            options.levelFeatures = level
+            options.trees = 8
+            #expect(TemporalDetector.fitColumns(options) == kept)
+            let full = TemporalFeatures.expand(rows, metrics: 3, window: options.window, slowHorizon: horizon)
+            let compact = full.map { $0.selecting(kept) }
+            let all = TemporalDetector.fit(features: full, metrics: ["a", "b", "flat"], options: options)
+            let some = TemporalDetector.fit(features: compact, columns: kept, metrics: ["a", "b", "flat"], options: options)
+            #expect(some.ranges == all.ranges && some.medians == all.medians && some.spreads == all.spreads)
+            #expect(some.rawScores(rows).map(\.bitPattern) == all.rawScores(rows).map(\.bitPattern))
+        }
+    }
+
     /// Issue #11: a healthy machine's slow drift, well inside its usual noise, is not trouble.
     /// With the level features (value, rolling mean) a drift of half the noise range moved the
     /// low-noise rolling mean by many of its spreads and flagged samples; without them only
