@@ -101,8 +101,11 @@ public struct NodeDetector: Sendable {
     private var reservoirRows = 0
     /// Rows of history this node keeps: `reservoir`, fewer for a wide node (`maxHistoryBytes`).
     private var historyRows: Int
-    /// The columns of each metric's feature row that the history keeps (`TemporalDetector.fitColumns`).
-    private let kept: [Int]
+    /// The columns of each metric's feature row that the history keeps, bit c for column c
+    /// (`TemporalDetector.fitColumns`): a mask, not an array, so judging a sample touches no
+    /// further heap object of the node's.
+    private let kept: UInt8
+    private var keptCount: Int { kept.nonzeroBitCount }
     private var eligible = 0
     private var rng: SplitMix64
     public private(set) var samples = 0
@@ -136,7 +139,7 @@ public struct NodeDetector: Sendable {
         rng = SplitMix64(seed: FNV1a.hash(key.description))
         nextFitAt = options.warmup
         historyRows = options.reservoir
-        kept = TemporalDetector.fitColumns(options.detector)
+        kept = TemporalDetector.fitColumns(options.detector).reduce(0) { $0 | 1 << $1 }
         tracker = IncidentTracker(rules: options.incidents)
         recentNs = [Int64](repeating: 0, count: options.incidents.window)
     }
@@ -159,7 +162,7 @@ public struct NodeDetector: Sendable {
         if layout == nil {
             let made = MetricLayout(first: samples[0], maxMetrics: options.maxMetrics)
             layout = made
-            historyRows = min(options.reservoir, max(16, options.maxHistoryBytes / (made.names.count * kept.count * 4)))
+            historyRows = min(options.reservoir, max(16, options.maxHistoryBytes / (made.names.count * keptCount * 4)))
             features = TemporalFeatures(metrics: made.names.count, window: options.detector.window,
                                         slowHorizon: options.detector.slowHorizon)
         }
@@ -194,7 +197,7 @@ public struct NodeDetector: Sendable {
         let judged = model != nil || configured != nil
         var events: [IncidentEvent] = []
         let perMetric = features!.perMetric, metrics = features!.metrics
-        let fullWidth = perMetric * metrics, width = kept.count * metrics
+        let fullWidth = perMetric * metrics, width = keptCount * metrics
         for i in samples.indices {
             let ns = samples[i].timestampNs
             recentNs[self.samples % recentNs.count] = ns
@@ -295,7 +298,7 @@ public struct NodeDetector: Sendable {
     /// Adds a row to the history (Algorithm R once it is full): `write(&reservoir, at)` writes
     /// the row's `kept` columns at `at` when it is kept.
     private mutating func remember(_ write: (inout [Float], Int) -> Void) {
-        let width = kept.count * (features?.metrics ?? 0)
+        let width = keptCount * (features?.metrics ?? 0)
         eligible += 1
         if reservoirRows < historyRows {
             if reservoir.capacity < reservoir.count + width {
@@ -318,20 +321,18 @@ public struct NodeDetector: Sendable {
         }
     }
 
-    /// Writes the `kept` columns of each of `metrics` metrics of the feature row at `row` in
-    /// `rows` into `dst` from `at`.
-    private static func copyKept(_ rows: [Float], _ row: Int, _ kept: [Int], _ perMetric: Int, _ metrics: Int,
+    /// Writes the `kept` columns (a mask) of each of `metrics` metrics of the feature row at
+    /// `row` in `rows` into `dst` from `at`.
+    private static func copyKept(_ rows: [Float], _ row: Int, _ kept: UInt8, _ perMetric: Int, _ metrics: Int,
                                  into dst: inout [Float], at: Int) {
         rows.withUnsafeBufferPointer { src in
             dst.withUnsafeMutableBufferPointer { dst in
-                kept.withUnsafeBufferPointer { columns in
-                    var out = at
-                    for m in 0..<metrics {
-                        let base = row + m * perMetric
-                        for c in columns {
-                            dst[out] = src[base + c]
-                            out += 1
-                        }
+                var out = at
+                for m in 0..<metrics {
+                    let base = row + m * perMetric
+                    for c in 0..<perMetric where kept & 1 << c != 0 {
+                        dst[out] = src[base + c]
+                        out += 1
                     }
                 }
             }

@@ -40,6 +40,16 @@ import Testing
         #expect(out == [5, 0, 5, 0, 0])
     }
 
+    /// Detector options with a feature set (slow horizon, range term, level features) and a tree count.
+    static func options(horizon: Int?, rangeScale: Double?, levelFeatures: Bool, trees: Int) -> TemporalDetector.Options {
+        var options = TemporalDetector.Options()
+        options.slowHorizon = horizon
+        options.rangeScale = rangeScale
+        options.levelFeatures = levelFeatures
+        options.trees = trees
+        return options
+    }
+
     @Test func temporalFilesOfBothVersionsRoundTrip() throws {
         var rng = SplitMix64(seed: 9)
         let rows = (0..<400).map { _ in [rng.nextUnit(), rng.nextUnit() * 3, 1.0] }
@@ -48,11 +58,7 @@ import Testing
             (nil, nil, false, 4), (30, nil, false, 4), (nil, 1.0, false, 4), (30, 2.0, false, 4),
         ]
         for (horizon, scale, level, version) in cases {
-            var options = TemporalDetector.Options()
-            options.slowHorizon = horizon
-            options.rangeScale = scale
-            options.levelFeatures = level
-            options.trees = 10
+            let options = Self.options(horizon: horizon, rangeScale: scale, levelFeatures: level, trees: 10)
             let detector = TemporalDetector.fit(rows, metrics: ["a", "b", "flat"], options: options)
             #expect(detector.active == [true, true, false])
             let bytes = TemporalFile.encode(detector)
@@ -84,11 +90,7 @@ import Testing
             (30, 1.0, false, [0, 1, 3, 4, 5, 6]), (30, nil, true, [0, 1, 2, 3, 4, 5, 6]),
         ]
         for (horizon, scale, level, kept) in cases {
-            var options = TemporalDetector.Options()
-            options.slowHorizon = horizon
-            options.rangeScale = scale
-            options.levelFeatures = level
-            options.trees = 8
+            let options = Self.options(horizon: horizon, rangeScale: scale, levelFeatures: level, trees: 8)
             #expect(TemporalDetector.fitColumns(options) == kept)
             let full = TemporalFeatures.expand(rows, metrics: 3, window: options.window, slowHorizon: horizon)
             let compact = full.map { $0.selecting(kept) }
