@@ -320,7 +320,7 @@ final class ServerConnection: EventHandler {
             server.stats.decodeError(error.kind)
             Log.info("bad_input", ["peer": peer, "kind": error.kind, "error": error])
             let code: StatusCode = switch error {
-            case .oversizeFrame: .resourceExhausted
+            case .oversizeFrame, .decodesTooLarge: .resourceExhausted
             case .unknownBody, .unsupportedVersion: .unimplemented
             default: .invalidArgument
             }

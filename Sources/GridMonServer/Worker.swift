@@ -49,7 +49,8 @@ final class Worker: EventHandler {
     let mailbox: WorkerMailbox
     let stats: ServerStats
     let encoder = MessageEncoder()
-    let messageDecoder = MessageDecoder()
+    /// What one frame may decode to scales with the frame cap: 16 × (64 MiB at the default 4 MiB).
+    let messageDecoder: MessageDecoder
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     var maxOutputBytes: Int { shared.config.maxOutputBytes }
     /// Set on worker 0 only: the admin port and signals are served there.
@@ -81,6 +82,7 @@ final class Worker: EventHandler {
         self.stats = shared.stats[index]
         self.reactor = reactor
         self.mailbox = shared.mailboxes[index]
+        self.messageDecoder = MessageDecoder(maxDecodedBytes: 16 * max(shared.config.session.maxFrameBytes, FrameFormat.defaultMaxFrameSize))
         reactor.onWakeUp = { [unowned self] in
             for job in self.mailbox.take() { self.perform(job) }
         }

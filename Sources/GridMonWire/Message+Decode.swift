@@ -15,17 +15,33 @@ import CGridMonProto
 /// Ownership and threading: keep one per thread (the server: one per reactor worker); not
 /// thread-safe. Memory: the block is kept between frames and grows to fit the largest frame
 /// seen, up to 4 MiB (`ScratchArena`); anything past that is taken from the heap and freed
-/// when the frame is done.
+/// when the frame is done. What one frame decodes to is bounded by `maxDecodedBytes` on
+/// both paths (its samples and gauges as Swift values; protobuf-c's structs), so a peer's
+/// frame of empty fields cannot make 4 MiB into hundreds of MB.
 public final class MessageDecoder {
     private let arena = ScratchArena()
     /// Gauge names seen in this thread's frames, shared by the samples that carry them again.
     private let gaugeNames = GaugeNameCache()
+    /// At most this many bytes of values per frame, else `WireError.decodesTooLarge`.
+    public let maxDecodedBytes: Int
 
-    public init() {}
+    /// 64 MiB: sixteen times gRPC's 4 MiB message cap (`FrameFormat.defaultMaxFrameSize`).
+    /// Real frames decode to about 1–2 times their bytes as values and 6–12 times in
+    /// protobuf-c's structs (`DecodeBudgetTests`: agent-shaped batches, long and one-letter
+    /// gauge names); a peer's empty samples or gauges to 12–44 times as values and over 100
+    /// in protobuf-c's structs (one 3.8 MB frame of 1.9 M empty samples took the server's
+    /// peak RSS from 26 to 189 MB, and to 537 MB through protobuf-c, before this budget).
+    public static let defaultMaxDecodedBytes = 16 * FrameFormat.defaultMaxFrameSize
 
-    /// Decodes one frame payload; the same errors as `Message(payload:)`.
+    public init(maxDecodedBytes: Int = MessageDecoder.defaultMaxDecodedBytes) {
+        self.maxDecodedBytes = maxDecodedBytes
+        arena.budget = maxDecodedBytes
+    }
+
+    /// Decodes one frame payload; the same errors as `Message(payload:)`, and
+    /// `.decodesTooLarge` past `maxDecodedBytes`.
     public func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> Message {
-        if let batch = SampleBatchParser.parse(payload, names: gaugeNames) { return .samples(batch) }
+        if let batch = try SampleBatchParser.parse(payload, names: gaugeNames, maxBytes: maxDecodedBytes) { return .samples(batch) }
         defer { arena.reset() }
         var allocator = ProtobufCAllocator(
             alloc: { data, size in
@@ -33,7 +49,13 @@ public final class MessageDecoder {
             },
             free: { _, _ in },  // everything goes at once, at reset
             allocator_data: Unmanaged.passUnretained(arena).toOpaque())
-        return try Message(payload: payload, allocator: &allocator)
+        do {
+            return try Message(payload: payload, allocator: &allocator)
+        } catch {
+            // protobuf-c says only that it failed; the arena knows when it ran out of budget.
+            if arena.exhausted { throw .decodesTooLarge(length: payload.count, limit: maxDecodedBytes) }
+            throw error
+        }
     }
 }
 

@@ -38,7 +38,11 @@ enum SampleBatchParser {
     /// The batch in `payload`, or nil when the payload is not in the plain shape (see the
     /// type's comment); nil says nothing about whether the payload is valid.
     /// With `names`, gauge names met before are shared (`GaugeNameCache`), not made again.
-    static func parse(_ payload: UnsafeRawBufferPointer, names: GaugeNameCache? = nil) -> SampleBatch? {
+    /// - Throws: `.decodesTooLarge` when its samples and their gauges' arrays would take more
+    ///   than `maxBytes` (checked before each allocation; gauge names, shared or at most a few
+    ///   times their own bytes, are not counted).
+    static func parse(_ payload: UnsafeRawBufferPointer, names: GaugeNameCache? = nil,
+                      maxBytes: Int = .max) throws(WireError) -> SampleBatch? {
         guard let base = payload.baseAddress else { return nil }
         var frame = Cursor(base.assumingMemoryBound(to: UInt8.self), count: payload.count)
         guard frame.byte() == frameSamples, let body = frame.lengthDelimited(), frame.atEnd else { return nil }
@@ -62,6 +66,10 @@ enum SampleBatchParser {
             }
         }
 
+        var budget = maxBytes
+        guard count <= budget / MemoryLayout<Sample>.stride else { throw .decodesTooLarge(length: payload.count, limit: maxBytes) }
+        budget -= count * MemoryLayout<Sample>.stride
+
         // Each sample is parsed in its slot of the array: returned by value instead, its 88
         // bytes were stored field by field and reloaded whole, a store-forwarding stall that
         // perf put at 40 % of this function.
@@ -80,19 +88,29 @@ enum SampleBatchParser {
                     let slot = first + initialized
                     slot.initialize(to: Sample(seq: 0, timestampNs: 0))
                     initialized += 1
-                    guard parseSample(bytes, into: &slot.pointee, names: names) else { throw Declined() }
+                    guard parseSample(bytes, into: &slot.pointee, names: names, budget: &budget) else {
+                        throw budget < 0 ? TooLarge() : Declined()
+                    }
                 }
             }
             return SampleBatch(streamID: streamID, samples: samples)
+        } catch is TooLarge {
+            throw .decodesTooLarge(length: payload.count, limit: maxBytes)
         } catch {
             return nil
         }
     }
 
     private struct Declined: Error {}
+    private struct TooLarge: Error {}
+
+    /// What a sample's gauges take: the array's header once, then each gauge.
+    private static let gaugeArrayHeader = 32
 
     @inline(__always)
-    private static func parseSample(_ bytes: Cursor, into sample: inout Sample, names: GaugeNameCache?) -> Bool {
+    /// False when the sample is declined, or when its gauges would take `budget` below 0
+    /// (then set below 0, before anything past it is allocated).
+    private static func parseSample(_ bytes: Cursor, into sample: inout Sample, names: GaugeNameCache?, budget: inout Int) -> Bool {
         var cursor = bytes
         // Encoders write fields in field-number order (protobuf encoding spec, "Field Order":
         // serializers should), each at most once, and proto3 leaves out zeros: so the fields
@@ -137,7 +155,16 @@ enum SampleBatchParser {
             case 9 << 3 | 1: guard cursor.double(&sample.diskReadBytesPerSec) else { return false }
             case 10 << 3 | 1: guard cursor.double(&sample.diskWriteBytesPerSec) else { return false }
             case sampleExtra:
-                if sample.extra.isEmpty { sample.extra.reserveCapacity(cursor.fieldsInARow(tag: Int(sampleExtra))) }
+                let stride = MemoryLayout<Gauge>.stride
+                if sample.extra.isEmpty {
+                    // (The fields in a row include this one, so at least one.)
+                    let run = cursor.fieldsInARow(tag: Int(sampleExtra))
+                    guard run <= (budget - gaugeArrayHeader) / stride else { budget = -1; return false }
+                    budget -= gaugeArrayHeader
+                    sample.extra.reserveCapacity(run)
+                }
+                guard budget >= stride else { budget = -1; return false }
+                budget -= stride
                 guard let bytes = cursor.lengthDelimited(), let gauge = parseGauge(bytes, names: names) else { return false }
                 sample.extra.append(gauge)
             default:

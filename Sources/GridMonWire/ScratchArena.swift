@@ -42,11 +42,24 @@ final class ScratchArena {
         return memory.bindMemory(to: T.self, capacity: count)
     }
 
+    /// What `allocate(byteCount:)` hands out between two `reset()`s, at most.
+    var budget = Int.max
+
     /// Uninitialized room for `byteCount` bytes aligned as `malloc` aligns (16), valid until
-    /// `reset()`; what protobuf-c's unpack asks its allocator for.
-    func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
-        UnsafeMutableRawPointer(allocate(SIMD16<UInt8>.self, count: (byteCount + 15) / 16))
+    /// `reset()`; what protobuf-c's unpack asks its allocator for. Nil (and `exhausted` set)
+    /// when it would take what was handed out since `reset()` past `budget`: protobuf-c then
+    /// gives up on the message instead of building a peer's 2-byte empty fields into 128-byte
+    /// structs each.
+    func allocate(byteCount: Int) -> UnsafeMutableRawPointer? {
+        guard byteCount <= budget - used - overflowBytes else {
+            exhausted = true
+            return nil
+        }
+        return UnsafeMutableRawPointer(allocate(SIMD16<UInt8>.self, count: (byteCount + 15) / 16))
     }
+
+    /// A `budget` refused an allocation since the last `reset()`.
+    private(set) var exhausted = false
 
     /// A NUL-terminated copy of `string` (cut at its first NUL, as C will read it).
     func cString(_ string: String) -> UnsafeMutablePointer<CChar> {
@@ -75,6 +88,7 @@ final class ScratchArena {
             overflowBytes = 0
         }
         used = 0
+        exhausted = false
     }
 }
 

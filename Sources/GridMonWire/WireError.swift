@@ -19,6 +19,10 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
     case missingBody
     /// A valid `Frame` whose body is a message this version does not know (a newer peer).
     case unknownBody(fieldNumber: UInt32)
+    /// A frame within the size limit whose fields would decode to more than `limit` bytes of
+    /// values (a peer's thousands of empty samples or gauges: 2 bytes each on the wire, up
+    /// to 128 in memory); refused before they are built.
+    case decodesTooLarge(length: Int, limit: Int)
     /// The decoder already failed or its frame handler threw; the connection must be closed.
     case decoderFailed
 
@@ -33,6 +37,7 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unparseableProtobuf: "unparseable_protobuf"
         case .missingBody: "missing_body"
         case .unknownBody: "unknown_body"
+        case .decodesTooLarge: "decodes_too_large"
         case .decoderFailed: "decoder_failed"
         }
     }
@@ -59,6 +64,9 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
             return "frame holds no message (empty Frame.body)"
         case .unknownBody(let field):
             return "frame holds an unknown message (Frame field \(field)); peer is newer than this build"
+        case .decodesTooLarge(let length, let limit):
+            return "frame payload of \(length) bytes decodes to more than \(limit) bytes of samples and gauges "
+                + "(thousands of empty ones?); send fewer per frame"
         case .decoderFailed:
             return "decoder already failed; the connection must be closed"
         }

@@ -32,8 +32,8 @@ import Testing
         payload.withUnsafeBytes { bytes in Result { () throws(WireError) in Bits(try Message(payload: bytes)) } }
     }
 
-    private func fast(_ payload: [UInt8]) -> Bits? {
-        payload.withUnsafeBytes { SampleBatchParser.parse($0) }.map { Bits(.samples($0)) }
+    private func fast(_ payload: [UInt8]) throws -> Bits? {
+        try payload.withUnsafeBytes { try SampleBatchParser.parse($0) }.map { Bits(.samples($0)) }
     }
 
     private func randomSample(_ seq: UInt64, using rng: inout some RandomNumberGenerator) -> Sample {
@@ -61,7 +61,7 @@ import Testing
                 streamID: UInt32.random(in: 0...UInt32.max, using: &rng),
                 samples: (0..<count).map { randomSample(UInt64($0) * 977 + 1, using: &rng) })
             let payload = encoder.encodePayload(.samples(batch))
-            let parsed = try #require(payload.withUnsafeBytes { SampleBatchParser.parse($0) })
+            let parsed = try #require(try payload.withUnsafeBytes { try SampleBatchParser.parse($0) })
             #expect(parsed.samples.count == count)
             #expect(parsed.streamID == batch.streamID)
             // Not against `batch`: proto3 does not write a field equal to 0, so -0.0 comes back +0.
@@ -80,7 +80,7 @@ import Testing
             for sample in [Sample(seq: value, timestampNs: Int64(bitPattern: value), cpuPercent: 1.5, extra: [Gauge(name: "g", value: 2)]),
                            Sample(seq: value, timestampNs: 0)] {
                 let payload = encoder.encodePayload(.samples(SampleBatch(streamID: UInt32(truncatingIfNeeded: value), samples: [sample])))
-                let parsed = try #require(fast(payload))
+                let parsed = try #require(try fast(payload))
                 #expect(reference(payload) == .success(parsed))
                 #expect(parsed.samples[0][0] == value)
             }
@@ -92,7 +92,7 @@ import Testing
             for tail in [[0x10, 0x05, 0x19, 0, 0, 0, 0, 0, 0, 0xF0, 0x3F] as [UInt8], []] {
                 let sample = [0x08] + seq + tail
                 let payload: [UInt8] = [0x1A, UInt8(sample.count + 2), 0x12, UInt8(sample.count)] + sample
-                let parsed = try #require(fast(payload))
+                let parsed = try #require(try fast(payload))
                 #expect(reference(payload) == .success(parsed))
                 #expect(parsed.samples[0][0] == 1)
             }
@@ -101,12 +101,12 @@ import Testing
 
     /// A varint that runs to the end of its sample is unterminated, whatever byte lies beyond
     /// the payload (here a 0 that would end it, read by a parser that looked past its range).
-    @Test func aVarintIsNeverReadPastItsField() {
+    @Test func aVarintIsNeverReadPastItsField() throws {
         for cut in 0..<9 {
             let sample: [UInt8] = [0x08] + Array(repeating: 0xFF, count: 8 - cut) + [0x81]
             let frame: [UInt8] = [0x1A, UInt8(sample.count + 2), 0x12, UInt8(sample.count)] + sample
-            let parsed = (frame + [0x00, 0x00]).withUnsafeBytes {
-                SampleBatchParser.parse(UnsafeRawBufferPointer(rebasing: $0[..<frame.count]))
+            let parsed = try (frame + [0x00, 0x00]).withUnsafeBytes {
+                try SampleBatchParser.parse(UnsafeRawBufferPointer(rebasing: $0[..<frame.count]))
             }
             #expect(parsed == nil)
             #expect((try? reference(frame).get()) == nil)  // protobuf-c refuses it too
@@ -130,16 +130,16 @@ import Testing
             let sample = fields.flatMap { $0 }
             let batch: [UInt8] = [0x12, UInt8(sample.count)] + sample
             let payload: [UInt8] = [0x1A, UInt8(batch.count)] + batch
-            let parsed = try #require(fast(payload))
+            let parsed = try #require(try fast(payload))
             #expect(reference(payload) == .success(parsed))
         }
     }
 
-    @Test func otherBodiesAreLeftToProtobufC() {
+    @Test func otherBodiesAreLeftToProtobufC() throws {
         let encoder = MessageEncoder()
         for message in WireFixture.messages {
             let payload = encoder.encodePayload(message)
-            let parsed = payload.withUnsafeBytes { SampleBatchParser.parse($0) }
+            let parsed = try payload.withUnsafeBytes { try SampleBatchParser.parse($0) }
             if case .samples = message { #expect(parsed != nil) } else { #expect(parsed == nil) }
         }
     }
@@ -164,7 +164,7 @@ import Testing
     ])
     func handWrittenShapesMeanWhatProtobufCSays(payload: [UInt8], expected: SampleBatch) throws {
         #expect(reference(payload) == .success(Bits(.samples(expected))))
-        #expect(payload.withUnsafeBytes { SampleBatchParser.parse($0) } == expected)
+        #expect(try payload.withUnsafeBytes { try SampleBatchParser.parse($0) } == expected)
     }
 
     /// Shapes the parser declines; protobuf-c answers for them (some are valid, some not).
@@ -184,8 +184,8 @@ import Testing
         [0x1A, 0x86, 0x80, 0x80, 0x80, 0x80, 0x00, 0x08, 0x01, 0x08, 0x02, 0x08, 0x03],  // 6-byte length prefix
         [0x22, 0x00],  // an Ack body
     ])
-    func unusualShapesAreLeftToProtobufC(payload: [UInt8]) {
-        #expect(fast(payload) == nil)
+    func unusualShapesAreLeftToProtobufC(payload: [UInt8]) throws {
+        #expect(try fast(payload) == nil)
         let decoder = MessageDecoder()
         let viaDecoder = payload.withUnsafeBytes { bytes in
             Result { () throws(WireError) in Bits(try decoder.decode(bytes)) }
@@ -195,7 +195,7 @@ import Testing
 
     /// Random damage to encoded batches: wherever the parser answers, protobuf-c gives the same
     /// batch, and the server's decoder always answers as protobuf-c does.
-    @Test func damagedBatchesNeverDisagreeWithProtobufC() {
+    @Test func damagedBatchesNeverDisagreeWithProtobufC() throws {
         var rng = SplitMix64(seed: 2026)
         let encoder = MessageEncoder()
         let decoder = MessageDecoder()
@@ -217,7 +217,7 @@ import Testing
                 if payload.isEmpty { break }
             }
             let expected = reference(payload)
-            if let parsed = fast(payload) {
+            if let parsed = try fast(payload) {
                 fastAnswers += 1
                 #expect(expected == .success(parsed), "payload \(payload)")
             }

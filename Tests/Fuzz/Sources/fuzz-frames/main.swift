@@ -16,7 +16,9 @@ import Glibc
 #endif
 
 let encoder = MessageEncoder()
-let arenaDecoder = MessageDecoder()
+// No decoded-size budget here: this target compares the two decoders, and protobuf-c's own
+// has none (the budget is tested in MessageCodecTests).
+let arenaDecoder = MessageDecoder(maxDecodedBytes: .max)
 
 let callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32 = { data, size in
     guard let data, size >= 2 else { return 0 }
