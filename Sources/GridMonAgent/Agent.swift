@@ -57,6 +57,10 @@ public struct AgentConfig: Sendable {
 public final class Agent: EventHandler {
     static let version = "gridmon-agent/" + BuildInfo.version
     static let maxBatch = 512
+    /// Verdicts of one Ack logged a line each; the rest are summed up in one line. An Ack after
+    /// an outage can carry thousands (a hostile server's, hundreds of thousands: a line each
+    /// kept the agent busy for minutes).
+    static let maxAnomalyLinesPerAck = 100
 
     public let config: AgentConfig
     private let reactor: Reactor
@@ -77,6 +81,10 @@ public final class Agent: EventHandler {
     private var welcomed = false
     private var nextSeq: UInt64
     private var decoder = FrameDecoder()
+    /// The server's budget for what a frame decodes to (16 × the 4 MiB frame cap): an Ack's
+    /// verdicts take about 8 times their bytes in protobuf-c's structs, and an Ack of 4 MB of
+    /// empty verdicts would be hundreds of MB, and minutes of CPU (`DecodeBudgetTests`).
+    private let messageDecoder = MessageDecoder()
     private var output: [UInt8] = []
     private var outputOffset = 0
     private var failures = 0
@@ -323,7 +331,7 @@ public final class Agent: EventHandler {
             }
             do {
                 try chunk.withUnsafeBytes { raw in
-                    try decoder.decode(UnsafeRawBufferPointer(rebasing: raw[..<count])) { handle(try Message(payload: $0)) }
+                    try decoder.decode(UnsafeRawBufferPointer(rebasing: raw[..<count])) { handle(try messageDecoder.decode($0)) }
                 }
             } catch {
                 Log.warning("bad_server_data", ["server": peer, "error": error])
@@ -361,8 +369,14 @@ public final class Agent: EventHandler {
             failures = 0
             ackedHere = true
             restartWatchUntilNs = 0
-            for verdict in ack.anomalies {
+            for verdict in ack.anomalies.prefix(Self.maxAnomalyLinesPerAck) {
                 Log.warning("anomaly", ["node": config.nodeID, "seq": verdict.seq, "score": verdict.score])
+            }
+            if ack.anomalies.count > Self.maxAnomalyLinesPerAck {
+                let rest = ack.anomalies.dropFirst(Self.maxAnomalyLinesPerAck)
+                Log.warning("anomalies_not_logged", ["node": config.nodeID, "count": rest.count,
+                                                     "last_seq": rest.map(\.seq).max() ?? 0,
+                                                     "highest_score": rest.map(\.score).max() ?? 0])
             }
             if stopping && queue.count == 0 { finish() }
         case .ping(let ping):

@@ -46,9 +46,14 @@ final class AgentProcess {
     }
 
     /// Resident memory now, from /proc/PID/status (kB).
-    var rssKB: Int {
+    var rssKB: Int { status("VmRSS:") }
+
+    /// The most resident memory the agent has had (kB).
+    var peakRSSKB: Int { status("VmHWM:") }
+
+    private func status(_ field: String) -> Int {
         let status = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix(field) } ?? ""
         return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 

@@ -233,6 +233,33 @@ import Testing
         }
     }
 
+    @Test func anAckThatWouldDecodeToHundredsOfMegabytesIsRefusedAndTheAgentStaysSmall() throws {
+        let server = try FakeServer(.bloatedAck)
+        defer { server.stop() }
+        let agent = try AgentProcess(["--server", "127.0.0.1:\(server.port)", "--node-id", "victim", "--interval", "100ms",
+                                      "--collectors", "cpu,mem"])
+        #expect(agent.logContains("decodes to more than 67108864 bytes", timeout: 15), "\(agent.log.suffix(1500))")
+        #expect(agent.events("bad_server_data").count >= 1)
+        // Refused before it is built: the agent's peak stays near its 64 MiB decode budget.
+        #expect(agent.peakRSSKB > 0 && agent.peakRSSKB < 150_000, "\(agent.peakRSSKB) kB at peak")
+        #expect(agent.stop() == 0)
+    }
+
+    @Test func anAckWithManyVerdictsIsLoggedInAHundredLinesAndASum() throws {
+        let server = try FakeServer(.flaggingEverything)
+        defer { server.stop() }
+        let agent = try AgentProcess(["--server", "127.0.0.1:\(server.port)", "--node-id", "flagged", "--interval", "200ms",
+                                      "--collectors", "cpu"])
+        #expect(agent.logContains("event=anomalies_not_logged", timeout: 15), "\(agent.log.suffix(1500))")
+        #expect(agent.stop() == 0)
+        let sums = agent.events("anomalies_not_logged")
+        let lines = agent.events("anomaly").count
+        // Each Ack: 100 lines, then one line for its other 150 verdicts (250 - 100), the
+        // highest score among them 0.5 + 249/1000.
+        #expect(sums.count >= 1 && lines == 100 * sums.count, "\(lines) anomaly lines, \(sums.count) sums")
+        #expect(sums.allSatisfy { $0.contains("count=150") && $0.contains("highest_score=0.749") }, "\(sums.first ?? "")")
+    }
+
     @Test func aBrokenFirstServerDoesNotKeepTheAgentFromAWorkingSecond() throws {
         let broken = try FakeServer(.welcomeThenClose)
         let working = try FakeServer(.acknowledging)

@@ -15,6 +15,26 @@ final class FakeServer: @unchecked Sendable {  // counters are guarded by lock
         case garbage
         /// Welcomes and acknowledges every sample, like a server.
         case acknowledging
+        /// Welcomes, then answers samples with an Ack of 2,000,000 empty verdicts: 4 MB on
+        /// the wire, hundreds of MB once protobuf-c has built them.
+        case bloatedAck
+        /// Welcomes, then flags every sample anomalous, 250 verdicts an Ack (the agent logs
+        /// `Agent.maxAnomalyLinesPerAck` of them and sums up the rest).
+        case flaggingEverything
+    }
+
+    /// `Frame{ack: Ack{stream_id, durable_seq, anomalies: [Verdict{}] × 2,000,000}}`.
+    private static func bloatedAck(streamID: UInt32, durableSeq: UInt64) -> [UInt8] {
+        func varint(_ value: UInt64) -> [UInt8] {
+            var value = value, out: [UInt8] = []
+            while value >= 0x80 { out.append(UInt8(value & 0x7F) | 0x80); value >>= 7 }
+            return out + [UInt8(value)]
+        }
+        var ack: [UInt8] = [0x08] + varint(UInt64(streamID)) + [0x10] + varint(durableSeq)
+        ack.reserveCapacity(ack.count + 4_000_000)
+        for _ in 0..<2_000_000 { ack += [0x1A, 0x00] }
+        let payload: [UInt8] = [0x22] + varint(UInt64(ack.count)) + ack
+        return [0] + withUnsafeBytes(of: UInt32(payload.count).bigEndian) { Array($0) } + payload
     }
 
     let port: UInt16
@@ -108,7 +128,14 @@ final class FakeServer: @unchecked Sendable {  // counters are guarded by lock
                         case .samples(let batch):
                             self.lock.lock(); self._samples += batch.samples.count; self.lock.unlock()
                             if let last = batch.samples.last {
-                                encoder.appendFrame(.ack(Ack(streamID: batch.streamID, durableSeq: last.seq)), to: &out)
+                                if self.behavior == .bloatedAck {
+                                    out += Self.bloatedAck(streamID: batch.streamID, durableSeq: last.seq)
+                                } else if self.behavior == .flaggingEverything {
+                                    let verdicts = (0..<250).map { Verdict(seq: last.seq, score: 0.5 + Double($0) / 1000) }
+                                    encoder.appendFrame(.ack(Ack(streamID: batch.streamID, durableSeq: last.seq, anomalies: verdicts)), to: &out)
+                                } else {
+                                    encoder.appendFrame(.ack(Ack(streamID: batch.streamID, durableSeq: last.seq)), to: &out)
+                                }
                             }
                         default: break
                         }

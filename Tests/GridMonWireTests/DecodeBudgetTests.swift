@@ -92,6 +92,21 @@ import Testing
         #expect(MessageDecoder().maxDecodedBytes == 16 * FrameFormat.defaultMaxFrameSize)
     }
 
+    @Test func anAckFullOfVerdictsDecodesWithinTwelveTimesItsBytes() throws {
+        // What the agent decodes: an Ack with many verdicts fits the default budget at the
+        // frame cap (measured: 8.3 times its bytes in protobuf-c's structs).
+        let ack = Message.ack(Ack(streamID: 3, durableSeq: 1_000_000,
+                                  anomalies: (1...20_000).map { Verdict(seq: UInt64(980_000 + $0), score: 0.5 + Double($0 % 97) / 200) },
+                                  detector: .active))
+        let payload = MessageEncoder().encodePayload(ack)
+        #expect(try decode(MessageDecoder(maxDecodedBytes: 12 * payload.count), payload) == ack)
+        // Empty verdicts, 2 bytes each, are refused.
+        let empty: [UInt8] = Self.lengthDelimited(4, [0x08, 0x03] + Array([[UInt8]](repeating: [0x1A, 0x00], count: 20_000).joined()))
+        #expect(throws: WireError.decodesTooLarge(length: empty.count, limit: 16 * empty.count)) {
+            try decode(MessageDecoder(maxDecodedBytes: 16 * empty.count), empty)
+        }
+    }
+
     @Test func theBudgetIsCheckedBeforeTheSamplesAreAllocated() {
         // Exactly the samples' bytes: accepted; one byte less: refused (`Sample`'s stride).
         let count = 1_000
