@@ -164,7 +164,7 @@ public final class ServerSession {
             stream.ackDue = false
             guard store(stream) else { return evict(stream.node) }
             if stream.awaitingAcks == 0 && stream.ticket <= sink.durableTicket {
-                outgoing.append(.ack(Ack(streamID: id, durableSeq: stream.highestSeq, anomalies: stream.verdicts, detector: stream.detector)))
+                appendAck(id, durableSeq: stream.highestSeq, verdicts: stream.verdicts, detector: stream.detector)
             } else {
                 awaiting.append((id, stream.highestSeq, stream.verdicts, stream.ticket))
                 stream.awaitingAcks += 1
@@ -192,8 +192,26 @@ public final class ServerSession {
         }
         awaiting = keep
         for id in order where streams[id] != nil {
-            outgoing.append(.ack(Ack(streamID: id, durableSeq: ready[id]!.seq, anomalies: ready[id]!.verdicts,
-                                     detector: streams[id]!.detector)))
+            appendAck(id, durableSeq: ready[id]!.seq, verdicts: ready[id]!.verdicts, detector: streams[id]!.detector)
+        }
+    }
+
+    /// Verdicts one `Ack` carries at most: ~210 KB of frame at most, ~1.2 MB decoded by the
+    /// agent. Released after a long commit stall, one stream's acks can hold up to the sink's
+    /// high water of samples (a million), which as one Ack would pass the agent's 4 MiB
+    /// frame cap and be refused.
+    static let maxVerdictsPerAck = 10_000
+
+    /// Queues `stream`'s ack: one `Ack`, or with more than `maxVerdictsPerAck` verdicts as
+    /// many as they need, each with the same durable seq (an ack is cumulative, so the
+    /// repeats only carry the rest of the verdicts).
+    private func appendAck(_ stream: UInt32, durableSeq: UInt64, verdicts: [Verdict], detector: DetectorState) {
+        guard verdicts.count > Self.maxVerdictsPerAck else {
+            return outgoing.append(.ack(Ack(streamID: stream, durableSeq: durableSeq, anomalies: verdicts, detector: detector)))
+        }
+        for start in stride(from: 0, to: verdicts.count, by: Self.maxVerdictsPerAck) {
+            let part = Array(verdicts[start..<min(start + Self.maxVerdictsPerAck, verdicts.count)])
+            outgoing.append(.ack(Ack(streamID: stream, durableSeq: durableSeq, anomalies: part, detector: detector)))
         }
     }
 

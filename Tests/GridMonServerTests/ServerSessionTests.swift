@@ -96,6 +96,26 @@ private func samples(_ stream: UInt32, _ seqs: ClosedRange<UInt64>) -> Message {
         #expect(s.takeOutgoing().isEmpty)  // no new samples, no new ack
     }
 
+    @Test func anAckWithMoreVerdictsThanOneCarriesIsSplitWithTheSameDurableSeq() {
+        let f = SessionFixture()
+        let count = UInt64(2 * ServerSession.maxVerdictsPerAck + 5)
+        f.scorer.flagged = Set(1...count)
+        f.sink.durableTicket = 0
+        let s = f.session()
+        s.receive(.hello(Hello(nodeID: "n1", authToken: "good", streamID: 1)), nowNs: 0)
+        _ = s.takeOutgoing()
+        // Three reads' worth, released together after the commit: one ack's verdicts.
+        for part in [1...count / 3, count / 3 + 1...2 * count / 3, 2 * count / 3 + 1...count] {
+            s.receive(samples(1, part), nowNs: 0)
+            s.flushAcks()
+        }
+        s.releaseAcks(durable: .max)
+        let acks = s.takeOutgoing().compactMap { if case .ack(let ack) = $0 { ack } else { nil } }
+        #expect(acks.map(\.anomalies.count) == [ServerSession.maxVerdictsPerAck, ServerSession.maxVerdictsPerAck, 5])
+        #expect(acks.allSatisfy { $0.durableSeq == count && $0.streamID == 1 })
+        #expect(acks.flatMap(\.anomalies).map(\.seq) == Array(1...count))
+    }
+
     @Test func acksWaitUntilTheSinkMadeTheSamplesDurable() {
         let f = SessionFixture()
         f.sink.durableTicket = 0
