@@ -174,6 +174,10 @@ let package = Package(
             dependencies: ["GridMonDetect", "GridMonForest", "GridMonWire", "GridMonCore"]
         ),
         .testTarget(
+            name: "GridMonFloodTests",
+            dependencies: ["GridMonFlood"]
+        ),
+        .testTarget(
             name: "GridMonAgentTests",
             dependencies: ["GridMonAgent", "GridMonWire", "GridMonPosix"]
         ),

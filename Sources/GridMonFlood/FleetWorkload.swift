@@ -159,4 +159,18 @@ public struct DetectionTally: Sendable {
     public var precision: Double { truePositives + falsePositives == 0 ? 0 : Double(truePositives) / Double(truePositives + falsePositives) }
     public var recall: Double { truePositives + falseNegatives == 0 ? 0 : Double(truePositives) / Double(truePositives + falseNegatives) }
     public var f1: Double { precision + recall == 0 ? 0 : 2 * precision * recall / (precision + recall) }
+
+    /// A verdict that arrived after its sample was counted as not flagged: the server splits
+    /// an Ack of more than 10,000 verdicts into several with the same durable seq, and the
+    /// samples are counted with the first. The sample counts as flagged instead.
+    public mutating func flaggedLate(node: String, seq: UInt64, incident: (kind: String, start: UInt64)?) {
+        if incident != nil {
+            guard falseNegatives > 0 else { return }
+            falseNegatives -= 1
+        } else {
+            guard trueNegatives > 0 else { return }
+            trueNegatives -= 1
+        }
+        record(node: node, seq: seq, flagged: true, incident: incident)
+    }
 }

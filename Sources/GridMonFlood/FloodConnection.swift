@@ -240,7 +240,11 @@ final class FloodConnection: EventHandler {
         let now = Clock.monotonicNanos()
         var acked: UInt64 = 0
         let flagged = Set(ack.anomalies.map(\.seq))
-        for verdict in ack.anomalies { run.anomaly(node: streams[i].node, seq: verdict.seq, score: verdict.score) }
+        for verdict in ack.anomalies {
+            run.anomaly(node: streams[i].node, seq: verdict.seq, score: verdict.score)
+            // An Ack split by the server: its first part acknowledged (and counted) the samples.
+            if verdict.seq <= streams[i].durableSeq { run.flaggedLate(node: streams[i].node, seq: verdict.seq) }
+        }
         while streams[i].inFlightHead < streams[i].inFlight.count,
               streams[i].inFlight[streams[i].inFlightHead].lastSeq <= ack.durableSeq {
             let frame = streams[i].inFlight[streams[i].inFlightHead]

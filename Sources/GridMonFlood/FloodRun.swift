@@ -167,6 +167,13 @@ public final class FloodRun {
         }
     }
 
+    /// A verdict for `node`'s `seq`, whose sample `tally` already counted (see
+    /// `DetectionTally.flaggedLate`).
+    func flaggedLate(node: String, seq: UInt64) {
+        guard let fleet, stats.detection != nil else { return }
+        stats.detection!.flaggedLate(node: node, seq: seq, incident: fleet.label(node: node, seq: seq))
+    }
+
     func recordLatency(sentNs: UInt64, nanos: UInt64, count: Int) {
         _ = stats.latencyMicros.record(max(1, nanos / 1000), count: UInt64(count))
         if config.latencyAfterNs > 0 && sentNs >= started + config.latencyAfterNs {
