@@ -58,8 +58,8 @@ public final class Agent: EventHandler {
     static let version = "gridmon-agent/" + BuildInfo.version
     static let maxBatch = 512
     /// Verdicts of one Ack logged a line each; the rest are summed up in one line. An Ack after
-    /// an outage can carry thousands (a hostile server's, hundreds of thousands: a line each
-    /// kept the agent busy for minutes).
+    /// an outage can carry thousands (a hostile server's, millions: a line each kept the agent
+    /// busy for more than 30 s, deaf to SIGTERM, in AgentMisbehavingServerTests).
     static let maxAnomalyLinesPerAck = 100
 
     public let config: AgentConfig
@@ -83,7 +83,7 @@ public final class Agent: EventHandler {
     private var decoder = FrameDecoder()
     /// The server's budget for what a frame decodes to (16 × the 4 MiB frame cap): an Ack's
     /// verdicts take about 8 times their bytes in protobuf-c's structs, and an Ack of 4 MB of
-    /// empty verdicts would be hundreds of MB, and minutes of CPU (`DecodeBudgetTests`).
+    /// empty verdicts would be hundreds of MB (`DecodeBudgetTests`).
     private let messageDecoder = MessageDecoder()
     private var output: [UInt8] = []
     private var outputOffset = 0

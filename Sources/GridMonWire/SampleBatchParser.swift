@@ -107,9 +107,9 @@ enum SampleBatchParser {
     /// What a sample's gauges take: the array's header once, then each gauge.
     private static let gaugeArrayHeader = 32
 
-    @inline(__always)
     /// False when the sample is declined, or when its gauges would take `budget` below 0
     /// (then set below 0, before anything past it is allocated).
+    @inline(__always)
     private static func parseSample(_ bytes: Cursor, into sample: inout Sample, names: GaugeNameCache?, budget: inout Int) -> Bool {
         var cursor = bytes
         // Encoders write fields in field-number order (protobuf encoding spec, "Field Order":
