@@ -56,20 +56,14 @@ import Testing
         // there); 1,900,000 empty gauges in one sample, through protobuf-c, alike. Each is
         // refused whole. (The same gauges in the plain shape are 46 MB as values, inside the
         // 64 MiB budget: taken.)
-        func varint(_ value: Int) -> [UInt8] {
-            var value = value, out: [UInt8] = []
-            while value >= 0x80 { out.append(UInt8(value & 0x7F) | 0x80); value >>= 7 }
-            return out + [UInt8(value)]
-        }
-        func field(_ number: Int, _ body: [UInt8]) -> [UInt8] { varint(number << 3 | 2) + varint(body.count) + body }
         var emptySamples: [UInt8] = [0x08, 0x01]
         emptySamples.reserveCapacity(4_000_002)
         for _ in 0..<2_000_000 { emptySamples += [0x12, 0x00] }
         var emptyGauges: [UInt8] = [0x08, 0x01]
         emptyGauges.reserveCapacity(3_800_002)
         for _ in 0..<1_900_000 { emptyGauges += [0x5A, 0x00] }
-        let payloads = [field(3, emptySamples), field(3, emptySamples) + [0x7A, 0x00],
-                        field(3, [0x08, 0x01] + field(2, emptyGauges)) + [0x7A, 0x00]]
+        let payloads = [protobufField(3, emptySamples), protobufField(3, emptySamples) + [0x7A, 0x00],
+                        protobufField(3, [0x08, 0x01] + protobufField(2, emptyGauges)) + [0x7A, 0x00]]
         let server = try ServerProcess()
         try withBystander(server) {
             for (index, payload) in payloads.enumerated() {

@@ -25,16 +25,10 @@ final class FakeServer: @unchecked Sendable {  // counters are guarded by lock
 
     /// `Frame{ack: Ack{stream_id, durable_seq, anomalies: [Verdict{}] × 2,000,000}}`.
     private static func bloatedAck(streamID: UInt32, durableSeq: UInt64) -> [UInt8] {
-        func varint(_ value: UInt64) -> [UInt8] {
-            var value = value, out: [UInt8] = []
-            while value >= 0x80 { out.append(UInt8(value & 0x7F) | 0x80); value >>= 7 }
-            return out + [UInt8(value)]
-        }
-        var ack: [UInt8] = [0x08] + varint(UInt64(streamID)) + [0x10] + varint(durableSeq)
+        var ack: [UInt8] = [0x08] + protobufVarint(UInt64(streamID)) + [0x10] + protobufVarint(durableSeq)
         ack.reserveCapacity(ack.count + 4_000_000)
         for _ in 0..<2_000_000 { ack += [0x1A, 0x00] }
-        let payload: [UInt8] = [0x22] + varint(UInt64(ack.count)) + ack
-        return [0] + withUnsafeBytes(of: UInt32(payload.count).bigEndian) { Array($0) } + payload
+        return rawFrame(protobufField(4, ack))
     }
 
     let port: UInt16

@@ -192,6 +192,18 @@ func batch(_ stream: UInt32, _ seqs: ClosedRange<UInt64>, cpu: Double = 10) -> M
     .samples(SampleBatch(streamID: stream, samples: seqs.map { sample($0, cpu: cpu) }))
 }
 
+/// A protobuf base-128 varint, for hand-made payloads of shapes no encoder writes.
+func protobufVarint(_ value: UInt64) -> [UInt8] {
+    var value = value, out: [UInt8] = []
+    while value >= 0x80 { out.append(UInt8(value & 0x7F) | 0x80); value >>= 7 }
+    return out + [UInt8(value)]
+}
+
+/// A length-delimited protobuf field (wire type 2): tag, length, body.
+func protobufField(_ number: Int, _ body: [UInt8]) -> [UInt8] {
+    protobufVarint(UInt64(number << 3 | 2)) + protobufVarint(UInt64(body.count)) + body
+}
+
 /// Builds a raw frame around arbitrary payload bytes.
 func rawFrame(_ payload: [UInt8], flag: UInt8 = 0) -> [UInt8] {
     let n = UInt32(payload.count)
